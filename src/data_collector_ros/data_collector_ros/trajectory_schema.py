@@ -1,0 +1,241 @@
+"""The one trajectory data schema: per-trajectory `.npz` files and merged datasets.
+
+A per-trajectory file holds one trajectory (one phase of one episode); a merged dataset holds the
+same keys stacked on a leading axis. Files are written atomically (temp file + os.replace) and
+read with allow_pickle=False. Every reader validates shapes, dtypes and finiteness.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from data_collector_ros.robot import HORIZON, JOINT_NAMES, NUM_JOINTS, PHASE_NAMES
+
+SCHEMA_VERSION = 1
+POSE_DIM = 7  # x, y, z, qw, qx, qy, qz
+TEMP_SUFFIX = ".partial"
+
+
+class SchemaError(ValueError):
+    """A file or array set does not follow the trajectory schema."""
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """Shape (per trajectory), numpy dtype kind and whether values must be finite."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    finite: bool = True
+
+
+#: key -> spec of one trajectory. A merged dataset prepends the trajectory axis.
+FIELDS: dict[str, FieldSpec] = {
+    "positions": FieldSpec((HORIZON, NUM_JOINTS), "float64"),
+    "velocities": FieldSpec((HORIZON, NUM_JOINTS), "float64"),
+    "arms_start": FieldSpec((NUM_JOINTS,), "float64"),
+    "arms_start_vel": FieldSpec((NUM_JOINTS,), "float64"),
+    "arms_goal": FieldSpec((NUM_JOINTS,), "float64"),
+    "phase": FieldSpec((), "int64"),
+    "tray_start_pose": FieldSpec((POSE_DIM,), "float64"),
+    "tray_goal_pose": FieldSpec((POSE_DIM,), "float64"),
+    "grid_index": FieldSpec((), "int64"),
+    "seed": FieldSpec((), "int64"),
+    "success": FieldSpec((), "bool"),
+    # A failed plan may carry an infinite cost; it is still recorded.
+    "cost": FieldSpec((), "float64", finite=False),
+    "dt": FieldSpec((), "float64"),
+    "joint_names": FieldSpec((NUM_JOINTS,), "str"),
+    "schema_version": FieldSpec((), "int64"),
+}
+
+
+@dataclass
+class TrajectoryRecord:
+    """One trajectory of one episode phase, as written to `traj_<grid_index>_<phase>.npz`."""
+
+    positions: np.ndarray
+    velocities: np.ndarray
+    arms_start: np.ndarray
+    arms_start_vel: np.ndarray
+    arms_goal: np.ndarray
+    phase: int
+    tray_start_pose: np.ndarray
+    tray_goal_pose: np.ndarray
+    grid_index: int
+    seed: int
+    success: bool
+    cost: float
+    dt: float
+    joint_names: tuple[str, ...] = JOINT_NAMES
+    schema_version: int = SCHEMA_VERSION
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Arrays with the schema's dtypes, validated."""
+        arrays = {f.name: _as_dtype(getattr(self, f.name), FIELDS[f.name].dtype) for f in fields(self)}
+        validate_arrays(arrays)
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> TrajectoryRecord:
+        """Build from validated per-trajectory arrays."""
+        validate_arrays(arrays)
+        values = {}
+        for name, spec in FIELDS.items():
+            value = np.asarray(arrays[name])
+            if spec.shape == ():
+                values[name] = value.item()
+            elif spec.dtype == "str":
+                values[name] = tuple(str(v) for v in value)
+            else:
+                values[name] = value.astype(spec.dtype, copy=True)
+        return cls(**values)
+
+
+def _as_dtype(value: object, dtype: str) -> np.ndarray:
+    if dtype == "str":
+        return np.asarray(value, dtype=np.str_)
+    return np.asarray(value, dtype=dtype)
+
+
+def _dtype_matches(array: np.ndarray, dtype: str) -> bool:
+    if dtype == "str":
+        return array.dtype.kind == "U"
+    if dtype == "bool":
+        return array.dtype == np.bool_
+    if dtype == "int64":
+        return array.dtype.kind in "iu"
+    return array.dtype.kind == "f"
+
+
+def validate_arrays(arrays: dict[str, np.ndarray], stacked: bool = False) -> int:
+    """Check keys, shapes, dtypes, finiteness and joint names; return the trajectory count.
+
+    With stacked=True every field has a leading trajectory axis of one common length.
+    Raises SchemaError naming the first problem found.
+    """
+    missing = sorted(set(FIELDS) - set(arrays))
+    if missing:
+        raise SchemaError(f"missing keys: {', '.join(missing)}")
+    unknown = sorted(set(arrays) - set(FIELDS))
+    if unknown:
+        raise SchemaError(f"unknown keys: {', '.join(unknown)}")
+    count = None
+    for name, spec in FIELDS.items():
+        array = np.asarray(arrays[name])
+        expected = spec.shape
+        if stacked:
+            if array.ndim == 0:
+                raise SchemaError(f"{name}: expected a leading trajectory axis, got a scalar")
+            count = array.shape[0] if count is None else count
+            expected = (count, *spec.shape)
+        if array.shape != expected:
+            raise SchemaError(f"{name}: shape {array.shape}, expected {expected}")
+        if not _dtype_matches(array, spec.dtype):
+            raise SchemaError(f"{name}: dtype {array.dtype}, expected {spec.dtype}")
+        if spec.finite and array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            raise SchemaError(f"{name}: contains NaN or Inf")
+    names = np.asarray(arrays["joint_names"])
+    rows = names.reshape(-1, NUM_JOINTS)
+    if not all(tuple(row) == JOINT_NAMES for row in rows):
+        raise SchemaError(f"joint_names: expected {list(JOINT_NAMES)}")
+    versions = np.unique(np.asarray(arrays["schema_version"]))
+    if versions.tolist() != [SCHEMA_VERSION]:
+        raise SchemaError(f"schema_version {versions.tolist()}, this reader knows {SCHEMA_VERSION}")
+    phases = set(np.unique(np.asarray(arrays["phase"])).tolist())
+    if not phases <= set(PHASE_NAMES):
+        raise SchemaError(f"phase: unknown values {sorted(phases - set(PHASE_NAMES))}")
+    dts = np.asarray(arrays["dt"])
+    if np.any(dts <= 0):
+        raise SchemaError("dt: must be > 0")
+    return 1 if count is None else count
+
+
+def trajectory_filename(grid_index: int, phase: int) -> str:
+    """File name of one trajectory: traj_<grid_index:06d>_<phase name>.npz."""
+    return f"traj_{grid_index:06d}_{PHASE_NAMES[phase]}.npz"
+
+
+def save_npz_atomic(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write arrays to path through a temp file in the same directory and os.replace.
+
+    A kill at any moment leaves either the previous file or the complete new one, plus at most a
+    `*.partial` temp file that readers ignore and `remove_partial_files` deletes.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=TEMP_SUFFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Read every array of an .npz without unpickling anything."""
+    try:
+        with np.load(Path(path), allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError) as exc:  # zipfile.BadZipFile is an OSError subclass? no:
+        raise SchemaError(f"{path}: unreadable npz ({exc})") from exc
+    except Exception as exc:  # zipfile.BadZipFile, zlib.error on truncated members
+        raise SchemaError(f"{path}: unreadable npz ({type(exc).__name__}: {exc})") from exc
+
+
+def write_trajectory(directory: str | Path, record: TrajectoryRecord) -> Path:
+    """Atomically write one record as directory/traj_<grid_index>_<phase>.npz."""
+    path = Path(directory) / trajectory_filename(record.grid_index, record.phase)
+    return save_npz_atomic(path, record.to_arrays())
+
+
+def read_trajectory(path: str | Path) -> TrajectoryRecord:
+    """Read and validate one per-trajectory file."""
+    arrays = load_npz(path)
+    try:
+        return TrajectoryRecord.from_arrays(arrays)
+    except SchemaError as exc:
+        raise SchemaError(f"{path}: {exc}") from exc
+
+
+def stack_records(records: list[TrajectoryRecord]) -> dict[str, np.ndarray]:
+    """Stack records into merged-dataset arrays (leading trajectory axis)."""
+    if not records:
+        raise SchemaError("no trajectories to stack")
+    per_record = [r.to_arrays() for r in records]
+    return {name: np.stack([a[name] for a in per_record]) for name in FIELDS}
+
+
+def write_dataset(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Validate stacked arrays and write them atomically as one merged dataset file."""
+    validate_arrays(arrays, stacked=True)
+    return save_npz_atomic(path, arrays)
+
+
+def read_dataset(path: str | Path) -> dict[str, np.ndarray]:
+    """Read and validate a merged dataset file (stacked arrays)."""
+    arrays = load_npz(path)
+    try:
+        validate_arrays(arrays, stacked=True)
+    except SchemaError as exc:
+        raise SchemaError(f"{path}: {exc}") from exc
+    return arrays
+
+
+def remove_partial_files(directory: str | Path) -> list[Path]:
+    """Delete temp files left by a killed writer; return what was removed."""
+    removed = []
+    for path in Path(directory).glob(f"*{TEMP_SUFFIX}"):
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
