@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
+import zlib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -187,9 +189,8 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     try:
         with np.load(Path(path), allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
-    except (OSError, ValueError, EOFError) as exc:  # zipfile.BadZipFile is an OSError subclass? no:
-        raise SchemaError(f"{path}: unreadable npz ({exc})") from exc
-    except Exception as exc:  # zipfile.BadZipFile, zlib.error on truncated members
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        # ValueError: object arrays (pickle) refused; BadZipFile/zlib.error/EOFError: truncated or corrupt.
         raise SchemaError(f"{path}: unreadable npz ({type(exc).__name__}: {exc})") from exc
 
 
