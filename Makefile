@@ -38,7 +38,7 @@ test: setup lint
 	$(IN_WS) python -m pytest $(PYTEST_ARGS)
 
 demo: setup
-	$(IN_WS) python -m flow_planner_ros.demo
+	$(IN_WS) python tools/demo.py
 
 clean:
 	rm -rf build install log
