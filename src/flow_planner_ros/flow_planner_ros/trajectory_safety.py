@@ -1,0 +1,115 @@
+"""Safety checks and ranking of candidate trajectories (ROS-free).
+
+Nothing is published unless `check_candidate` finds no problem. A candidate (positions and velocities,
+(H, J), waypoint k at (k + 1) * dt) must be finite, within position and velocity limits (both the commanded
+velocities and the finite-difference velocities of the positions, so cubic interpolation between waypoints
+cannot exceed them), and continuous with the start state: the first waypoint must be reachable from the start
+position within one dt at the velocity limit.
+
+Cost of a safe candidate (lower is better), documented for the service:
+    cost = ||q_H - goal||_2  +  JERK_WEIGHT * mean_k ||jerk_k||_2 * dt^3
+i.e. the final joint-space goal error (rad) plus a small smoothness term (finite-difference jerk of the
+positions, made unit-free by dt^3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+JERK_WEIGHT = 1.0
+#: Slack on the limits for round-off in the finite differences (relative).
+LIMIT_SLACK = 1e-6
+
+
+@dataclass(frozen=True)
+class SafetyLimits:
+    """Joint limits in the planner's joint order."""
+
+    position_lower: np.ndarray
+    position_upper: np.ndarray
+    velocity: np.ndarray
+
+    @classmethod
+    def from_arrays(cls, position_limits: np.ndarray, velocity_limits: np.ndarray) -> SafetyLimits:
+        position_limits = np.asarray(position_limits, dtype=np.float64)
+        return cls(position_limits[:, 0].copy(), position_limits[:, 1].copy(), np.asarray(velocity_limits, float))
+
+
+def finite_difference_velocities(positions: np.ndarray, start_positions: np.ndarray, dt: float) -> np.ndarray:
+    """(H, J) velocities between consecutive waypoints, the first from the start position."""
+    previous = np.vstack([start_positions[None], positions[:-1]])
+    return (positions - previous) / dt
+
+
+def check_candidate(
+    positions: np.ndarray,
+    velocities: np.ndarray,
+    start_positions: np.ndarray,
+    dt: float,
+    limits: SafetyLimits,
+) -> list[str]:
+    """Every reason the candidate is unsafe; an empty list means it may be published."""
+    reasons = []
+    if not (np.all(np.isfinite(positions)) and np.all(np.isfinite(velocities))):
+        return ["not finite"]
+    lower = limits.position_lower - LIMIT_SLACK
+    upper = limits.position_upper + LIMIT_SLACK
+    if np.any(positions < lower) or np.any(positions > upper):
+        reasons.append("position limit exceeded")
+    vmax = limits.velocity * (1 + LIMIT_SLACK)
+    if np.any(np.abs(velocities) > vmax):
+        reasons.append("velocity limit exceeded")
+    steps = finite_difference_velocities(positions, start_positions, dt)
+    if np.any(np.abs(steps[1:]) > vmax):
+        reasons.append("waypoint step exceeds the velocity limit")
+    if np.any(np.abs(steps[0]) > vmax):
+        reasons.append("first waypoint not reachable from the start state within one dt")
+    return reasons
+
+
+def candidate_cost(positions: np.ndarray, goal_positions: np.ndarray, dt: float) -> float:
+    """Goal error (rad) + JERK_WEIGHT * mean jerk magnitude * dt^3 (see the module docstring)."""
+    goal_error = float(np.linalg.norm(positions[-1] - goal_positions))
+    jerk = np.diff(positions, n=3, axis=0) / dt**3
+    smoothness = float(np.mean(np.linalg.norm(jerk, axis=1))) * dt**3 if len(jerk) else 0.0
+    return goal_error + JERK_WEIGHT * smoothness
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The chosen candidate (or None) and why the others were refused."""
+
+    index: int | None
+    cost: float
+    num_valid: int
+    rejections: dict[int, list[str]]
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for reasons in self.rejections.values():
+            for reason in reasons:
+                counts[reason] = counts.get(reason, 0) + 1
+        return "; ".join(f"{n}x {reason}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def select_best(
+    positions: np.ndarray,
+    velocities: np.ndarray,
+    start_positions: np.ndarray,
+    goal_positions: np.ndarray,
+    dt: float,
+    limits: SafetyLimits,
+) -> Selection:
+    """Check every candidate of a batch (N, H, J) and pick the safe one with the lowest cost."""
+    best, best_cost, rejections = None, float("inf"), {}
+    for i in range(positions.shape[0]):
+        reasons = check_candidate(positions[i], velocities[i], start_positions, dt, limits)
+        if reasons:
+            rejections[i] = reasons
+            continue
+        cost = candidate_cost(positions[i], goal_positions, dt)
+        if cost < best_cost:
+            best, best_cost = i, cost
+    return Selection(best, best_cost, positions.shape[0] - len(rejections), rejections)
