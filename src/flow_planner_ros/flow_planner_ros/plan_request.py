@@ -40,38 +40,41 @@ class PlanRequest:
     execute: bool
 
 
-def joint_order(joint_names: Sequence[str]) -> np.ndarray:
+def joint_order(joint_names: Sequence[str], planner_joint_names: Sequence[str] = JOINT_NAMES) -> np.ndarray:
     """Indices that map the request's order to the planner's order; empty names = the planner's order."""
     if len(joint_names) == 0:
         return np.arange(NUM_JOINTS)
     names = list(joint_names)
-    unknown = [n for n in names if n not in JOINT_NAMES]
+    unknown = [n for n in names if n not in planner_joint_names]
     if unknown:
-        raise PlanRequestError(f"unknown joint name(s): {', '.join(unknown)}; expected {', '.join(JOINT_NAMES)}")
+        expected = ", ".join(planner_joint_names)
+        raise PlanRequestError(f"unknown joint name(s): {', '.join(unknown)}; expected {expected}")
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         raise PlanRequestError(f"duplicated joint name(s): {', '.join(duplicated)}")
     if len(names) != NUM_JOINTS:
-        missing = [n for n in JOINT_NAMES if n not in names]
+        missing = [n for n in planner_joint_names if n not in names]
         raise PlanRequestError(f"joint_names must name all {NUM_JOINTS} joints; missing {', '.join(missing)}")
-    return np.array([names.index(n) for n in JOINT_NAMES])
+    return np.array([names.index(n) for n in planner_joint_names])
 
 
-def _vector(name: str, values: Sequence[float], order: np.ndarray) -> np.ndarray:
+def _vector(name: str, values: Sequence[float], order: np.ndarray, joint_names: Sequence[str]) -> np.ndarray:
     array = np.asarray(values, dtype=np.float64)
     if array.shape != (NUM_JOINTS,):
         raise PlanRequestError(f"{name} has {array.size} values, expected {NUM_JOINTS}")
     if not np.all(np.isfinite(array)):
-        bad = [JOINT_NAMES[i] for i in np.flatnonzero(~np.isfinite(array[order]))]
+        bad = [joint_names[i] for i in np.flatnonzero(~np.isfinite(array[order]))]
         raise PlanRequestError(f"{name} is not finite (NaN/Inf) for {', '.join(bad)}")
     return array[order]
 
 
-def _within(name: str, values: np.ndarray, lower: np.ndarray, upper: np.ndarray, unit: str) -> None:
+def _within(
+    name: str, values: np.ndarray, lower: np.ndarray, upper: np.ndarray, unit: str, joint_names: Sequence[str]
+) -> None:
     outside = np.flatnonzero((values < lower) | (values > upper))
     if outside.size:
         details = ", ".join(
-            f"{JOINT_NAMES[i]}={values[i]:.4f} not in [{lower[i]:.4f}, {upper[i]:.4f}] {unit}" for i in outside
+            f"{joint_names[i]}={values[i]:.4f} not in [{lower[i]:.4f}, {upper[i]:.4f}] {unit}" for i in outside
         )
         raise PlanRequestError(f"{name} beyond limits: {details}")
 
@@ -95,11 +98,13 @@ def validate_plan_request(
     default_integration_steps: int,
     max_num_samples: int,
     max_integration_steps: int,
+    planner_joint_names: Sequence[str] = JOINT_NAMES,
 ) -> PlanRequest:
     """Check a request and return it in the planner's joint order, or raise PlanRequestError."""
-    order = joint_order(joint_names)
-    goal = _vector("goal_positions", goal_positions, order)
-    _within("goal_positions", goal, position_limits[:, 0], position_limits[:, 1], "rad")
+    names = planner_joint_names
+    order = joint_order(joint_names, names)
+    goal = _vector("goal_positions", goal_positions, order, names)
+    _within("goal_positions", goal, position_limits[:, 0], position_limits[:, 1], "rad", names)
 
     if len(start_positions) == 0 and len(start_velocities) == 0:
         if latest_state is None:
@@ -109,14 +114,14 @@ def validate_plan_request(
             raise PlanRequestError(f"latest /joint_states is {age:.2f} s old (> {max_state_age:.2f} s): stale")
         start, start_vel = latest_state.positions.copy(), latest_state.velocities.copy()
     else:
-        start = _vector("start_positions", start_positions, order)
+        start = _vector("start_positions", start_positions, order, names)
         start_vel = (
             np.zeros(NUM_JOINTS)
             if len(start_velocities) == 0
-            else _vector("start_velocities", start_velocities, order)
+            else _vector("start_velocities", start_velocities, order, names)
         )
-    _within("start_positions", start, position_limits[:, 0], position_limits[:, 1], "rad")
-    _within("start_velocities", start_vel, -velocity_limits, velocity_limits, "rad/s")
+    _within("start_positions", start, position_limits[:, 0], position_limits[:, 1], "rad", names)
+    _within("start_velocities", start_vel, -velocity_limits, velocity_limits, "rad/s", names)
 
     samples = int(num_samples) or default_num_samples
     steps = int(integration_steps) or default_integration_steps
