@@ -28,15 +28,17 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", workspace_files("launch", LAUNCH_FILES)),
         (f"share/{PACKAGE}/config", workspace_files("config", CONFIG_FILES)),
+        # The MJCF scene, also in the share dir for non-Python users (the code loads the package-data copy).
+        (f"share/{PACKAGE}/mjcf", [f"{PACKAGE}/assets/dual_arm_tray.xml"]),
     ],
     # Runtime Python dependencies (pip names); ROS ones are in package.xml.
-    install_requires=["setuptools", "numpy", "pyyaml", "tqdm", "mujoco"],
+    install_requires=["setuptools", "numpy", "pyyaml", "tqdm", "mujoco", "imageio", "imageio-ffmpeg"],
     zip_safe=False,
     maintainer="flow-planner team",
     maintainer_email="team@flow-planner.dev",
     description="MuJoCo dual-arm tray scene, controller bridge, CEM expert and data collector.",
     license="Apache-2.0",
     entry_points={
-        "console_scripts": [],
+        "console_scripts": ["sim_bridge = data_collector_ros.sim_bridge:main"],
     },
 )

@@ -43,6 +43,12 @@ JOINT_VELOCITY_LIMITS: np.ndarray = np.full(NUM_JOINTS, math.pi)
 JOINT_POSITION_LIMITS.setflags(write=False)
 JOINT_VELOCITY_LIMITS.setflags(write=False)
 
+#: Home configuration of one arm (upper arm up, forearm forward, tool pointing down), rad.
+_ARM_HOME = np.array([0.0, -math.pi / 2, math.pi / 2, -math.pi / 2, -math.pi / 2, 0.0])
+#: (12,) home joint positions, rad, in JOINT_NAMES order: where every episode starts.
+HOME_POSITIONS: np.ndarray = np.concatenate([_ARM_HOME, _ARM_HOME])
+HOME_POSITIONS.setflags(write=False)
+
 #: Waypoints per planned trajectory (one phase of an episode).
 HORIZON = 60
 #: Default time between waypoints, s; waypoint k is at time_from_start = (k + 1) * dt.

@@ -1,0 +1,199 @@
+"""`sim_bridge`: a ROS 2 node that runs the MuJoCo simulation and acts as the two arm controllers.
+
+Publishes `/joint_states` (JOINT_NAMES, positions + velocities) and the tray pose (PoseStamped) every
+1 / joint_states_rate seconds of sim time, and `/clock` when `publish_clock` is true. Subscribes the two
+joint_trajectory_controller topics; every trajectory is checked against the JTC contract (`jtc_contract`), a
+rejected one is logged with its reason and changes nothing, an accepted one replaces the arm's running trajectory
+from the last commanded state (no jump). Services: `~/reset` (std_srvs/Trigger: home pose, tray at the `tray_pose`
+parameter, set it first with the standard parameter services) and `~/set_grasp` (std_srvs/SetBool: attach when both
+end effectors are within `grasp_tolerance` of their handles / detach).
+
+Threading: the physics runs in its own thread, paced against the wall clock by `real_time_factor` (1 real time,
+> 1 faster, 0 as fast as possible) — a ROS timer cannot express "as fast as possible" and would tie physics
+pacing to executor load. ROS callbacks run in a SingleThreadedExecutor in the main thread; one lock guards the
+simulation, so a callback never sees a half-stepped state. mj_step releases the GIL, so both threads progress.
+If the physics diverges, the node logs it and resets the scene (the last reset's tray pose).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import PoseStamped
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import JointState
+from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from data_collector_ros.jtc_contract import TrajectoryRejected, validate_trajectory
+from data_collector_ros.robot import JOINT_NAMES, LEFT_ARM_JOINTS, RIGHT_ARM_JOINTS
+from data_collector_ros.simulation import Simulation, SimulationUnstable
+
+
+def _stamp(seconds: float) -> Time:
+    sec, nanosec = divmod(round(seconds * 1e9), 1_000_000_000)
+    return Time(sec=sec, nanosec=nanosec)
+
+
+class SimBridge(Node):
+    """The simulation behind standard controller interfaces."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("sim_bridge", **kwargs)
+        scene_path = self.declare_parameter("scene_path", "").value
+        self.sim = Simulation(scene_path or None)
+        self.real_time_factor = float(self.declare_parameter("real_time_factor", 1.0).value)
+        rate = float(self.declare_parameter("joint_states_rate", 100.0).value)
+        self.publish_clock = bool(self.declare_parameter("publish_clock", False).value)
+        self.frame_id = self.declare_parameter("frame_id", "world").value
+        self.grasp_tolerance = float(self.declare_parameter("grasp_tolerance", 0.02).value)
+        self.declare_parameter("tray_pose", self.sim.rest_tray_pose.tolist())
+        topics = {
+            name: self.declare_parameter(name, default).value
+            for name, default in (
+                ("joint_states_topic", "/joint_states"),
+                ("tray_pose_topic", "/tray_pose"),
+                ("left_controller_topic", "/left_arm_controller/joint_trajectory"),
+                ("right_controller_topic", "/right_arm_controller/joint_trajectory"),
+            )
+        }
+        if rate <= 0 or self.real_time_factor < 0:
+            raise ValueError("joint_states_rate must be > 0 and real_time_factor >= 0")
+        self.steps_per_publish = max(1, round(1.0 / (rate * self.sim.timestep)))
+        self.lock = threading.Lock()
+        self.reset_pose = self._tray_pose_parameter()
+        self.sim.reset(self.reset_pose)
+        self.joint_pub = self.create_publisher(JointState, topics["joint_states_topic"], 10)
+        self.tray_pub = self.create_publisher(PoseStamped, topics["tray_pose_topic"], 10)
+        self.clock_pub = self.create_publisher(Clock, "/clock", 10) if self.publish_clock else None
+        for arm, joints, topic in (
+            (0, LEFT_ARM_JOINTS, "left_controller_topic"),
+            (1, RIGHT_ARM_JOINTS, "right_controller_topic"),
+        ):
+            self.create_subscription(
+                JointTrajectory, topics[topic], lambda msg, a=arm, j=joints: self._on_trajectory(a, j, msg), 10
+            )
+        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.create_service(SetBool, "~/set_grasp", self._on_set_grasp)
+        self._stop = threading.Event()
+        self._pacing_origin = (time.monotonic(), self.sim.time)
+        self.steps_done = 0
+        self._thread = threading.Thread(target=self._run, name="sim_loop", daemon=True)
+        self._thread.start()
+        self.get_logger().info(
+            f"sim_bridge running: rtf={self.real_time_factor},"
+            f" {1.0 / (self.steps_per_publish * self.sim.timestep):.0f} Hz joint states, dt={self.sim.timestep} s"
+        )
+
+    def _tray_pose_parameter(self) -> np.ndarray:
+        pose = np.asarray(self.get_parameter("tray_pose").value, dtype=float)
+        if pose.shape != (7,):
+            raise ValueError(f"tray_pose must have 7 values (x y z qw qx qy qz), got {pose.tolist()}")
+        return pose
+
+    # ------------------------------------------------------------------ loop
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self.lock:
+                try:
+                    self.sim.step(self.steps_per_publish)
+                    self.steps_done += self.steps_per_publish
+                except SimulationUnstable as exc:
+                    self.get_logger().error(f"physics diverged ({exc}); resetting the scene")
+                    self.sim.reset(self.reset_pose)
+                    self._pacing_origin = (time.monotonic(), self.sim.time)
+                state = self.sim.state()
+            self._publish(state)
+            if self.real_time_factor > 0:
+                wall0, sim0 = self._pacing_origin
+                delay = wall0 + (state.time - sim0) / self.real_time_factor - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                elif delay < -0.5:  # fell far behind (slow machine): do not try to catch up in a burst
+                    self._pacing_origin = (time.monotonic(), state.time)
+
+    def _publish(self, state) -> None:
+        stamp = _stamp(state.time) if self.publish_clock else self.get_clock().now().to_msg()
+        if self.clock_pub is not None:
+            self.clock_pub.publish(Clock(clock=stamp))
+        msg = JointState(name=list(JOINT_NAMES), position=state.positions.tolist(), velocity=state.velocities.tolist())
+        msg.header.stamp = stamp
+        self.joint_pub.publish(msg)
+        pose = PoseStamped()
+        pose.header.stamp, pose.header.frame_id = stamp, self.frame_id
+        p, q = state.tray_pose[:3], state.tray_pose[3:]
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in p)
+        pose.pose.orientation.w, pose.pose.orientation.x, pose.pose.orientation.y, pose.pose.orientation.z = (
+            float(v) for v in q
+        )
+        self.tray_pub.publish(pose)
+
+    # ------------------------------------------------------------- callbacks
+    def _on_trajectory(self, arm: int, joints: tuple[str, ...], msg: JointTrajectory) -> None:
+        side = ("left", "right")[arm]
+        try:
+            valid = validate_trajectory(
+                joints,
+                msg.joint_names,
+                [pt.positions for pt in msg.points],
+                [pt.velocities for pt in msg.points],
+                [pt.time_from_start.sec + pt.time_from_start.nanosec * 1e-9 for pt in msg.points],
+            )
+        except TrajectoryRejected as exc:
+            self.get_logger().error(f"{side} arm trajectory rejected: {exc}")
+            return
+        with self.lock:
+            self.sim.send_trajectory(valid.times, valid.positions, valid.velocities, arm=arm)
+        self.get_logger().info(f"{side} arm trajectory accepted: {len(valid.times)} points, {valid.times[-1]:.2f} s")
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        try:
+            pose = self._tray_pose_parameter()
+            with self.lock:
+                self.sim.reset(pose)
+                self.reset_pose = pose
+                self._pacing_origin = (time.monotonic(), self.sim.time)
+        except ValueError as exc:
+            response.success, response.message = False, str(exc)
+            return response
+        response.success, response.message = True, f"reset: tray at {np.round(pose, 4).tolist()}"
+        return response
+
+    def _on_set_grasp(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        with self.lock:
+            if request.data:
+                result = self.sim.attach(self.grasp_tolerance)
+                response.success, response.message = result.attached, result.message
+            else:
+                self.sim.detach()
+                response.success, response.message = True, "detached"
+        return response
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = SimBridge()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.stop()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""The sim_bridge node as a separate process, over real DDS: tracking, replacement, rejections, services."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rclpy
+from builtin_interfaces.msg import Duration
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.msg import ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from data_collector_ros.interpolation import min_jerk_waypoints
+from data_collector_ros.robot import DEFAULT_DT, HOME_POSITIONS, JOINT_NAMES, LEFT_ARM_JOINTS, RIGHT_ARM_JOINTS
+
+WORKSPACE = Path(__file__).resolve().parents[3]
+BRIDGE = WORKSPACE / "install" / "data_collector_ros" / "lib" / "data_collector_ros" / "sim_bridge"
+TRACKING_TOLERANCE = 5e-3  # rad, at the end of a trajectory
+
+
+@pytest.fixture
+def bridge(ros_domain_id: int, tmp_path: Path):
+    if not BRIDGE.exists():
+        pytest.fail(f"{BRIDGE} missing: colcon build the workspace first")
+    log = open(tmp_path / "bridge.log", "w+")  # noqa: SIM115 - closed below
+    args = [str(BRIDGE), "--ros-args", "-p", "real_time_factor:=2.0", "-p", "publish_clock:=true"]
+    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
+    try:
+        yield process, tmp_path / "bridge.log"
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+class Client:
+    """A test node in its own context: records /joint_states (sim-time stamps), sends trajectories, calls services."""
+
+    def __init__(self, domain_id: int) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = Node("bridge_test_client", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.samples: list[tuple[float, np.ndarray]] = []
+        self.node.create_subscription(JointState, "/joint_states", self._on_state, 100)
+        self.pubs = {
+            arm: self.node.create_publisher(JointTrajectory, f"/{arm}_arm_controller/joint_trajectory", 10)
+            for arm in ("left", "right")
+        }
+
+    def _on_state(self, msg: JointState) -> None:
+        assert list(msg.name) == list(JOINT_NAMES)
+        self.samples.append((msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, np.array(msg.position)))
+
+    def spin_for(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.02)
+
+    def wait_for_states(self, timeout: float = 20.0) -> np.ndarray:
+        end = time.monotonic() + timeout
+        while not self.samples and time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.1)
+        assert self.samples, "no /joint_states from the bridge"
+        for pub in self.pubs.values():  # the bridge's subscriptions must have matched too
+            while pub.get_subscription_count() == 0 and time.monotonic() < end:
+                self.executor.spin_once(timeout_sec=0.1)
+        return self.samples[-1][1]
+
+    def send(self, arm: str, names, positions, velocities, times) -> None:
+        msg = JointTrajectory(joint_names=list(names))
+        for p, v, t in zip(positions, velocities, times, strict=True):
+            sec = int(t)
+            msg.points.append(
+                JointTrajectoryPoint(
+                    positions=[float(x) for x in p],
+                    velocities=[float(x) for x in v],
+                    time_from_start=Duration(sec=sec, nanosec=round((t - sec) * 1e9)),
+                )
+            )
+        self.pubs[arm].publish(msg)
+
+    def send_both(self, positions: np.ndarray, velocities: np.ndarray) -> None:
+        times = DEFAULT_DT * np.arange(1, len(positions) + 1)
+        self.send("left", LEFT_ARM_JOINTS, positions[:, :6], velocities[:, :6], times)
+        self.send("right", RIGHT_ARM_JOINTS, positions[:, 6:], velocities[:, 6:], times)
+
+    def call(self, srv_type, name: str, request):
+        client = self.node.create_client(srv_type, name)
+        assert client.wait_for_service(timeout_sec=20.0), f"{name} not available"
+        future = client.call_async(request)
+        self.executor.spin_until_future_complete(future, timeout_sec=20.0)
+        assert future.done(), f"{name}: no response"
+        return future.result()
+
+    def close(self) -> None:
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+@pytest.fixture
+def client(ros_domain_id: int):
+    c = Client(ros_domain_id)
+    yield c
+    c.close()
+
+
+def test_rejects_malformed_then_tracks_and_replaces_without_jump(bridge, client: Client) -> None:
+    _, log_path = bridge
+    home = client.wait_for_states()
+    np.testing.assert_allclose(home, HOME_POSITIONS, atol=2e-3)
+    zeros = [[0.0] * 6]
+    client.send("left", ["left_bogus_joint", *LEFT_ARM_JOINTS[1:]], zeros, zeros, [0.5])  # wrong names
+    client.send("left", LEFT_ARM_JOINTS, [[np.nan] * 6], zeros, [0.5])  # NaN
+    client.send("left", LEFT_ARM_JOINTS, [[0.3] * 6] * 2, zeros * 2, [0.5, 0.4])  # times not increasing
+    client.send("right", RIGHT_ARM_JOINTS, [[0.3] * 5], [[0.0] * 5], [0.5])  # wrong length
+    client.spin_for(1.0)
+    np.testing.assert_allclose(client.samples[-1][1], home, atol=2e-3)  # nothing moved
+    log = log_path.read_text()
+    assert log.count("trajectory rejected") == 4, log
+    for reason in ("not this controller", "non-finite", "strictly increasing", "5 positions"):
+        assert reason in log
+
+    goal_a = np.array(HOME_POSITIONS) + np.array([0.4, -0.3, 0.3, 0.2, 0.3, 0.5] * 2)
+    positions, velocities = min_jerk_waypoints(home, goal_a, DEFAULT_DT)
+    client.samples.clear()
+    client.send_both(positions, velocities)
+    client.spin_for(0.7)  # ~1.4 s of sim time at real_time_factor 2: mid-motion
+    mid = client.samples[-1][1]
+    assert np.abs(mid - home).max() > 0.05, "the trajectory did not start"
+    goal_b = np.array(HOME_POSITIONS) - 0.2
+    positions, velocities = min_jerk_waypoints(mid, goal_b, DEFAULT_DT)
+    client.send_both(positions, velocities)
+    client.spin_for(2.0)  # 60 * 0.05 s = 3 s of sim time + margin
+    final = client.samples[-1][1]
+    assert np.abs(final - goal_b).max() < TRACKING_TOLERANCE, final - goal_b
+    stamps = np.array([t for t, _ in client.samples])
+    q = np.stack([p for _, p in client.samples])
+    dt = np.diff(stamps)
+    assert np.all(dt > 0) and np.median(dt) == pytest.approx(0.01, abs=1e-3)  # 100 Hz of sim time
+    speed = np.abs(np.diff(q, axis=0)) / dt[:, None]
+    assert speed.max() < 4.0, f"position jump: {speed.max():.2f} rad/s between joint states"
+
+
+def test_reset_and_grasp_services(bridge, client: Client) -> None:
+    client.wait_for_states()
+    grasp = client.call(SetBool, "/sim_bridge/set_grasp", SetBool.Request(data=True))
+    assert not grasp.success and "not attached" in grasp.message
+    pose = [0.45, 0.05, 0.76, 1.0, 0.0, 0.0, 0.0]
+    value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE_ARRAY, double_array_value=pose)
+    result = client.call(
+        SetParameters,
+        "/sim_bridge/set_parameters",
+        SetParameters.Request(parameters=[ParameterMsg(name="tray_pose", value=value)]),
+    )
+    assert result.results[0].successful
+    reset = client.call(Trigger, "/sim_bridge/reset", Trigger.Request())
+    assert reset.success, reset.message
+    from geometry_msgs.msg import PoseStamped
+
+    poses: list[PoseStamped] = []
+    client.node.create_subscription(PoseStamped, "/tray_pose", poses.append, 10)
+    client.spin_for(0.5)
+    assert poses, "no tray pose published"
+    p = poses[-1].pose.position
+    assert (p.x, p.y) == pytest.approx((0.45, 0.05), abs=2e-3)
+    released = client.call(SetBool, "/sim_bridge/set_grasp", SetBool.Request(data=False))
+    assert released.success

@@ -1,0 +1,190 @@
+"""The ROS-free simulation core with real MuJoCo: scene, IK, tracking, grasp, success, stability, contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from data_collector_ros.ik import IKSolver
+from data_collector_ros.interpolation import HermiteTrajectory, min_jerk_waypoints
+from data_collector_ros.jtc_contract import TrajectoryRejected, validate_trajectory
+from data_collector_ros.kinematics import KinematicChecker
+from data_collector_ros.robot import (
+    DEFAULT_DT,
+    HOME_POSITIONS,
+    JOINT_NAMES,
+    JOINT_POSITION_LIMITS,
+    LEFT_ARM_JOINTS,
+    PHASE_CARRY,
+    PHASE_REACH,
+)
+from data_collector_ros.simulation import Simulation, SimulationUnstable
+from data_collector_ros.success import evaluate_simulation
+from data_collector_ros.task import TaskConfig, handle_targets
+
+TASK = TaskConfig()
+
+
+@pytest.fixture(scope="module")
+def sim() -> Simulation:
+    return Simulation()
+
+
+@pytest.fixture(scope="module")
+def ik(sim: Simulation) -> IKSolver:
+    return IKSolver(sim.model)
+
+
+def start_poses(sim: Simulation) -> np.ndarray:
+    grid = TASK.grid(3, 3, 3, float(sim.rest_tray_pose[2]))
+    return grid[[0, 13, 17, 26]]
+
+
+def test_mjcf_joint_ranges_are_the_robot_limits(sim: Simulation) -> None:
+    joint_ids = [sim.model.joint(name).id for name in JOINT_NAMES]
+    np.testing.assert_allclose(sim.model.jnt_range[joint_ids], JOINT_POSITION_LIMITS)
+
+
+def test_ik_reaches_handles_within_5mm(sim: Simulation, ik: IKSolver) -> None:
+    checker = KinematicChecker(sim.model)
+    for pose in start_poses(sim):
+        targets, quats = handle_targets(sim.model, sim.index, pose)
+        result = ik.solve(targets, quats, seed=1)
+        assert result.success, result
+        reached = checker.check(result.positions).ee_positions[0]  # independent forward kinematics
+        assert np.linalg.norm(reached - targets, axis=1).max() < 0.005
+        again = ik.solve(targets, quats, seed=1)
+        np.testing.assert_array_equal(again.positions, result.positions)  # deterministic
+
+
+def test_executed_reach_and_carry_succeed(sim: Simulation, ik: IKSolver) -> None:
+    pose = start_poses(sim)[1]
+    sim.reset(pose)
+    targets, quats = handle_targets(sim.model, sim.index, pose)
+    goal = ik.solve(targets, quats).positions
+    positions, velocities = min_jerk_waypoints(sim.state().positions, goal, DEFAULT_DT)
+    sim.run_trajectory(positions, velocities, DEFAULT_DT)
+    assert np.abs(sim.state().positions - goal).max() < 5e-3  # stated tracking tolerance: 5 mrad
+    reach = evaluate_simulation(sim, PHASE_REACH, targets, pose)
+    assert reach.success, reach.reasons
+    assert sim.attach().attached
+    tray_goal = TASK.carry_goal_pose(pose)
+    carry_targets, carry_quats = handle_targets(sim.model, sim.index, tray_goal)
+    carry_goal = ik.solve(carry_targets, carry_quats, seed_positions=goal).positions
+    positions, velocities = min_jerk_waypoints(sim.state().positions, carry_goal, DEFAULT_DT)
+    sim.run_trajectory(positions, velocities, DEFAULT_DT)
+    carry = evaluate_simulation(sim, PHASE_CARRY, carry_targets, pose, tray_goal)
+    assert carry.success, carry.reasons
+    assert carry.metrics["tray_position_error"] < 0.02
+
+
+def test_collision_and_limit_cases_fail(sim: Simulation) -> None:
+    pose = sim.reset().tray_pose
+    home_ee = sim.ee_poses()[0]
+    down = np.array(HOME_POSITIONS)
+    down[1] += 1.2  # left shoulder lift drives the arm down into the table
+    positions, velocities = min_jerk_waypoints(HOME_POSITIONS, down, DEFAULT_DT)
+    sim.run_trajectory(positions, velocities, DEFAULT_DT)
+    result = evaluate_simulation(sim, PHASE_REACH, home_ee, pose)
+    assert not result.success
+    assert any("arm-table collision" in r for r in result.reasons), result.reasons
+
+    sim.reset()
+    fast = np.array(HOME_POSITIONS)
+    fast[0] += 1.5  # 1.5 rad in 0.3 s: over the pi rad/s limit
+    positions, velocities = min_jerk_waypoints(HOME_POSITIONS, fast, DEFAULT_DT, horizon=6)
+    sim.run_trajectory(positions, velocities, DEFAULT_DT)
+    result = evaluate_simulation(sim, PHASE_REACH, sim.ee_poses()[0], pose)
+    assert not result.success
+    assert any("velocity" in r for r in result.reasons), result.reasons
+
+
+def test_attach_only_near_handles(sim: Simulation) -> None:
+    sim.reset()
+    result = sim.attach()
+    assert not result.attached and "not attached" in result.message
+    assert sim.state().grasped == (False, False)
+
+
+def test_replacement_continues_from_commanded_state(sim: Simulation) -> None:
+    sim.reset()
+    goal_a = np.array(HOME_POSITIONS) + 0.4
+    positions, velocities = min_jerk_waypoints(HOME_POSITIONS, goal_a, DEFAULT_DT)
+    sim.execute(positions, velocities, DEFAULT_DT)
+    sim.advance(1.2)
+    before_q, before_v = sim.command()
+    goal_b = np.array(HOME_POSITIONS) - 0.2
+    positions, velocities = min_jerk_waypoints(before_q, goal_b, DEFAULT_DT)
+    sim.execute(positions, velocities, DEFAULT_DT)
+    after_q, after_v = sim.command()
+    np.testing.assert_allclose(after_q, before_q, atol=1e-12)  # no position jump
+    np.testing.assert_allclose(after_v, before_v, atol=1e-12)  # starts with the current velocity
+    previous = sim.state().positions
+    for _ in range(100):
+        sim.step(5)
+        now = sim.state().positions
+        assert np.abs(now - previous).max() < 0.05  # rad per 10 ms: no jump in the measured motion
+        previous = now
+    sim.advance(sim.trajectory_time_left() + 0.3)
+    assert np.abs(sim.state().positions - goal_b).max() < 5e-3
+
+
+def test_forced_instability_is_detected_and_reset_recovers(sim: Simulation) -> None:
+    sim.reset()
+    sim.data.qvel[0] = 1e4
+    with pytest.raises(SimulationUnstable, match=r"runaway|MuJoCo warning"):
+        sim.step(5)
+    with pytest.raises(SimulationUnstable):
+        sim.step()  # stays failed until reset
+    sim.reset()
+    sim.data.qpos[3] = np.nan
+    with pytest.raises(SimulationUnstable):
+        sim.step(5)
+    state = sim.reset()
+    sim.step(50)
+    np.testing.assert_allclose(sim.state().positions, state.positions, atol=1e-3)
+
+
+def test_hermite_passes_through_waypoints() -> None:
+    times = np.array([0.1, 0.3, 0.45])
+    positions = np.array([[1.0], [2.0], [0.5]])
+    velocities = np.array([[0.5], [-1.0], [0.0]])
+    traj = HermiteTrajectory.from_waypoints(np.array([0.0]), np.array([0.2]), times, positions, velocities)
+    q, v = traj.sample(times)
+    np.testing.assert_allclose(q, positions, atol=1e-12)
+    np.testing.assert_allclose(v, velocities, atol=1e-12)
+    q0, v0 = traj.sample(0.0)
+    assert q0[0] == 0.0 and v0[0] == pytest.approx(0.2)
+    q_end, v_end = traj.sample(5.0)
+    assert q_end[0] == 0.5 and v_end[0] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("names", "positions", "velocities", "times", "reason"),
+    [
+        (["left_wrong_joint", *LEFT_ARM_JOINTS[1:]], [[0.0] * 6], [[0.0] * 6], [0.1], "not this controller"),
+        (list(LEFT_ARM_JOINTS), [[np.nan] + [0.0] * 5], [[0.0] * 6], [0.1], "non-finite"),
+        (list(LEFT_ARM_JOINTS), [[0.0] * 6] * 2, [[0.0] * 6] * 2, [0.2, 0.2], "strictly increasing"),
+        (list(LEFT_ARM_JOINTS), [[0.0] * 5], [[0.0] * 5], [0.1], "5 positions"),
+        (list(LEFT_ARM_JOINTS), [[0.0] * 6], [[0.0] * 6], [0.0], "after 0"),
+        (list(LEFT_ARM_JOINTS), [], [], [], "empty"),
+        (list(LEFT_ARM_JOINTS), [[0.0] * 6], [[10.0] * 6], [0.1], "velocity"),
+    ],
+)
+def test_contract_rejections(names, positions, velocities, times, reason) -> None:
+    with pytest.raises(TrajectoryRejected, match=reason):
+        validate_trajectory(LEFT_ARM_JOINTS, names, positions, velocities, times)
+
+
+def test_contract_reorders_joints() -> None:
+    names = list(reversed(LEFT_ARM_JOINTS))
+    valid = validate_trajectory(LEFT_ARM_JOINTS, names, [[6, 5, 4, 3, 2, 1]], [[0.0] * 6], [0.1])
+    np.testing.assert_array_equal(valid.positions[0], [1, 2, 3, 4, 5, 6])
+
+
+def test_kinematic_checker_flags_table_collision(sim: Simulation) -> None:
+    down = np.array(HOME_POSITIONS)
+    down[1] += 1.2
+    report = KinematicChecker(sim.model).check(np.stack([HOME_POSITIONS, down]))
+    assert not report.arm_env[0] and report.arm_env[1]
+    assert not report.collision_free
