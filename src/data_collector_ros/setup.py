@@ -32,13 +32,17 @@ setup(
         (f"share/{PACKAGE}/mjcf", [f"{PACKAGE}/assets/dual_arm_tray.xml"]),
     ],
     # Runtime Python dependencies (pip names); ROS ones are in package.xml.
-    install_requires=["setuptools", "numpy", "pyyaml", "tqdm", "mujoco", "imageio", "imageio-ffmpeg"],
+    install_requires=["setuptools", "numpy", "pyyaml", "tqdm", "mujoco", "imageio", "imageio-ffmpeg", "rosbags"],
     zip_safe=False,
     maintainer="flow-planner team",
     maintainer_email="team@flow-planner.dev",
     description="MuJoCo dual-arm tray scene, controller bridge, CEM expert and data collector.",
     license="Apache-2.0",
     entry_points={
-        "console_scripts": ["sim_bridge = data_collector_ros.sim_bridge:main"],
+        "console_scripts": [
+            "sim_bridge = data_collector_ros.sim_bridge:main",
+            "collector = data_collector_ros.collector_node:main",
+            "merge = data_collector_ros.merge:entry_point",
+        ],
     },
 )

@@ -1,0 +1,165 @@
+"""The CEM expert (ROS-free): a smooth 60 x 12 joint trajectory from a start state to an IK goal for one phase.
+
+Parameterization. With s = t / T (T = HORIZON * dt) and waypoint k at t = (k + 1) dt:
+
+    q(s) = q0 + (qg - q0) m(s) + T v0 p(s) + sum_j c_j phi_j(s)
+
+m is the minimum-jerk blend (10 s^3 - 15 s^4 + 6 s^5), p the quintic with p(0) = 0, p'(0) = 1 and zero value,
+slope and curvature at s = 1 (carries a non-zero start velocity v0 away), and phi_j(s) = 16 s^2 (1 - s)^2 g_j(s)
+Gaussian bumps centred on `num_knots` knots inside (0, 1), windowed so that every offset starts and ends with
+zero value and slope. The knot offsets c (num_knots x 12, rad) are the CEM's variables; c = 0 is the straight
+joint-space minimum-jerk line. Velocities are the analytic time derivative, so they match the positions, start
+at v0 and end at 0; the trajectory always starts at q0 and ends exactly at the goal.
+
+Search. Each iteration samples `num_candidates` offset sets from N(mean, std^2) (candidate 0 is the mean itself;
+in the first iteration candidate 1 is the straight line), scores them in one batch with `PlanCost` (kinematics and
+collisions on every waypoint, no physics), refits mean and std on the `num_elites` best with smoothing `alpha`,
+and keeps the best plan seen. It stops after `iterations`, or early when the best plan is feasible and improved by
+less than `tolerance` (relative) in an iteration. Everything random comes from the generator passed in.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import mujoco
+import numpy as np
+
+from data_collector_ros.plan_cost import TERMS, CostLimits, CostWeights, PhaseContext, PlanCost
+from data_collector_ros.robot import HORIZON, NUM_JOINTS
+
+
+@dataclass(frozen=True)
+class CEMConfig:
+    num_candidates: int = 24
+    num_elites: int = 5
+    iterations: int = 5
+    min_iterations: int = 2
+    num_knots: int = 4
+    init_std: float = 0.10  # rad
+    min_std: float = 0.005  # rad
+    alpha: float = 0.8  # weight of the elite statistics in the update
+    tolerance: float = 1e-3  # relative improvement below which a feasible plan stops the search
+    weights: CostWeights = field(default_factory=CostWeights)
+    limits: CostLimits = field(default_factory=CostLimits)
+
+    def __post_init__(self) -> None:
+        if not (2 <= self.num_elites <= self.num_candidates):
+            raise ValueError(f"need 2 <= num_elites <= num_candidates (got {self.num_elites}, {self.num_candidates})")
+        if self.iterations < 1 or self.num_knots < 1 or self.min_iterations < 1:
+            raise ValueError("iterations, min_iterations and num_knots must be >= 1")
+        if not (self.init_std > 0 and self.min_std >= 0 and 0 < self.alpha <= 1 and self.tolerance >= 0):
+            raise ValueError("need init_std > 0, min_std >= 0, 0 < alpha <= 1, tolerance >= 0")
+
+
+@dataclass(frozen=True)
+class CEMPlan:
+    """The chosen trajectory and how it was found."""
+
+    positions: np.ndarray  # (60, 12), waypoint k at (k + 1) * dt
+    velocities: np.ndarray  # (60, 12)
+    cost: float
+    feasible: bool  # kinematically (collisions, limits, tilt, grip); the physics decides success
+    terms: dict[str, float]  # unweighted cost terms of the chosen plan
+    knots: np.ndarray  # (num_knots, 12) offsets: pass as init_mean to warm-start a related plan
+    iterations: int
+    evaluations: int
+    seconds: float
+
+
+class TrajectoryBasis:
+    """Positions and velocities at the waypoints as affine functions of the knot offsets."""
+
+    def __init__(self, num_knots: int, dt: float, horizon: int = HORIZON) -> None:
+        self.dt, self.horizon = dt, horizon
+        self.duration = horizon * dt
+        s = np.arange(1, horizon + 1) / horizon
+        self.blend = 10 * s**3 - 15 * s**4 + 6 * s**5
+        self.dblend = (30 * s**2 - 60 * s**3 + 30 * s**4) / self.duration
+        self.carry = s - 6 * s**3 + 8 * s**4 - 3 * s**5  # times T * v0
+        self.dcarry = 1 - 18 * s**2 + 32 * s**3 - 15 * s**4  # d/dt of T * carry
+        centres = np.linspace(0.2, 0.8, num_knots) if num_knots > 1 else np.array([0.5])
+        width = 0.6 / num_knots
+        window, dwindow = 16 * s**2 * (1 - s) ** 2, 32 * s * (1 - s) * (1 - 2 * s)
+        g = np.exp(-((s[:, None] - centres[None]) ** 2) / (2 * width**2))
+        dg = -(s[:, None] - centres[None]) / width**2 * g
+        self.phi = window[:, None] * g  # (H, K)
+        self.dphi = (dwindow[:, None] * g + window[:, None] * dg) / self.duration
+
+    def trajectories(
+        self, start: np.ndarray, start_vel: np.ndarray, goal: np.ndarray, knots: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """knots (N, K, 12) -> positions, velocities (N, H, 12)."""
+        base = start + np.outer(self.blend, goal - start) + self.duration * np.outer(self.carry, start_vel)
+        dbase = np.outer(self.dblend, goal - start) + np.outer(self.dcarry, start_vel)
+        positions = base[None] + np.einsum("hk,nkj->nhj", self.phi, knots)
+        velocities = dbase[None] + np.einsum("hk,nkj->nhj", self.dphi, knots)
+        return positions, velocities
+
+
+class CEMPlanner:
+    """Cross-entropy method over spline-knot offsets around the straight joint-space line. Thread-confined."""
+
+    def __init__(self, model: mujoco.MjModel, config: CEMConfig | None = None) -> None:
+        self.config = config or CEMConfig()
+        self.cost = PlanCost(model, self.config.weights, self.config.limits)
+        self._bases: dict[float, TrajectoryBasis] = {}
+
+    def basis(self, dt: float) -> TrajectoryBasis:
+        if dt not in self._bases:
+            self._bases[dt] = TrajectoryBasis(self.config.num_knots, dt)
+        return self._bases[dt]
+
+    def plan(
+        self,
+        context: PhaseContext,
+        goal_positions: np.ndarray,
+        rng: np.random.Generator,
+        init_mean: np.ndarray | None = None,
+    ) -> CEMPlan:
+        """Plan one phase from context.start_positions/velocities to goal_positions (12,)."""
+        cfg, started = self.config, time.perf_counter()
+        basis = self.basis(context.dt)
+        start = np.asarray(context.start_positions, dtype=float)
+        start_vel = np.asarray(context.start_velocities, dtype=float)
+        goal = np.asarray(goal_positions, dtype=float)
+        shape = (cfg.num_knots, NUM_JOINTS)
+        mean = np.zeros(shape) if init_mean is None else np.array(init_mean, dtype=float).reshape(shape)
+        std = np.full(shape, cfg.init_std)
+        best: tuple[float, np.ndarray, int] | None = None  # (cost, knots, index into the last report)
+        best_report = best_pos = best_vel = None
+        evaluations, iteration = 0, 0
+        for iteration in range(1, cfg.iterations + 1):
+            knots = mean[None] + std[None] * rng.standard_normal((cfg.num_candidates, *shape))
+            knots[0] = mean
+            if iteration == 1 and init_mean is not None:
+                knots[1] = 0.0
+            positions, velocities = basis.trajectories(start, start_vel, goal, knots)
+            report = self.cost.evaluate(positions, velocities, context)
+            evaluations += len(knots)
+            order = np.argsort(report.total, kind="stable")
+            previous = np.inf if best is None else best[0]
+            if report.total[order[0]] < previous:
+                i = int(order[0])
+                best = (float(report.total[i]), knots[i].copy(), i)
+                best_report = (report.terms[i].copy(), bool(report.feasible[i]))
+                best_pos, best_vel = positions[i].copy(), velocities[i].copy()
+            elites = knots[order[: cfg.num_elites]]
+            mean = cfg.alpha * elites.mean(axis=0) + (1 - cfg.alpha) * mean
+            std = np.maximum(cfg.alpha * elites.std(axis=0) + (1 - cfg.alpha) * std, cfg.min_std)
+            improved = previous - best[0]
+            if iteration >= cfg.min_iterations and best_report[1] and improved <= cfg.tolerance * abs(best[0]):
+                break
+        assert best is not None and best_report is not None
+        return CEMPlan(
+            positions=best_pos,
+            velocities=best_vel,
+            cost=best[0],
+            feasible=best_report[1],
+            terms=dict(zip(TERMS, (float(v) for v in best_report[0]), strict=True)),
+            knots=best[1],
+            iterations=iteration,
+            evaluations=evaluations,
+            seconds=time.perf_counter() - started,
+        )

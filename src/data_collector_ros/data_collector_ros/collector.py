@@ -1,0 +1,192 @@
+"""The shard loop (ROS-free): run the episodes of grid indices [start_index, start_index + count) and write one
+.npz per trajectory, crash-safe and resumable.
+
+- Resume: temp files of a killed writer are deleted; an index whose two trajectory files exist and validate is
+  skipped; anything missing or invalid is redone (files are overwritten atomically).
+- Failed plans are written with success=false and never stop the run.
+- SimulationUnstable: reset and one retry of the episode; a second instability records the phase as failed.
+- The simulation, IK solver and planner are rebuilt every `reset_every` episodes (no numerical drift carried over).
+- Nothing accumulates per episode: records go to disk and are dropped; the summary holds counters only.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from data_collector_ros.cem import CEMConfig, CEMPlanner
+from data_collector_ros.episode import EpisodeConfig, EpisodeObserver, EpisodeRunner, PhaseOutcome
+from data_collector_ros.grid import GridConfig, episode_seed, grid_pose
+from data_collector_ros.ik import IKSolver
+from data_collector_ros.robot import PHASE_NAMES
+from data_collector_ros.simulation import Simulation, SimulationUnstable
+from data_collector_ros.task import TaskConfig
+from data_collector_ros.trajectory_schema import (
+    SchemaError,
+    read_trajectory,
+    remove_partial_files,
+    trajectory_filename,
+    write_trajectory,
+)
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    output_dir: Path
+    start_index: int = 0
+    count: int = 100
+    grid: GridConfig = field(default_factory=GridConfig)  # grid.seed is the global seed
+    cem: CEMConfig = field(default_factory=CEMConfig)
+    episode: EpisodeConfig = field(default_factory=EpisodeConfig)
+    lift_height: float = 0.20  # m
+    reset_every: int = 20  # episodes between simulation rebuilds
+
+    def __post_init__(self) -> None:
+        if self.start_index < 0 or self.count < 0:
+            raise ValueError(f"need start_index >= 0 and count >= 0 (got {self.start_index}, {self.count})")
+        if self.reset_every < 1:
+            raise ValueError(f"reset_every must be >= 1 (got {self.reset_every})")
+        if not str(self.output_dir):
+            raise ValueError("output_dir must not be empty")
+        if not (self.episode.dt > 0 and self.lift_height >= 0):
+            raise ValueError("need dt > 0 and lift_height >= 0")
+
+    @property
+    def indices(self) -> range:
+        return range(self.start_index, self.start_index + self.count)
+
+
+@dataclass
+class ShardSummary:
+    """Counters of one run of a shard."""
+
+    done: int = 0  # episodes run now
+    skipped: int = 0  # episodes already finished on disk
+    failed: int = 0  # episodes with at least one failed phase
+    trajectories: int = 0  # written now
+    successes: int = 0  # of those, successful
+    retries: int = 0  # episodes retried after an instability
+    seconds: float = 0.0
+    plan_seconds: float = 0.0
+
+    @property
+    def success_rate(self) -> float:
+        return self.successes / self.trajectories if self.trajectories else float("nan")
+
+    @property
+    def trajectories_per_minute(self) -> float:
+        return 60.0 * self.trajectories / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        return (
+            f"done {self.done}, skipped {self.skipped}, failed {self.failed} episodes; "
+            f"{self.trajectories} trajectories, CEM success rate {100 * self.success_rate:.1f}%, "
+            f"{self.trajectories_per_minute:.1f} trajectories/min, {self.retries} instability retries"
+        )
+
+
+def is_finished(output_dir: Path, grid_index: int) -> bool:
+    """Both trajectory files of an index exist, validate and belong to it."""
+    for phase in PHASE_NAMES:
+        path = Path(output_dir) / trajectory_filename(grid_index, phase)
+        if not path.is_file():
+            return False
+        try:
+            record = read_trajectory(path)
+        except SchemaError:
+            return False
+        if record.grid_index != grid_index or record.phase != phase:
+            return False
+    return True
+
+
+class ShardCollector:
+    """Runs one shard. `before_episode(grid_index)` and `on_episode(grid_index, outcomes)` are called around each
+    episode (bag recording, progress, metrics)."""
+
+    def __init__(
+        self,
+        config: CollectorConfig,
+        observer: EpisodeObserver | None = None,
+        on_episode: Callable[[int, list[PhaseOutcome]], None] | None = None,
+        log: Callable[[str], None] | None = None,
+        before_episode: Callable[[int], None] | None = None,
+    ) -> None:
+        self.before_episode = before_episode
+        self.config = config
+        self.observer = observer
+        self.on_episode = on_episode
+        self.log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+        self.task = config.grid.task_box(TaskConfig(lift_height=config.lift_height))
+        self.runner: EpisodeRunner | None = None
+        self._episodes_since_build = 0
+
+    def pending(self) -> tuple[list[int], int]:
+        """Delete temp files, then (indices to run, number already finished)."""
+        output = Path(self.config.output_dir)
+        output.mkdir(parents=True, exist_ok=True)
+        for path in remove_partial_files(output):
+            self.log(f"removed partial file {path.name}")
+        todo = [i for i in self.config.indices if not is_finished(output, i)]
+        return todo, self.config.count - len(todo)
+
+    def build(self) -> EpisodeRunner:
+        """A fresh simulation, IK solver and planner."""
+        sim = Simulation()
+        planner = CEMPlanner(sim.model, self.config.cem)
+        runner = EpisodeRunner(sim, planner, IKSolver(sim.model), self.task, self.config.episode, self.observer)
+        self._episodes_since_build = 0
+        return runner
+
+    def run(self, progress: bool = True) -> ShardSummary:
+        todo, skipped = self.pending()
+        summary = ShardSummary(skipped=skipped)
+        started = time.perf_counter()
+        bar = tqdm(total=len(todo), disable=not progress, unit="episode", file=sys.stderr, dynamic_ncols=True)
+        try:
+            for grid_index in todo:
+                if self.before_episode is not None:
+                    self.before_episode(grid_index)
+                outcomes, retried = self.run_episode(grid_index)
+                summary.done += 1
+                summary.retries += retried
+                summary.trajectories += len(outcomes)
+                summary.successes += sum(o.result.success for o in outcomes)
+                summary.failed += not all(o.result.success for o in outcomes)
+                summary.plan_seconds += sum(o.plan.seconds for o in outcomes)
+                summary.seconds = time.perf_counter() - started
+                if self.on_episode is not None:
+                    self.on_episode(grid_index, outcomes)
+                bar.update(1)
+                rate, per_minute = summary.success_rate, summary.trajectories_per_minute
+                bar.set_postfix(success=f"{100 * rate:.0f}%", traj_min=f"{per_minute:.1f}")
+                del outcomes
+        finally:
+            bar.close()
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def run_episode(self, grid_index: int) -> tuple[list[PhaseOutcome], bool]:
+        """Run and write one episode; (outcomes, whether it was retried after an instability)."""
+        if self.runner is None or self._episodes_since_build >= self.config.reset_every:
+            self.runner = None  # drop the old simulation before building the new one
+            self.runner = self.build()
+        self._episodes_since_build += 1
+        pose = grid_pose(self.config.grid, grid_index)
+        seed = episode_seed(self.config.grid.seed, grid_index)
+        output = Path(self.config.output_dir)
+
+        def write(record) -> None:
+            write_trajectory(output, record)
+
+        try:
+            return self.runner.run(grid_index, pose, seed, on_record=write), False
+        except SimulationUnstable as exc:
+            self.log(f"grid index {grid_index}: {exc}; resetting the simulation and retrying once")
+            self.runner.sim.reset()
+            return self.runner.run(grid_index, pose, seed, tolerate_unstable=True, on_record=write), True

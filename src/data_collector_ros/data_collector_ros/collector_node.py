@@ -1,0 +1,241 @@
+"""`collector`: a thin ROS 2 node around the ROS-free shard loop (`collector.ShardCollector`).
+
+    collector --ros-args -p output_dir:=DIR -p start_index:=I -p count:=N [--params-file config/collector.yaml]
+
+Collects grid indices [start_index, start_index + count), prints a progress bar (stderr) and one summary line
+(stdout), and exits 0 when done; invalid parameters give one error line and exit code 2.
+
+It publishes what it executes, by default in its own namespace (`~/...`, i.e. /collector_<shard>/... under the
+launch file) so that several shards never interleave on one topic and a sim_bridge on the same domain does not
+execute the collector's trajectories (set the topic parameters to /joint_states, /left_arm_controller/... to
+publish globally):
+- `~/joint_states` (sensor_msgs/JointState, all 12 joints) every 1 / joint_states_rate s of *simulated* time
+  while a trajectory executes (0 disables); collection runs faster than real time, so they come in bursts;
+- `~/tray_pose` (geometry_msgs/PoseStamped) with each joint state;
+- `~/left_arm_controller/joint_trajectory`, `~/right_arm_controller/joint_trajectory`
+  (trajectory_msgs/JointTrajectory, 6 joints each, positions + velocities, point k at (k + 1) * dt) when a phase
+  starts executing.
+Stamps are the node's clock. With record_bag, the same messages go into one MCAP rosbag2 per episode under
+`<output_dir>/bags/episode_<grid_index>/`.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Duration
+from geometry_msgs.msg import PoseStamped
+from rclpy.exceptions import ParameterException
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from data_collector_ros.bag_recorder import EpisodeBag, remove_inflight_bags
+from data_collector_ros.cem import CEMConfig
+from data_collector_ros.collector import CollectorConfig, ShardCollector, ShardSummary
+from data_collector_ros.episode import EpisodeConfig
+from data_collector_ros.grid import GridConfig
+from data_collector_ros.robot import DEFAULT_DT, JOINT_NAMES, LEFT_ARM_JOINTS, NUM_ARM_JOINTS, RIGHT_ARM_JOINTS
+from data_collector_ros.simulation import SimState
+
+#: Every parameter with its default (config/collector.yaml lists the same).
+PARAMETERS: dict[str, object] = {
+    "output_dir": "data/expert",
+    "start_index": 0,
+    "count": 100,
+    "seed": 0,
+    "grid_nx": 10,
+    "grid_ny": 10,
+    "workspace_x": [0.42, 0.58],
+    "workspace_y": [-0.08, 0.08],
+    "yaw_jitter_deg": 15.0,
+    "cell_jitter": 0.0,
+    "lift_height": 0.20,
+    "dt": DEFAULT_DT,
+    "cem_candidates": 24,
+    "cem_elites": 5,
+    "cem_iterations": 5,
+    "cem_knots": 4,
+    "cem_init_std": 0.10,
+    "reset_every": 20,
+    "record_bag": False,
+    "progress": True,
+    "joint_states_rate": 50.0,
+    "joint_states_topic": "~/joint_states",
+    "tray_pose_topic": "~/tray_pose",
+    "left_trajectory_topic": "~/left_arm_controller/joint_trajectory",
+    "right_trajectory_topic": "~/right_arm_controller/joint_trajectory",
+    "frame_id": "world",
+}
+SIM_TIMESTEP = 0.002  # s, the MJCF's physics step (only used to turn joint_states_rate into a step count)
+
+
+def _duration(seconds: float) -> Duration:
+    sec, nanosec = divmod(round(seconds * 1e9), 1_000_000_000)
+    return Duration(sec=sec, nanosec=nanosec)
+
+
+def _pair(name: str, value: list[float]) -> tuple[float, float]:
+    if len(value) != 2:
+        raise ValueError(f"{name} must be [min, max] (got {list(value)})")
+    return float(value[0]), float(value[1])
+
+
+def config_from_parameters(p: dict[str, object]) -> CollectorConfig:
+    """Build and validate the collector configuration; ValueError names the bad parameter."""
+    if not str(p["output_dir"]).strip():
+        raise ValueError("output_dir must not be empty")
+    if float(p["joint_states_rate"]) < 0:
+        raise ValueError("joint_states_rate must be >= 0")
+    grid = GridConfig(
+        nx=int(p["grid_nx"]),
+        ny=int(p["grid_ny"]),
+        x_range=_pair("workspace_x", p["workspace_x"]),
+        y_range=_pair("workspace_y", p["workspace_y"]),
+        yaw_jitter=math.radians(float(p["yaw_jitter_deg"])),
+        cell_jitter=float(p["cell_jitter"]),
+        seed=int(p["seed"]),
+    )
+    cem = CEMConfig(
+        num_candidates=int(p["cem_candidates"]),
+        num_elites=int(p["cem_elites"]),
+        iterations=int(p["cem_iterations"]),
+        min_iterations=min(2, int(p["cem_iterations"])) or 1,
+        num_knots=int(p["cem_knots"]),
+        init_std=float(p["cem_init_std"]),
+    )
+    rate = float(p["joint_states_rate"])
+    episode = EpisodeConfig(
+        dt=float(p["dt"]), state_every=max(1, round(1.0 / (rate * SIM_TIMESTEP))) if rate > 0 else 10**9
+    )
+    return CollectorConfig(
+        output_dir=Path(str(p["output_dir"])),
+        start_index=int(p["start_index"]),
+        count=int(p["count"]),
+        grid=grid,
+        cem=cem,
+        episode=episode,
+        lift_height=float(p["lift_height"]),
+        reset_every=int(p["reset_every"]),
+    )
+
+
+class CollectorNode(Node):
+    """Declares the parameters, publishes what the episodes execute, records bags, runs the shard."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("collector", **kwargs)
+        self.params = {name: self.declare_parameter(name, default).value for name, default in PARAMETERS.items()}
+        self.config = config_from_parameters(self.params)
+        self.publish_states = float(self.params["joint_states_rate"]) > 0
+        topics = self.params
+        self.joint_pub = self.create_publisher(JointState, topics["joint_states_topic"], 50)
+        self.tray_pub = self.create_publisher(PoseStamped, topics["tray_pose_topic"], 50)
+        self.traj_pubs = [
+            self.create_publisher(JointTrajectory, topics[name], 10)
+            for name in ("left_trajectory_topic", "right_trajectory_topic")
+        ]
+        self.bag_dir = self.config.output_dir / "bags"
+        self.bag: EpisodeBag | None = None
+        self.bag_topics = {
+            self.joint_pub.topic_name: "sensor_msgs/msg/JointState",
+            self.tray_pub.topic_name: "geometry_msgs/msg/PoseStamped",
+            self.traj_pubs[0].topic_name: "trajectory_msgs/msg/JointTrajectory",
+            self.traj_pubs[1].topic_name: "trajectory_msgs/msg/JointTrajectory",
+        }
+
+    # ------------------------------------------------------------ observer
+    def on_trajectory(self, phase: int, positions: np.ndarray, velocities: np.ndarray, dt: float) -> None:
+        stamp = self.get_clock().now()
+        for arm, (joints, pub) in enumerate(zip((LEFT_ARM_JOINTS, RIGHT_ARM_JOINTS), self.traj_pubs, strict=True)):
+            cols = slice(arm * NUM_ARM_JOINTS, (arm + 1) * NUM_ARM_JOINTS)
+            msg = JointTrajectory(joint_names=list(joints))
+            msg.points = [
+                JointTrajectoryPoint(
+                    positions=positions[k, cols].tolist(),
+                    velocities=velocities[k, cols].tolist(),
+                    time_from_start=_duration((k + 1) * dt),
+                )
+                for k in range(len(positions))
+            ]
+            pub.publish(msg)
+            self._record(pub.topic_name, msg, stamp.nanoseconds)
+
+    def on_state(self, state: SimState) -> None:
+        if not self.publish_states:
+            return
+        stamp = self.get_clock().now()
+        msg = JointState(name=list(JOINT_NAMES), position=state.positions.tolist(), velocity=state.velocities.tolist())
+        msg.header.stamp = stamp.to_msg()
+        self.joint_pub.publish(msg)
+        pose = PoseStamped()
+        pose.header.stamp, pose.header.frame_id = msg.header.stamp, str(self.params["frame_id"])
+        p, q = (float(v) for v in state.tray_pose[:3]), (float(v) for v in state.tray_pose[3:])
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = p
+        pose.pose.orientation.w, pose.pose.orientation.x, pose.pose.orientation.y, pose.pose.orientation.z = q
+        self.tray_pub.publish(pose)
+        self._record(self.joint_pub.topic_name, msg, stamp.nanoseconds)
+        self._record(self.tray_pub.topic_name, pose, stamp.nanoseconds)
+
+    def _record(self, topic: str, msg: object, stamp_ns: int) -> None:
+        if self.bag is not None:
+            self.bag.write(topic, msg, stamp_ns)
+
+    # ------------------------------------------------------------- episodes
+    def _before_episode(self, grid_index: int) -> None:
+        if self.params["record_bag"]:
+            self.bag = EpisodeBag(self.bag_dir, f"episode_{grid_index:06d}", self.bag_topics)
+
+    def _after_episode(self, grid_index: int, outcomes) -> None:
+        if self.bag is not None:
+            self.bag.close()
+            self.bag = None
+        for outcome in outcomes:
+            if not outcome.result.success:
+                phase = outcome.record.phase
+                self.get_logger().warning(f"grid index {grid_index} phase {phase}: {'; '.join(outcome.result.reasons)}")
+
+    def collect(self) -> ShardSummary:
+        if self.params["record_bag"] and self.bag_dir.is_dir():
+            for path in remove_inflight_bags(self.bag_dir):
+                self.get_logger().info(f"removed unfinished bag {path.name}")
+        collector = ShardCollector(
+            self.config,
+            observer=self,
+            on_episode=self._after_episode,
+            log=lambda message: self.get_logger().info(message),
+            before_episode=self._before_episode,
+        )
+        c = self.config
+        self.get_logger().info(
+            f"collecting grid indices [{c.start_index}, {c.start_index + c.count}) of a {c.grid.nx}x{c.grid.ny} grid"
+            f" into {c.output_dir}"
+        )
+        return collector.run(progress=bool(self.params["progress"]))
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    try:
+        node = CollectorNode()
+    except (ValueError, TypeError, ParameterException) as exc:
+        print(f"collector: invalid parameters: {exc}", file=sys.stderr, flush=True)
+        rclpy.try_shutdown()
+        sys.exit(2)
+    try:
+        summary = node.collect()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    print(f"collector: {summary.line()}", flush=True)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

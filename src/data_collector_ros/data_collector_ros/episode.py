@@ -1,0 +1,159 @@
+"""One episode (ROS-free): reach -> attach -> carry for one tray pose, each phase planned by the CEM expert,
+executed in the physics simulation and judged by the one success function; one TrajectoryRecord per phase.
+
+If the reach ends too far from the handles to attach, the carry still runs from a grasped state: the scene is
+reset with the arms at the reach goal and the tray at its start pose, so every grid index yields a carry sample
+(its record's start state is the state it really started from). Every random choice comes from the episode seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from data_collector_ros.cem import CEMPlan, CEMPlanner
+from data_collector_ros.ik import IKSolver
+from data_collector_ros.plan_cost import PhaseContext
+from data_collector_ros.robot import DEFAULT_DT, PHASE_CARRY, PHASE_REACH
+from data_collector_ros.simulation import SimState, Simulation, SimulationUnstable
+from data_collector_ros.success import SuccessResult, evaluate_simulation
+from data_collector_ros.task import TaskConfig, handle_targets
+from data_collector_ros.trajectory_schema import TrajectoryRecord
+
+UNSTABLE = "simulation unstable"
+
+
+class EpisodeObserver(Protocol):
+    """Sees what an episode executes (the collector node publishes it; a bag recorder records it)."""
+
+    def on_trajectory(self, phase: int, positions: np.ndarray, velocities: np.ndarray, dt: float) -> None: ...
+
+    def on_state(self, state: SimState) -> None: ...
+
+
+@dataclass(frozen=True)
+class EpisodeConfig:
+    dt: float = DEFAULT_DT
+    settle: float = 0.25  # s simulated after the last waypoint before judging
+    grasp_tolerance: float = 0.02  # m
+    state_every: int = 10  # physics steps between observer.on_state calls (only with an observer)
+
+
+@dataclass(frozen=True)
+class PhaseOutcome:
+    record: TrajectoryRecord
+    plan: CEMPlan
+    result: SuccessResult
+    ik_success: bool
+
+
+class EpisodeRunner:
+    """Runs episodes on one Simulation with one IK solver and one CEM planner (all thread-confined)."""
+
+    def __init__(
+        self,
+        sim: Simulation,
+        planner: CEMPlanner,
+        ik: IKSolver,
+        task: TaskConfig | None = None,
+        config: EpisodeConfig | None = None,
+        observer: EpisodeObserver | None = None,
+    ) -> None:
+        self.sim, self.planner, self.ik = sim, planner, ik
+        self.task = task or TaskConfig()
+        self.config = config or EpisodeConfig()
+        self.observer = observer
+
+    def run(
+        self, grid_index: int, tray_pose: np.ndarray, seed: int, tolerate_unstable: bool = False, on_record=None
+    ) -> list[PhaseOutcome]:
+        """Both phases of one episode. `on_record(record)` is called as soon as a phase is judged.
+
+        SimulationUnstable propagates unless `tolerate_unstable`, in which case the phase is recorded as failed.
+        """
+        sim = self.sim
+        start = sim.reset(tray_pose)
+        reach_targets, reach_quats = handle_targets(sim.model, sim.index, tray_pose)
+        reach_ik = self.ik.solve(reach_targets, reach_quats, seed_positions=start.positions, seed=seed)
+        reach = self.run_phase(
+            PHASE_REACH, grid_index, seed, start, reach_ik.positions, reach_ik.success, reach_targets,
+            tray_pose, tray_pose, tolerate_unstable,
+        )  # fmt: skip
+        if on_record is not None:
+            on_record(reach.record)
+        reach_unstable = any(r.startswith(UNSTABLE) for r in reach.result.reasons)
+        if reach_unstable or not sim.attach(self.config.grasp_tolerance).attached:
+            sim.reset(tray_pose, positions=reach_ik.positions)
+            sim.attach(self.config.grasp_tolerance)
+        carry_start = sim.state()
+        tray_goal = self.task.carry_goal_pose(tray_pose)
+        carry_targets, carry_quats = handle_targets(sim.model, sim.index, tray_goal)
+        carry_ik = self.ik.solve(carry_targets, carry_quats, seed_positions=carry_start.positions, seed=seed)
+        carry = self.run_phase(
+            PHASE_CARRY, grid_index, seed, carry_start, carry_ik.positions, carry_ik.success, carry_targets,
+            carry_start.tray_pose, tray_goal, tolerate_unstable,
+        )  # fmt: skip
+        if on_record is not None:
+            on_record(carry.record)
+        return [reach, carry]
+
+    def run_phase(
+        self,
+        phase: int,
+        grid_index: int,
+        seed: int,
+        start: SimState,
+        goal: np.ndarray,
+        ik_success: bool,
+        ee_targets: np.ndarray,
+        tray_start: np.ndarray,
+        tray_goal: np.ndarray,
+        tolerate_unstable: bool = False,
+    ) -> PhaseOutcome:
+        """Plan from `start` to the joint goal, execute in the simulation, judge, and build the record."""
+        dt = self.config.dt
+        context = PhaseContext(phase, start.positions, start.velocities, tray_start, ee_targets, dt)
+        plan = self.planner.plan(context, goal, np.random.default_rng([seed, phase]))
+        try:
+            self.execute(phase, plan.positions, plan.velocities)
+            result = evaluate_simulation(self.sim, phase, ee_targets, tray_start, tray_goal)
+        except SimulationUnstable as exc:
+            if not tolerate_unstable:
+                raise
+            result = SuccessResult(False, (f"{UNSTABLE}: {exc}",))
+        if not ik_success:
+            result = SuccessResult(False, ("IK did not converge", *result.reasons), result.metrics)
+        record = TrajectoryRecord(
+            positions=plan.positions,
+            velocities=plan.velocities,
+            arms_start=start.positions,
+            arms_start_vel=start.velocities,
+            arms_goal=goal,
+            phase=phase,
+            tray_start_pose=tray_start,
+            tray_goal_pose=tray_goal,
+            grid_index=grid_index,
+            seed=seed,
+            success=result.success,
+            cost=plan.cost,
+            dt=dt,
+        )
+        return PhaseOutcome(record, plan, result, ik_success)
+
+    def execute(self, phase: int, positions: np.ndarray, velocities: np.ndarray) -> None:
+        """Run a (60, 12) trajectory to its end plus the settle time (stats cleared first); tell the observer."""
+        sim, dt = self.sim, self.config.dt
+        sim.reset_stats()
+        if self.observer is not None:
+            self.observer.on_trajectory(phase, positions, velocities, dt)
+        sim.execute(positions, velocities, dt)
+        steps = round((sim.trajectory_time_left() + self.config.settle) / sim.timestep)
+        if self.observer is None:
+            sim.step(steps)
+            return
+        chunk = max(1, self.config.state_every)
+        for done in range(0, steps, chunk):
+            sim.step(min(chunk, steps - done))
+            self.observer.on_state(sim.state())
