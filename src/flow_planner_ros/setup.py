@@ -30,13 +30,20 @@ setup(
         (f"share/{PACKAGE}/config", workspace_files("config", CONFIG_FILES)),
     ],
     # Runtime Python dependencies (pip names); ROS ones are in package.xml.
-    install_requires=["setuptools", "numpy", "pyyaml", "tqdm", "matplotlib", "torch", "torchcfm", "safetensors"],
+    install_requires=[
+        "setuptools", "numpy", "pyyaml", "tqdm", "matplotlib", "torch", "torchcfm", "safetensors",
+        "onnx", "onnxruntime",
+    ],
     zip_safe=False,
     maintainer="flow-planner team",
     maintainer_email="team@flow-planner.dev",
     description="Conditional flow matching planner for a dual-arm tray task.",
     license="Apache-2.0",
     entry_points={
-        "console_scripts": [],
+        "console_scripts": [
+            "synthetic_data = flow_planner_ros.cli.synthetic_data:main",
+            "train = flow_planner_ros.cli.train:main",
+            "diagnose = flow_planner_ros.cli.diagnose:main",
+        ],
     },
 )

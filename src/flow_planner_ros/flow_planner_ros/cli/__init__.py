@@ -1,0 +1,1 @@
+"""Console scripts: synthetic_data, train, diagnose."""

@@ -1,0 +1,45 @@
+"""train --data FILE|DIR --config YAML --out CKPT [--epochs N] [--device cpu|cuda] [--resume]: train a flow model.
+
+Writes CKPT (safetensors: EMA weights + normalization + metadata), CKPT.state.safetensors (resume) and
+CKPT.log.csv (per-epoch losses).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from flow_planner_ros.cli.common import run_cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="train", description=__doc__)
+    parser.add_argument("--data", required=True, help="merged dataset file or directory of traj_*.npz")
+    parser.add_argument("--config", default=None, help="flow_config.yaml (defaults built in when omitted)")
+    parser.add_argument("--out", required=True, help="checkpoint file to write (.safetensors)")
+    parser.add_argument("--epochs", type=int, default=None, help="override training.epochs (total, also on resume)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--resume", action="store_true", help="continue from CKPT.state.safetensors if present")
+    parser.add_argument("--seed", type=int, default=None, help="override training.seed")
+    parser.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        from flow_planner_ros.config import load_config
+        from flow_planner_ros.training import train
+
+        overrides = {"training": {"seed": args.seed}} if args.seed is not None else None
+        config = load_config(args.config, overrides)
+        if args.epochs is not None and args.epochs < 1:
+            raise ValueError("--epochs must be >= 1")
+        result = train(args.data, config, args.out, args.epochs, args.device, args.resume, not args.no_progress)
+        print(
+            f"done: {result.epochs} epochs, train_loss {result.train_loss:.5f}, val_loss {result.val_loss:.5f}, "
+            f"{result.samples_per_s:.0f} samples/s, {result.num_parameters:,} parameters -> {result.checkpoint}"
+        )
+        return 0
+
+    return run_cli("train", body)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

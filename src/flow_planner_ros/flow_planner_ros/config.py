@@ -1,0 +1,96 @@
+"""flow_config.yaml: defaults, loading and validation (unknown keys are errors, not silently ignored)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "model": {
+        "type": "unet",
+        "unet": {"hidden_dims": [32, 64], "kernel_size": 5, "time_emb_dim": 64, "horizon_channel": True},
+        "dit": {"hidden_dim": 128, "depth": 4, "heads": 4, "mlp_ratio": 4.0, "time_emb_dim": 64},
+    },
+    "conditioning": {"use_phase": False},
+    "flow": {"sigma": 0.0, "integration_steps": 5, "method": "euler"},
+    "training": {
+        "batch_size": 32,
+        "learning_rate": 3e-3,
+        "weight_decay": 1e-4,
+        "epochs": 60,
+        "warmup_steps": 100,
+        "ema_decay": 0.999,
+        "grad_clip": 1.0,
+        "val_fraction": 0.1,
+        "seed": 0,
+        "only_success": True,
+        "num_threads": 1,
+    },
+}
+#: Sections whose keys are free-form (model constructor options); their own keys are checked by the model.
+_OPEN_SECTIONS = {("model", "unet"), ("model", "dit")}
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or has unknown/invalid keys."""
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any], where: tuple[str, ...] = ()) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        path = (*where, key)
+        if key not in base:
+            raise ConfigError(f"unknown config key {'.'.join(path)}")
+        if isinstance(base[key], dict) and path not in _OPEN_SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {'.'.join(path)} must be a mapping")
+            out[key] = _merge(base[key], value, path)
+        elif path in _OPEN_SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {'.'.join(path)} must be a mapping")
+            out[key] = {**base[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Defaults, overlaid with the YAML file (if given) and then `overrides` (same nesting)."""
+    cfg = copy.deepcopy(DEFAULT_CONFIG)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: invalid YAML ({exc})") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: top level must be a mapping")
+        cfg = _merge(cfg, loaded)
+    if overrides:
+        cfg = _merge(cfg, overrides)
+    _check(cfg)
+    return cfg
+
+
+def _check(cfg: dict[str, Any]) -> None:
+    if cfg["model"]["type"] not in ("unet", "dit"):
+        raise ConfigError(f"model.type must be unet or dit, got {cfg['model']['type']!r}")
+    if cfg["flow"]["method"] not in ("euler", "midpoint"):
+        raise ConfigError("flow.method must be euler or midpoint")
+    if int(cfg["flow"]["integration_steps"]) < 1:
+        raise ConfigError("flow.integration_steps must be >= 1")
+    if float(cfg["flow"]["sigma"]) < 0:
+        raise ConfigError("flow.sigma must be >= 0")
+    t = cfg["training"]
+    for key in ("batch_size", "epochs"):
+        if int(t[key]) < 1:
+            raise ConfigError(f"training.{key} must be >= 1")
+    if not 0 <= float(t["val_fraction"]) < 1:
+        raise ConfigError("training.val_fraction must be in [0, 1)")
+    if not 0 <= float(t["ema_decay"]) < 1:
+        raise ConfigError("training.ema_decay must be in [0, 1)")

@@ -1,0 +1,151 @@
+"""Training data: reads the one trajectory schema (merged file or directory of per-trajectory files),
+builds normalized channels and conditioning, and splits train/validation by episode."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from data_collector_ros.robot import HORIZON, JOINT_NAMES, NUM_JOINTS
+from data_collector_ros.trajectory_schema import SchemaError, read_dataset, read_trajectory, stack_records
+from flow_planner_ros.normalization import Normalizer
+
+#: Conditioning groups, in order; the optional phase is appended as one more channel.
+COND_GROUPS = ("arms_start", "arms_start_vel", "arms_goal")
+
+
+def channel_layout(joint_names: tuple[str, ...] = JOINT_NAMES) -> list[str]:
+    """Names of the model's trajectory channels: positions then velocities."""
+    return [f"pos/{n}" for n in joint_names] + [f"vel/{n}" for n in joint_names]
+
+
+def cond_layout(use_phase: bool, joint_names: tuple[str, ...] = JOINT_NAMES) -> list[str]:
+    """Names of the conditioning channels: [arms_start, arms_start_vel, arms_goal] (+ phase)."""
+    names = [f"{g}/{n}" for g in COND_GROUPS for n in joint_names]
+    return [*names, "phase"] if use_phase else names
+
+
+def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """Stacked schema arrays from a merged dataset file, a per-trajectory file or a directory of traj_*.npz."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("traj_*.npz"))
+        if not files:
+            raise SchemaError(f"{path}: no traj_*.npz files")
+        return stack_records([read_trajectory(f) for f in files])
+    if not path.exists():
+        raise SchemaError(f"{path}: no such file or directory")
+    try:
+        return read_dataset(path)
+    except SchemaError as merged_error:
+        try:
+            return stack_records([read_trajectory(path)])
+        except SchemaError:
+            raise merged_error from None
+
+
+def build_cond(arrays: dict[str, np.ndarray], use_phase: bool) -> np.ndarray:
+    """(N, 36[+1]) physical conditioning."""
+    parts = [np.asarray(arrays[g], dtype=np.float64) for g in COND_GROUPS]
+    if use_phase:
+        parts.append(np.asarray(arrays["phase"], dtype=np.float64)[:, None])
+    return np.concatenate(parts, axis=-1)
+
+
+def make_cond(
+    start_pos: np.ndarray, start_vel: np.ndarray, goal: np.ndarray, phase: np.ndarray | int | None
+) -> np.ndarray:
+    """(N, D) conditioning from per-request arrays (broadcast over a leading batch axis)."""
+    start_pos, start_vel, goal = (np.atleast_2d(np.asarray(a, dtype=np.float64)) for a in (start_pos, start_vel, goal))
+    parts = [start_pos, start_vel, goal]
+    if phase is not None:
+        parts.append(np.broadcast_to(np.asarray(phase, dtype=np.float64).reshape(-1, 1), (start_pos.shape[0], 1)))
+    return np.concatenate(parts, axis=-1)
+
+
+def data_hash(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 over the arrays the model learns from (identifies the training data in checkpoints)."""
+    digest = hashlib.sha256()
+    for key in ("positions", "velocities", *COND_GROUPS, "phase", "grid_index", "success"):
+        digest.update(np.ascontiguousarray(arrays[key]).tobytes())
+    return digest.hexdigest()
+
+
+def split_by_episode(grid_index: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train/val trajectory indices; whole episodes (grid_index) go to one side. Seeded, at least one of each
+    when there are ≥ 2 episodes and val_fraction > 0."""
+    grid_index = np.asarray(grid_index)
+    episodes = np.unique(grid_index)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(episodes)
+    n_val = round(val_fraction * len(episodes))
+    if val_fraction > 0 and len(episodes) >= 2:
+        n_val = min(max(n_val, 1), len(episodes) - 1)
+    val_episodes = set(order[:n_val].tolist())
+    is_val = np.array([g in val_episodes for g in grid_index.tolist()], dtype=bool)
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+@dataclass
+class TrajectoryData:
+    """Physical arrays of a dataset, filtered, in model order."""
+
+    positions: np.ndarray  # (N, H, J)
+    velocities: np.ndarray  # (N, H, J)
+    cond: np.ndarray  # (N, D)
+    grid_index: np.ndarray  # (N,)
+    dt: float
+    use_phase: bool
+    hash: str
+
+    @classmethod
+    def load(cls, path: str | Path, use_phase: bool = False, only_success: bool = True) -> TrajectoryData:
+        """Read and validate `path`; keep successful trajectories only unless told otherwise."""
+        arrays = load_arrays(path)
+        keep = np.asarray(arrays["success"], dtype=bool) if only_success else np.ones(len(arrays["phase"]), bool)
+        if not keep.any():
+            raise SchemaError(f"{path}: no successful trajectories")
+        dts = np.unique(np.asarray(arrays["dt"])[keep])
+        if not np.allclose(dts, dts[0]):
+            raise SchemaError(f"{path}: mixed dt values {dts.tolist()}")
+        arrays_kept = {k: np.asarray(v)[keep] for k, v in arrays.items()}
+        return cls(
+            positions=arrays_kept["positions"].astype(np.float64),
+            velocities=arrays_kept["velocities"].astype(np.float64),
+            cond=build_cond(arrays_kept, use_phase),
+            grid_index=arrays_kept["grid_index"].astype(np.int64),
+            dt=float(dts[0]),
+            use_phase=use_phase,
+            hash=data_hash(arrays),
+        )
+
+    def __len__(self) -> int:
+        return int(self.positions.shape[0])
+
+    def subset(self, indices: np.ndarray) -> TrajectoryData:
+        """The trajectories at `indices` (same dt, hash and phase option)."""
+        return TrajectoryData(
+            self.positions[indices], self.velocities[indices], self.cond[indices], self.grid_index[indices],
+            self.dt, self.use_phase, self.hash,
+        )
+
+
+class FlowDataset(Dataset):
+    """Normalized (x (H, 2J), cond (D)) float32 pairs; tensors held in memory (`x`, `cond`) for fast batching."""
+
+    def __init__(self, data: TrajectoryData, normalizer: Normalizer) -> None:
+        if data.positions.shape[1:] != (HORIZON, NUM_JOINTS):
+            raise SchemaError(f"trajectories have shape {data.positions.shape[1:]}, expected {(HORIZON, NUM_JOINTS)}")
+        self.x = torch.from_numpy(normalizer.normalize_traj(data.positions, data.velocities).astype(np.float32))
+        self.cond = torch.from_numpy(normalizer.normalize_cond(data.cond).astype(np.float32))
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[index], self.cond[index]

@@ -1,0 +1,96 @@
+"""Per-group normalization: positions, velocities and conditioning each carry their own per-channel stats.
+
+The seed project normalized velocities with position statistics (write-up §5); here each group is fitted and
+applied separately, and the stats travel inside the checkpoint as plain arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Channels whose std is below this are treated as constant (std 1) so they normalize to 0 without blowing up.
+MIN_STD = 1e-6
+GROUPS = ("pos", "vel", "cond")
+_KEYS = tuple(f"{g}_{s}" for g in GROUPS for s in ("mean", "std"))
+
+
+def _stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-last-axis mean/std over every other axis, in float64, std floored."""
+    flat = np.asarray(values, dtype=np.float64).reshape(-1, values.shape[-1])
+    mean = flat.mean(axis=0)
+    std = flat.std(axis=0)
+    std = np.where(std < MIN_STD, 1.0, std)
+    return mean, std
+
+
+@dataclass
+class Normalizer:
+    """Mean/std per channel for positions (J), velocities (J) and conditioning (D)."""
+
+    pos_mean: np.ndarray
+    pos_std: np.ndarray
+    vel_mean: np.ndarray
+    vel_std: np.ndarray
+    cond_mean: np.ndarray
+    cond_std: np.ndarray
+
+    @classmethod
+    def fit(cls, positions: np.ndarray, velocities: np.ndarray, cond: np.ndarray) -> Normalizer:
+        """Fit on (N, H, J) positions, (N, H, J) velocities and (N, D) conditioning."""
+        pos_mean, pos_std = _stats(positions)
+        vel_mean, vel_std = _stats(velocities)
+        cond_mean, cond_std = _stats(cond)
+        return cls(pos_mean, pos_std, vel_mean, vel_std, cond_mean, cond_std)
+
+    @property
+    def num_joints(self) -> int:
+        return int(self.pos_mean.shape[0])
+
+    @property
+    def cond_dim(self) -> int:
+        return int(self.cond_mean.shape[0])
+
+    def normalize_traj(self, positions: np.ndarray, velocities: np.ndarray) -> np.ndarray:
+        """(…, H, J) positions and velocities → (…, H, 2J) normalized channels [positions | velocities]."""
+        pos = (np.asarray(positions, dtype=np.float64) - self.pos_mean) / self.pos_std
+        vel = (np.asarray(velocities, dtype=np.float64) - self.vel_mean) / self.vel_std
+        return np.concatenate([pos, vel], axis=-1)
+
+    def denormalize_traj(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(…, H, 2J) normalized channels → physical (positions, velocities)."""
+        x = np.asarray(x, dtype=np.float64)
+        j = self.num_joints
+        if x.shape[-1] != 2 * j:
+            raise ValueError(f"expected {2 * j} channels, got {x.shape[-1]}")
+        return x[..., :j] * self.pos_std + self.pos_mean, x[..., j:] * self.vel_std + self.vel_mean
+
+    def normalize_cond(self, cond: np.ndarray) -> np.ndarray:
+        """(…, D) physical conditioning → normalized."""
+        return (np.asarray(cond, dtype=np.float64) - self.cond_mean) / self.cond_std
+
+    def denormalize_cond(self, cond: np.ndarray) -> np.ndarray:
+        """(…, D) normalized conditioning → physical."""
+        return np.asarray(cond, dtype=np.float64) * self.cond_std + self.cond_mean
+
+    def to_dict(self) -> dict[str, np.ndarray]:
+        """Flat dict of float64 arrays, keys `<group>_mean` / `<group>_std`."""
+        return {k: np.asarray(getattr(self, k), dtype=np.float64) for k in _KEYS}
+
+    @classmethod
+    def from_dict(cls, arrays: dict[str, np.ndarray]) -> Normalizer:
+        """Inverse of to_dict; checks keys, shapes, finiteness and positive std."""
+        missing = [k for k in _KEYS if k not in arrays]
+        if missing:
+            raise ValueError(f"normalization stats missing: {', '.join(missing)}")
+        values = {k: np.asarray(arrays[k], dtype=np.float64).reshape(-1) for k in _KEYS}
+        for g in GROUPS:
+            mean, std = values[f"{g}_mean"], values[f"{g}_std"]
+            if mean.shape != std.shape:
+                raise ValueError(f"normalization stats {g}: mean {mean.shape} and std {std.shape} differ")
+            if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
+                raise ValueError(f"normalization stats {g}: non-finite values or non-positive std")
+        if values["pos_mean"].shape != values["vel_mean"].shape:
+            raise ValueError("normalization stats: positions and velocities have different joint counts")
+        return cls(**values)

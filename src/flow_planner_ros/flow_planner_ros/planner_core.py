@@ -1,0 +1,135 @@
+"""Inference API for the planner node: load a checkpoint once, plan in physical units.
+
+    planner = FlowPlanner.from_checkpoint("model.safetensors")          # or backend="onnx"
+    positions, velocities = planner.plan(start_pos, start_vel, goal, num_samples=8, steps=5, seed=0)
+    # (8, 60, 12) each, rad and rad/s, waypoint k at time (k + 1)·dt
+
+All candidates (best-of-N) run in one batch; the same seed gives the same samples. Sampling uses flow.integrate,
+the one formulation shared with training. The ONNX Runtime backend exports the velocity network in memory (no
+file) and is faster at batch 1 on CPU.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from data_collector_ros.robot import NUM_JOINTS
+from flow_planner_ros.checkpoint import Checkpoint, load_checkpoint
+from flow_planner_ros.dataset import make_cond
+from flow_planner_ros.flow import METHODS, integrate, sample_noise
+
+BACKENDS = ("torch", "onnx")
+
+
+class FlowPlanner:
+    """A loaded flow-matching trajectory generator."""
+
+    def __init__(self, checkpoint: Checkpoint, device: str = "cpu", backend: str = "torch") -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}")
+        if backend == "onnx" and device != "cpu":
+            raise ValueError("the onnx backend runs on cpu")
+        self.checkpoint = checkpoint
+        self.device = torch.device(device)
+        self.backend = backend
+        self.model = checkpoint.model.to(self.device).eval()
+        norm = checkpoint.normalizer
+
+        def tensor(a: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(a, dtype=torch.float32, device=self.device)
+
+        self._cond_mean, self._cond_std = tensor(norm.cond_mean), tensor(norm.cond_std)
+        self._out_mean = tensor(np.concatenate([norm.pos_mean, norm.vel_mean]))
+        self._out_std = tensor(np.concatenate([norm.pos_std, norm.vel_std]))
+        flow_cfg = checkpoint.meta.get("flow", {})
+        self.default_steps = int(flow_cfg.get("integration_steps", 5))
+        self.default_method = str(flow_cfg.get("method", "euler"))
+        self._session = self._export_onnx() if backend == "onnx" else None
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | Path, device: str = "cpu", backend: str = "torch", num_threads: int | None = None
+    ) -> FlowPlanner:
+        """Load `path` (see checkpoint.py); raises CheckpointError on a bad or mismatched file."""
+        if num_threads:
+            torch.set_num_threads(num_threads)
+        return cls(load_checkpoint(path, device), device, backend)
+
+    @property
+    def horizon(self) -> int:
+        return self.checkpoint.horizon
+
+    @property
+    def dt(self) -> float:
+        return self.checkpoint.dt
+
+    def _export_onnx(self):
+        import onnxruntime as ort
+
+        c = self.checkpoint
+        x = torch.zeros(2, c.horizon, c.channels)
+        t = torch.zeros(2)
+        cond = torch.zeros(2, len(c.meta["cond_layout"]))
+        buffer = io.BytesIO()
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                self.model, (x, t, cond), buffer, dynamo=False, opset_version=17, input_names=["x", "t", "cond"],
+                output_names=["v"], dynamic_axes={"x": {0: "batch"}, "t": {0: "batch"}, "cond": {0: "batch"}},
+            )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        return ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+
+    def _velocity(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        if self._session is None:
+            return self.model(x, t, cond)
+        (v,) = self._session.run(None, {"x": x.numpy(), "t": t.numpy(), "cond": cond.numpy()})
+        return torch.from_numpy(v)
+
+    @torch.inference_mode()
+    def plan(
+        self, start_pos: np.ndarray, start_vel: np.ndarray, goal: np.ndarray, num_samples: int = 1,
+        steps: int | None = None, seed: int | None = None, phase: int | None = None, method: str | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`num_samples` candidate trajectories for one request → positions, velocities (N, H, 12), float64."""
+        arrays = [np.asarray(a, dtype=np.float64) for a in (start_pos, start_vel, goal)]
+        for name, a in zip(("start_pos", "start_vel", "goal"), arrays, strict=True):
+            if a.shape != (NUM_JOINTS,):
+                raise ValueError(f"{name} must have shape ({NUM_JOINTS},), got {a.shape}")
+            if not np.all(np.isfinite(a)):
+                raise ValueError(f"{name} contains NaN or Inf")
+        if num_samples < 1:
+            raise ValueError("num_samples must be >= 1")
+        if self.checkpoint.use_phase and phase is None:
+            raise ValueError("this checkpoint is conditioned on the phase: pass phase=0 (reach) or 1 (carry)")
+        cond = make_cond(*arrays, phase if self.checkpoint.use_phase else None)
+        return self.plan_batch(np.repeat(cond, num_samples, axis=0), steps, seed, method)
+
+    @torch.inference_mode()
+    def plan_batch(
+        self, cond: np.ndarray, steps: int | None = None, seed: int | None = None, method: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One trajectory per row of physical conditioning (B, D) → positions, velocities (B, H, 12)."""
+        steps = int(steps or self.default_steps)
+        method = method or self.default_method
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}")
+        c = torch.as_tensor(np.asarray(cond), dtype=torch.float32, device=self.device)
+        c = (c - self._cond_mean) / self._cond_std
+        x0 = sample_noise(c.shape[0], self.horizon, self.checkpoint.channels, seed, self.device)
+        x = integrate(self._velocity, x0, c, steps, method)
+        out = (x * self._out_std + self._out_mean).double().cpu().numpy()
+        return out[..., :NUM_JOINTS], out[..., NUM_JOINTS:]
+
+
+def rank_candidates(positions: np.ndarray, goal: np.ndarray, smoothness_weight: float = 1.0) -> np.ndarray:
+    """Candidate indices, best first: final-waypoint distance to the goal + weight · mean squared 2nd difference."""
+    goal_err = np.linalg.norm(positions[:, -1] - np.asarray(goal), axis=-1)
+    rough = np.mean(np.diff(positions, n=2, axis=1) ** 2, axis=(1, 2))
+    return np.argsort(goal_err + smoothness_weight * rough, kind="stable")
