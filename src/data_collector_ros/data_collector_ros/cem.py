@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
+from data_collector_ros.interpolation import reference_trajectory
 from data_collector_ros.plan_cost import TERMS, CostLimits, CostWeights, PhaseContext, PlanCost
 from data_collector_ros.robot import HORIZON, NUM_JOINTS
 
@@ -75,10 +76,6 @@ class TrajectoryBasis:
         self.dt, self.horizon = dt, horizon
         self.duration = horizon * dt
         s = np.arange(1, horizon + 1) / horizon
-        self.blend = 10 * s**3 - 15 * s**4 + 6 * s**5
-        self.dblend = (30 * s**2 - 60 * s**3 + 30 * s**4) / self.duration
-        self.carry = s - 6 * s**3 + 8 * s**4 - 3 * s**5  # times T * v0
-        self.dcarry = 1 - 18 * s**2 + 32 * s**3 - 15 * s**4  # d/dt of T * carry
         centres = np.linspace(0.2, 0.8, num_knots) if num_knots > 1 else np.array([0.5])
         width = 0.6 / num_knots
         window, dwindow = 16 * s**2 * (1 - s) ** 2, 32 * s * (1 - s) * (1 - 2 * s)
@@ -90,9 +87,8 @@ class TrajectoryBasis:
     def trajectories(
         self, start: np.ndarray, start_vel: np.ndarray, goal: np.ndarray, knots: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """knots (N, K, 12) -> positions, velocities (N, H, 12)."""
-        base = start + np.outer(self.blend, goal - start) + self.duration * np.outer(self.carry, start_vel)
-        dbase = np.outer(self.dblend, goal - start) + np.outer(self.dcarry, start_vel)
+        """knots (N, K, 12) -> positions, velocities (N, H, 12): the reference motion plus the knot bumps."""
+        base, dbase = reference_trajectory(start, start_vel, goal, self.dt, self.horizon)
         positions = base[None] + np.einsum("hk,nkj->nhj", self.phi, knots)
         velocities = dbase[None] + np.einsum("hk,nkj->nhj", self.dphi, knots)
         return positions, velocities
