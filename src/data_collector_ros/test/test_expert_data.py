@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -115,18 +117,35 @@ def test_cem_is_seeded_and_avoids_a_collision_of_the_straight_line(runner: Episo
     np.testing.assert_array_equal(again.positions, plan.positions)
 
 
-def rss_kb() -> float:
+MEMORY_PROBE = """
+import json, os, sys
+from pathlib import Path
+from data_collector_ros.cem import CEMConfig
+from data_collector_ros.collector import CollectorConfig, ShardCollector
+from data_collector_ros.grid import GridConfig
+
+def rss_kb():
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1024
 
+samples = []
+tiny = CEMConfig(num_candidates=4, num_elites=2, iterations=1, min_iterations=1)
+config = CollectorConfig(Path(sys.argv[1]), 0, 50, grid=GridConfig(nx=5, ny=5), cem=tiny, reset_every=10)
+summary = ShardCollector(config, on_episode=lambda i, o: samples.append(rss_kb())).run(progress=False)
+print(json.dumps({"done": summary.done, "trajectories": summary.trajectories, "rss_kb": samples}))
+"""
+
 
 def test_memory_is_flat_over_50_episodes(tmp_path: Path) -> None:
-    samples: list[float] = []
-    config = CollectorConfig(tmp_path, 0, 50, grid=GridConfig(nx=5, ny=5), cem=TINY_CEM, reset_every=10)
-    summary = ShardCollector(config, on_episode=lambda i, o: samples.append(rss_kb())).run(progress=False)
-    assert summary.done == 50 and summary.trajectories == 100
+    """RSS of a collector process (a fresh one, so other tests' allocations do not blur it) stays flat."""
+    result = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(tmp_path)], capture_output=True, text=True, timeout=300, env=os.environ
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["done"] == 50 and report["trajectories"] == 100
     assert len(list(tmp_path.glob("traj_*.npz"))) == 100
-    late = np.array(samples[10:])
+    late = np.array(report["rss_kb"][10:])
     slope = np.polyfit(np.arange(len(late)), late, 1)[0]
     assert slope < 50.0, f"RSS grows {slope:.1f} KiB per episode (episode 10: {late[0]:.0f} KiB, 50: {late[-1]:.0f})"
 
