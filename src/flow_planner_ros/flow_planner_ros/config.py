@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from data_collector_ros.robot import HORIZON
+
 DEFAULT_CONFIG: dict[str, Any] = {
     "model": {
         "type": "unet",
@@ -15,7 +17,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "dit": {"hidden_dim": 128, "depth": 4, "heads": 4, "mlp_ratio": 4.0, "time_emb_dim": 64},
     },
     "conditioning": {"use_phase": False},
-    "flow": {"sigma": 0.0, "integration_steps": 5, "method": "euler"},
+    "flow": {"sigma": 0.0, "integration_steps": 5, "method": "euler", "reference": "none"},
     "training": {
         "batch_size": 32,
         "learning_rate": 3e-3,
@@ -27,9 +29,13 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "val_fraction": 0.1,
         "seed": 0,
         "only_success": True,
+        "suffix_starts": [],
         "num_threads": 1,
     },
 }
+#: What the flow generates: "none" = the trajectory itself; "min_jerk" = its residual to the reference motion
+#: (data_collector_ros.interpolation.reference_trajectory) from the conditioning's start state to its goal.
+REFERENCES = ("none", "min_jerk")
 #: Sections whose keys are free-form (model constructor options); their own keys are checked by the model.
 _OPEN_SECTIONS = {("model", "unet"), ("model", "dit")}
 
@@ -84,6 +90,8 @@ def _check(cfg: dict[str, Any]) -> None:
         raise ConfigError("flow.method must be euler or midpoint")
     if int(cfg["flow"]["integration_steps"]) < 1:
         raise ConfigError("flow.integration_steps must be >= 1")
+    if cfg["flow"]["reference"] not in REFERENCES:
+        raise ConfigError(f"flow.reference must be one of {', '.join(REFERENCES)}")
     if float(cfg["flow"]["sigma"]) < 0:
         raise ConfigError("flow.sigma must be >= 0")
     t = cfg["training"]
@@ -94,3 +102,6 @@ def _check(cfg: dict[str, Any]) -> None:
         raise ConfigError("training.val_fraction must be in [0, 1)")
     if not 0 <= float(t["ema_decay"]) < 1:
         raise ConfigError("training.ema_decay must be in [0, 1)")
+    suffixes = t["suffix_starts"]
+    if not isinstance(suffixes, list) or any(not isinstance(j, int) or not 0 < j < HORIZON for j in suffixes):
+        raise ConfigError(f"training.suffix_starts must be a list of waypoint indices in 1..{HORIZON - 1}")

@@ -4,13 +4,14 @@ builds normalized channels and conditioning, and splits train/validation by epis
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from data_collector_ros.interpolation import reference_trajectory
 from data_collector_ros.robot import HORIZON, JOINT_NAMES, NUM_JOINTS
 from data_collector_ros.trajectory_schema import SchemaError, read_dataset, read_trajectory, stack_records
 from flow_planner_ros.normalization import Normalizer
@@ -133,6 +134,51 @@ class TrajectoryData:
             self.positions[indices], self.velocities[indices], self.cond[indices], self.grid_index[indices],
             self.dt, self.use_phase, self.hash,
         )
+
+
+    def with_suffix_starts(self, offsets: list[int]) -> TrajectoryData:
+        """Add, for each trajectory and offset j, its continuation from waypoint j: the motion from the moving
+        state (positions[j-1], velocities[j-1]) to the same goal, then holding the goal (zero velocity).
+
+        These are the states a receding-horizon replan starts from; without them the model only ever sees
+        starts at rest. The copies keep their grid index, so call this after the split by episode.
+        """
+        if not offsets:
+            return self
+        horizon, joints = self.positions.shape[1], self.positions.shape[2]
+        if any(not 0 < j < horizon for j in offsets):
+            raise ValueError(f"suffix offsets must be in 1..{horizon - 1}, got {offsets}")
+        positions, velocities, cond = [self.positions], [self.velocities], [self.cond]
+        for j in offsets:
+            hold = np.repeat(self.positions[:, -1:], j, axis=1)
+            positions.append(np.concatenate([self.positions[:, j:], hold], axis=1))
+            velocities.append(np.concatenate([self.velocities[:, j:], np.zeros_like(hold)], axis=1))
+            moved = self.cond.copy()
+            moved[:, :joints] = self.positions[:, j - 1]
+            moved[:, joints : 2 * joints] = self.velocities[:, j - 1]
+            cond.append(moved)
+        copies = len(offsets) + 1
+        return TrajectoryData(
+            np.concatenate(positions), np.concatenate(velocities), np.concatenate(cond),
+            np.tile(self.grid_index, copies), self.dt, self.use_phase, self.hash,
+        )  # fmt: skip
+
+
+    def reference(self) -> tuple[np.ndarray, np.ndarray]:
+        """Reference motions (N, H, J) from each conditioning's start state to its goal."""
+        return reference_from_cond(self.cond, self.dt, self.positions.shape[1])
+
+    def relative_to_reference(self) -> TrajectoryData:
+        """The same data with positions and velocities replaced by their residuals to the reference motion."""
+        ref_pos, ref_vel = self.reference()
+        return replace(self, positions=self.positions - ref_pos, velocities=self.velocities - ref_vel)
+
+
+def reference_from_cond(cond: np.ndarray, dt: float, horizon: int = HORIZON) -> tuple[np.ndarray, np.ndarray]:
+    """Reference motions (N, H, J) for physical conditioning rows [start, start_vel, goal(, phase)]."""
+    j = NUM_JOINTS
+    cond = np.asarray(cond, dtype=np.float64)
+    return reference_trajectory(cond[:, :j], cond[:, j : 2 * j], cond[:, 2 * j : 3 * j], dt, horizon)
 
 
 class FlowDataset(Dataset):

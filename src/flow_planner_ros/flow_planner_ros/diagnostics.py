@@ -45,12 +45,14 @@ def diagnose(
     subset = subset.subset(np.arange(min(num_trajectories, len(subset))))
     norm = ckpt.normalizer
 
-    pos_rt, vel_rt = norm.denormalize_traj(norm.normalize_traj(subset.positions, subset.velocities))
+    # The model's own targets: the trajectories, or their residuals to the reference motion.
+    target = subset.relative_to_reference() if planner.reference == "min_jerk" else subset
+    pos_rt, vel_rt = norm.denormalize_traj(norm.normalize_traj(target.positions, target.velocities))
     cond_rt = norm.denormalize_cond(norm.normalize_cond(subset.cond))
-    roundtrip = max(np.abs(pos_rt - subset.positions).max(), np.abs(vel_rt - subset.velocities).max(),
+    roundtrip = max(np.abs(pos_rt - target.positions).max(), np.abs(vel_rt - target.velocities).max(),
                     np.abs(cond_rt - subset.cond).max())
 
-    x1 = torch.from_numpy(norm.normalize_traj(subset.positions, subset.velocities))
+    x1 = torch.from_numpy(norm.normalize_traj(target.positions, target.velocities))
     formulation = formulation_error(FlowMatching(float(ckpt.meta.get("flow", {}).get("sigma", 0.0))), x1, seed)
 
     steps = int(steps or planner.default_steps)

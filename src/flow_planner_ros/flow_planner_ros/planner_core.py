@@ -20,7 +20,7 @@ import torch
 
 from data_collector_ros.robot import NUM_JOINTS
 from flow_planner_ros.checkpoint import Checkpoint, load_checkpoint
-from flow_planner_ros.dataset import make_cond
+from flow_planner_ros.dataset import make_cond, reference_from_cond
 from flow_planner_ros.flow import METHODS, integrate, sample_noise
 
 BACKENDS = ("torch", "onnx")
@@ -49,6 +49,7 @@ class FlowPlanner:
         flow_cfg = checkpoint.meta.get("flow", {})
         self.default_steps = int(flow_cfg.get("integration_steps", 5))
         self.default_method = str(flow_cfg.get("method", "euler"))
+        self.reference = str(flow_cfg.get("reference", "none"))  # the model generates residuals to min_jerk
         self._session = self._export_onnx() if backend == "onnx" else None
 
     @classmethod
@@ -125,7 +126,11 @@ class FlowPlanner:
         x0 = sample_noise(c.shape[0], self.horizon, self.checkpoint.channels, seed, self.device)
         x = integrate(self._velocity, x0, c, steps, method)
         out = (x * self._out_std + self._out_mean).double().cpu().numpy()
-        return out[..., :NUM_JOINTS], out[..., NUM_JOINTS:]
+        positions, velocities = out[..., :NUM_JOINTS], out[..., NUM_JOINTS:]
+        if self.reference == "min_jerk":
+            ref_pos, ref_vel = reference_from_cond(cond, self.dt, self.horizon)
+            positions, velocities = positions + ref_pos, velocities + ref_vel
+        return positions, velocities
 
 
 def rank_candidates(positions: np.ndarray, goal: np.ndarray, smoothness_weight: float = 1.0) -> np.ndarray:

@@ -81,3 +81,22 @@ def test_bad_inputs_raise_schema_errors(tmp_path: Path) -> None:
     np.savez(tmp_path / "wrong.npz", trajectories=np.zeros((3, 60, 12)))
     with pytest.raises(SchemaError, match="missing keys"):
         TrajectoryData.load(tmp_path / "wrong.npz")
+
+
+def test_suffix_starts_continue_from_moving_states(tmp_path: Path) -> None:
+    """Each continuation starts at the state just before its first waypoint, keeps the goal, then holds."""
+    from flow_planner_ros.synthetic import write_synthetic_dataset
+
+    data = TrajectoryData.load(write_synthetic_dataset(tmp_path / "s.npz", 3, seed=1))
+    augmented = data.with_suffix_starts([10, 40])
+    assert len(augmented) == 9
+    np.testing.assert_array_equal(augmented.grid_index, np.tile(data.grid_index, 3))
+    copy = augmented.subset(np.array([3]))  # trajectory 0 from waypoint 10
+    np.testing.assert_array_equal(copy.positions[0, :50], data.positions[0, 10:])
+    np.testing.assert_array_equal(copy.positions[0, 50:], np.repeat(data.positions[0, -1:], 10, axis=0))
+    np.testing.assert_array_equal(copy.velocities[0, 50:], 0.0)
+    np.testing.assert_array_equal(copy.cond[0, :12], data.positions[0, 9])
+    np.testing.assert_array_equal(copy.cond[0, 12:24], data.velocities[0, 9])
+    np.testing.assert_array_equal(copy.cond[0, 24:], data.cond[0, 24:])
+    with pytest.raises(ValueError, match="suffix offsets"):
+        data.with_suffix_starts([60])
