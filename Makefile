@@ -2,6 +2,7 @@
 #   make setup   .venv (pinned ROS 2 Jazzy wheels, CPU torch, torchcfm, mujoco) + colcon build into install/
 #   make test    setup, then ruff and the whole test suite
 #   make demo    setup, then the demo of what exists so far
+#   make bench   setup, then every benchmark script (numbers printed, never asserted)
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
@@ -13,7 +14,7 @@ IN_WS := source $(VENV)/bin/activate && source install/setup.bash &&
 WORKSPACE_INPUTS := $(shell find src launch config -type f -not -name '*.pyc' -not -path '*/__pycache__/*' 2>/dev/null) colcon.meta
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps test lint demo clean distclean
+.PHONY: setup system-deps test lint demo bench clean distclean
 
 setup: $(BUILD_STAMP)
 
@@ -39,6 +40,10 @@ test: setup lint
 
 demo: setup
 	$(IN_WS) python tools/demo.py
+
+BENCHMARKS ?= $(sort $(wildcard benchmarks/bench_*.py))
+bench: setup
+	@for script in $(BENCHMARKS); do echo "=== $$script"; $(IN_WS) python $$script || exit 1; done
 
 clean:
 	rm -rf build install log

@@ -44,6 +44,7 @@ setup(
             "synthetic_data = flow_planner_ros.cli.synthetic_data:main",
             "train = flow_planner_ros.cli.train:main",
             "diagnose = flow_planner_ros.cli.diagnose:main",
+            "planner = flow_planner_ros.planner_node:main",
         ],
     },
 )

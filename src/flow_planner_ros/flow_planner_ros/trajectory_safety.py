@@ -101,11 +101,15 @@ def select_best(
     goal_positions: np.ndarray,
     dt: float,
     limits: SafetyLimits,
+    refused: dict[int, list[str]] | None = None,
 ) -> Selection:
-    """Check every candidate of a batch (N, H, J) and pick the safe one with the lowest cost."""
+    """Check every candidate of a batch (N, H, J) and pick the safe one with the lowest cost; candidates in
+    `refused` (index -> reasons found earlier) are not considered."""
     best, best_cost, rejections = None, float("inf"), {}
     for i in range(positions.shape[0]):
-        reasons = check_candidate(positions[i], velocities[i], start_positions, dt, limits)
+        reasons = list((refused or {}).get(i, [])) or check_candidate(
+            positions[i], velocities[i], start_positions, dt, limits
+        )
         if reasons:
             rejections[i] = reasons
             continue

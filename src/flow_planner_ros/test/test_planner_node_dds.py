@@ -1,0 +1,349 @@
+"""The planner node as a separate process over real DDS, with a real (small) model trained here on CPU and the
+real MuJoCo bridge as the arm controllers.
+
+The checkpoint is trained once per session on rest-to-rest minimum-jerk motions around the home pose (with the
+dataset's moving-start suffix augmentation: the states a receding-horizon replan starts from), so the model is
+competent on the requests below. The thresholds are stated against that run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile
+from sensor_msgs.msg import JointState
+from trajectory_msgs.msg import JointTrajectory
+
+from data_collector_ros.interpolation import min_jerk_waypoints
+from data_collector_ros.robot import DEFAULT_DT, HOME_POSITIONS, HORIZON, JOINT_NAMES, NUM_JOINTS, PHASE_REACH
+from data_collector_ros.trajectory_schema import TrajectoryRecord, stack_records, write_dataset
+from flow_planner_msgs.msg import PlannerStatus
+from flow_planner_msgs.srv import PlanTrajectory
+
+WORKSPACE = Path(__file__).resolve().parents[3]
+PLANNER = WORKSPACE / "install" / "flow_planner_ros" / "lib" / "flow_planner_ros" / "planner"
+BRIDGE = WORKSPACE / "install" / "data_collector_ros" / "lib" / "data_collector_ros" / "sim_bridge"
+GOAL_OFFSET = np.array([0.3, -0.2, 0.25, 0.2, -0.15, 0.1, -0.3, 0.2, -0.25, -0.2, 0.15, -0.1])
+#: Receding-horizon execution must end within this max joint error of the goal (rad).
+REACH_TOLERANCE = 0.05
+
+
+def write_min_jerk_dataset(path: Path, episodes: int, seed: int) -> Path:
+    """Rest-to-rest minimum-jerk motions around the home pose, in the trajectory schema."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for i in range(episodes):
+        start = HOME_POSITIONS + rng.uniform(-0.3, 0.3, NUM_JOINTS)
+        goal = start + rng.uniform(-0.4, 0.4, NUM_JOINTS)
+        positions, velocities = min_jerk_waypoints(start, goal, DEFAULT_DT)
+        pose = np.array([0.5, 0.0, 0.76, 1.0, 0.0, 0.0, 0.0])
+        records.append(
+            TrajectoryRecord(
+                positions=positions, velocities=velocities, arms_start=start, arms_start_vel=np.zeros(NUM_JOINTS),
+                arms_goal=goal, phase=PHASE_REACH, tray_start_pose=pose, tray_goal_pose=pose, grid_index=i,
+                seed=seed, success=True, cost=0.0, dt=DEFAULT_DT,
+            )
+        )  # fmt: skip
+    return write_dataset(path, stack_records(records))
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from flow_planner_ros.config import load_config
+    from flow_planner_ros.training import train
+
+    folder = tmp_path_factory.mktemp("planner_ckpt")
+    data = write_min_jerk_dataset(folder / "min_jerk.npz", episodes=240, seed=0)
+    overrides = {
+        "model": {"type": "unet", "unet": {"hidden_dims": [32, 64]}},
+        "training": {
+            "epochs": 40, "batch_size": 64, "learning_rate": 3e-3, "warmup_steps": 20, "val_fraction": 0.1,
+            "suffix_starts": [10, 20, 30, 40],
+        },
+        "flow": {"integration_steps": 5, "reference": "min_jerk"},
+    }
+    out = folder / "planner_test.safetensors"
+    train(data, load_config(None, overrides), out, progress_bar=False, log=lambda *_: None)
+    return out
+
+
+class Process:
+    """A node executable run as a child process, its output in a log file."""
+
+    def __init__(self, executable: Path, args: list[str], log_path: Path) -> None:
+        assert executable.exists(), f"{executable} missing: colcon build the workspace first"
+        self.log_path = log_path
+        self._log = open(log_path, "w+")  # noqa: SIM115 - closed in stop()
+        command = [str(executable), *args]
+        self.popen = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=os.environ)
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGINT)
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+        self._log.close()
+
+
+@pytest.fixture
+def start_process(ros_domain_id: int, tmp_path: Path):
+    started: list[Process] = []
+
+    def start(executable: Path, *args: str) -> Process:
+        process = Process(executable, ["--ros-args", *args], tmp_path / f"{executable.name}_{len(started)}.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+class Client:
+    """A test node in its own context, spun in a background thread: calls the plan service, records what the
+    controllers receive, /joint_states and the planner status."""
+
+    def __init__(self, domain_id: int, name: str = "planner_test_client") -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = Node(name, context=self.context)
+        self.lock = threading.Lock()
+        self.states: list[tuple[float, np.ndarray]] = []
+        self.commands: list[tuple[str, float, JointTrajectory]] = []
+        self.statuses: list[PlannerStatus] = []
+        self.node.create_subscription(JointState, "/joint_states", self._on_state, 100)
+        self.node.create_subscription(PlannerStatus, "/flow_planner/status", self._on_status, 100)
+        for arm in ("left", "right"):
+            self.node.create_subscription(
+                JointTrajectory,
+                f"/{arm}_arm_controller/joint_trajectory",
+                lambda msg, arm=arm: self._on_command(arm, msg),
+                10,
+            )
+        self.plan_client = self.node.create_client(
+            PlanTrajectory, "/flow_planner/plan", qos_profile=QoSProfile(depth=50)
+        )
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def _on_state(self, msg: JointState) -> None:
+        if list(msg.name) == list(JOINT_NAMES):
+            with self.lock:
+                self.states.append((time.monotonic(), np.array(msg.position)))
+
+    def _on_status(self, msg: PlannerStatus) -> None:
+        with self.lock:
+            self.statuses.append(msg)
+
+    def _on_command(self, arm: str, msg: JointTrajectory) -> None:
+        with self.lock:
+            self.commands.append((arm, time.monotonic(), msg))
+
+    def wait_for_service(self, process: Process, timeout: float = 60.0) -> None:
+        end = time.monotonic() + timeout
+        while not self.plan_client.wait_for_service(timeout_sec=0.5):
+            assert process.popen.poll() is None, f"planner exited:\n{process.output()}"
+            assert time.monotonic() < end, f"plan service not available:\n{process.output()}"
+
+    def wait_for_states(self, timeout: float = 30.0) -> np.ndarray:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self.lock:
+                if self.states:
+                    return self.states[-1][1]
+            time.sleep(0.05)
+        raise AssertionError("no /joint_states")
+
+    def wait_until_planner_has_states(self, goal: np.ndarray, timeout: float = 30.0) -> None:
+        """Dry-run requests (execute=false) until the planner itself has a fresh /joint_states."""
+        end = time.monotonic() + timeout
+        while "no /joint_states" in (response := self.plan(goal_positions=list(goal))).message:
+            assert time.monotonic() < end, response.message
+            time.sleep(0.2)
+
+    def plan(self, timeout: float = 60.0, **fields) -> PlanTrajectory.Response:
+        future = self.plan_client.call_async(PlanTrajectory.Request(**fields))
+        end = time.monotonic() + timeout
+        while not future.done():
+            assert time.monotonic() < end, "no response from the plan service"
+            time.sleep(0.01)
+        return future.result()
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def client(ros_domain_id: int):
+    c = Client(ros_domain_id)
+    yield c
+    c.close()
+
+
+def planner_args(checkpoint: Path, *extra: str) -> list[str]:
+    return ["-p", f"checkpoint:={checkpoint}", "-p", "backend:=onnx", *extra]
+
+
+def assert_valid_trajectory(msg: JointTrajectory, dt: float = DEFAULT_DT) -> None:
+    assert list(msg.joint_names) == list(JOINT_NAMES)
+    assert len(msg.points) == HORIZON
+    times = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points])
+    np.testing.assert_allclose(times, dt * np.arange(1, HORIZON + 1), atol=1e-9)
+    for point in msg.points:
+        assert len(point.positions) == NUM_JOINTS and len(point.velocities) == NUM_JOINTS
+        assert np.all(np.isfinite(point.positions)) and np.all(np.isfinite(point.velocities))
+
+
+def test_plan_service_returns_valid_trajectories_and_refuses_bad_requests(checkpoint, start_process, client) -> None:
+    planner = start_process(PLANNER, *planner_args(checkpoint))
+    client.wait_for_service(planner)
+
+    # No /joint_states yet (no bridge): a request without a start state is refused, not guessed.
+    response = client.plan(goal_positions=list(HOME_POSITIONS + GOAL_OFFSET))
+    assert not response.success and "no /joint_states" in response.message
+
+    start, goal = HOME_POSITIONS, HOME_POSITIONS + GOAL_OFFSET
+    response = client.plan(start_positions=list(start), goal_positions=list(goal), num_samples=8, seed=1)
+    assert response.success, response.message
+    assert_valid_trajectory(response.trajectory)
+    assert response.planning_time > 0 and 1 <= response.num_valid_candidates <= 8
+    final = np.array(response.trajectory.points[-1].positions)
+    assert np.max(np.abs(final - goal)) < 0.1
+
+    bad_requests = {
+        "goal_positions has 11 values": {"goal_positions": list(goal[:11])},
+        "goal_positions is not finite": {"goal_positions": [float("nan"), *goal[1:]]},
+        "start_positions is not finite": {"start_positions": [float("inf"), *start[1:]], "goal_positions": list(goal)},
+        "unknown joint name": {"joint_names": ["bogus", *JOINT_NAMES[1:]], "goal_positions": list(goal)},
+        "goal_positions beyond limits": {"start_positions": list(start), "goal_positions": [9.0, *goal[1:]]},
+        "start_velocities has 3 values": {
+            "start_positions": list(start), "start_velocities": [0.0] * 3, "goal_positions": list(goal)
+        },
+    }  # fmt: skip
+    for reason, fields in bad_requests.items():
+        response = client.plan(**fields)
+        assert not response.success and reason in response.message, (reason, response.message)
+    # Still up and serving.
+    response = client.plan(start_positions=list(start), goal_positions=list(goal), seed=2)
+    assert response.success and planner.popen.poll() is None
+
+
+def test_fifty_concurrent_calls_from_several_clients_are_all_answered(
+    checkpoint, start_process, client, ros_domain_id
+) -> None:
+    planner = start_process(PLANNER, *planner_args(checkpoint))
+    client.wait_for_service(planner)
+    others = [Client(ros_domain_id, f"planner_test_client_{i}") for i in range(4)]
+    try:
+        for other in others:
+            other.wait_for_service(planner)
+        clients = [client, *others]
+        goal = HOME_POSITIONS + GOAL_OFFSET
+        futures = [
+            clients[i % len(clients)].plan_client.call_async(
+                PlanTrajectory.Request(
+                    start_positions=list(HOME_POSITIONS), goal_positions=list(goal), num_samples=2, seed=i
+                )
+            )
+            for i in range(50)
+        ]
+        end = time.monotonic() + 240
+        while not all(f.done() for f in futures):
+            assert time.monotonic() < end, f"{sum(f.done() for f in futures)}/50 answered"
+            time.sleep(0.05)
+        responses = [f.result() for f in futures]
+        assert all(r.success for r in responses), [r.message for r in responses if not r.success]
+        for r in responses:
+            assert_valid_trajectory(r.trajectory)
+    finally:
+        for other in others:
+            other.close()
+
+
+def test_receding_horizon_execution_reaches_the_goal_without_jumps(checkpoint, start_process, client) -> None:
+    start_process(BRIDGE, "-p", "real_time_factor:=1.0")
+    planner = start_process(PLANNER, *planner_args(checkpoint, "-p", "execution_steps:=15"))
+    client.wait_for_service(planner)
+    start = client.wait_for_states()
+    goal = start + GOAL_OFFSET
+    client.wait_until_planner_has_states(goal)
+    response = client.plan(goal_positions=list(goal), num_samples=8, seed=3, execute=True)
+    assert response.success, response.message
+
+    end = time.monotonic() + 60
+    final_status = None
+    while time.monotonic() < end and final_status is None:
+        time.sleep(0.1)
+        with client.lock:
+            final_status = next((s for s in client.statuses if s.state in ("reached", "failed")), None)
+    assert final_status is not None, "execution did not finish within 60 s"
+    time.sleep(0.3)
+    with client.lock:
+        states = [q for _, q in client.states]
+        commands = list(client.commands)
+        replans = max(s.replans for s in client.statuses)
+    assert final_status.state == "reached", final_status.message
+    assert np.max(np.abs(states[-1] - goal)) < REACH_TOLERANCE
+    assert replans >= 2, "execution_steps=15 must replan"
+    assert len(commands) == 2 * (replans + 1)
+
+    # Every command is a valid trajectory for its arm, and each replan continues the motion: the largest
+    # measured step between consecutive joint states stays within the nominal step size of the motion.
+    for _, _, msg in commands:
+        assert len(msg.points) == HORIZON and len(msg.joint_names) == NUM_JOINTS // 2
+    steps = np.max(np.abs(np.diff(np.array(states), axis=0)), axis=1)
+    nominal = np.max(np.abs(GOAL_OFFSET)) / (HORIZON * DEFAULT_DT) * 2.0  # twice the mean speed of the longest joint
+    per_sample = nominal / 100.0  # /joint_states at 100 Hz
+    assert steps.max() <= 2.0 * per_sample, (steps.max(), per_sample)
+
+
+def test_candidates_beyond_a_tight_limit_are_never_published(checkpoint, start_process, client) -> None:
+    start_process(BRIDGE, "-p", "real_time_factor:=1.0")
+    tight = ",".join(["0.05"] * NUM_JOINTS)
+    planner = start_process(PLANNER, *planner_args(checkpoint, "-p", f"velocity_limits:=[{tight}]"))
+    client.wait_for_service(planner)
+    client.wait_for_states()
+    client.wait_until_planner_has_states(HOME_POSITIONS + GOAL_OFFSET)
+    response = client.plan(goal_positions=list(HOME_POSITIONS + GOAL_OFFSET), num_samples=8, seed=4, execute=True)
+    assert not response.success
+    assert "no safe candidate among 8" in response.message and "velocity limit exceeded" in response.message
+    assert len(response.trajectory.points) == 0
+    time.sleep(1.0)
+    with client.lock:
+        assert client.commands == [], "an unsafe trajectory reached the controllers"
+
+
+@pytest.mark.parametrize("problem", ["missing", "corrupt", "pickle"])
+def test_bad_checkpoint_stops_the_node_with_one_clear_line(problem: str, tmp_path: Path, start_process) -> None:
+    path = tmp_path / "model.safetensors"
+    if problem == "corrupt":
+        path.write_bytes(b"\x00" * 64)
+    elif problem == "pickle":
+        import pickle
+
+        path = tmp_path / "model.pt"
+        path.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    planner = start_process(PLANNER, "-p", f"checkpoint:={path}")
+    assert planner.popen.wait(timeout=60) != 0
+    lines = [line for line in planner.output().splitlines() if line.startswith("planner: cannot start")]
+    assert len(lines) == 1 and str(path.name) in lines[0], planner.output()
