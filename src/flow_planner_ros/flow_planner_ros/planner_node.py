@@ -58,6 +58,7 @@ PARAMETERS: dict[str, object] = {
     "checkpoint": "",
     "device": "cpu",
     "backend": "onnx",  # onnx (ONNX Runtime, fastest at batch 1 on CPU) | torch
+    "num_threads": 1,  # CPU threads for inference; 1 is fastest when the simulator or others share the cores
     "num_samples": 8,
     "integration_steps": 10,
     "max_num_samples": 64,
@@ -129,7 +130,10 @@ class PlannerNode(Node):
             raise ValueError(f"parameter backend must be one of {BACKENDS}, got {backend!r}")
         if backend == "onnx" and device != "cpu":
             backend = "torch"  # ONNX Runtime here is the CPU build; on CUDA use torch
-        self.generator = FlowPlanner.from_checkpoint(checkpoint, device=device, backend=backend)
+        threads = int(p("num_threads"))
+        if threads < 1:
+            raise ValueError(f"parameter num_threads must be >= 1, got {threads}")
+        self.generator = FlowPlanner.from_checkpoint(checkpoint, device=device, backend=backend, num_threads=threads)
         if self.generator.checkpoint.use_phase:
             raise ValueError(f"{checkpoint} is conditioned on the episode phase; the planner serves phase-free models")
         self.core = PlanningCore(

@@ -347,3 +347,29 @@ def test_bad_checkpoint_stops_the_node_with_one_clear_line(problem: str, tmp_pat
     assert planner.popen.wait(timeout=60) != 0
     lines = [line for line in planner.output().splitlines() if line.startswith("planner: cannot start")]
     assert len(lines) == 1 and str(path.name) in lines[0], planner.output()
+
+
+def test_a_new_request_preempts_the_running_execution(checkpoint, start_process, client) -> None:
+    start_process(BRIDGE, "-p", "real_time_factor:=1.0")
+    planner = start_process(PLANNER, *planner_args(checkpoint))
+    client.wait_for_service(planner)
+    start = client.wait_for_states()
+    first_goal, second_goal = start + GOAL_OFFSET, start - 0.5 * GOAL_OFFSET
+    client.wait_until_planner_has_states(first_goal)
+    assert client.plan(goal_positions=list(first_goal), seed=5, execute=True).success
+    time.sleep(1.0)
+    assert client.plan(goal_positions=list(second_goal), seed=6, execute=True).success
+
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        with client.lock:
+            states = {(s.request_id, s.state) for s in client.statuses}
+        if (2, "reached") in states or (2, "failed") in states:
+            break
+        time.sleep(0.1)
+    assert (1, "preempted") in states and (2, "reached") in states, states
+    assert (1, "reached") not in states and (1, "failed") not in states
+    time.sleep(0.3)
+    with client.lock:
+        final = client.states[-1][1]
+    assert np.max(np.abs(final - second_goal)) < REACH_TOLERANCE
