@@ -132,9 +132,3 @@ class FlowPlanner:
             positions, velocities = positions + ref_pos, velocities + ref_vel
         return positions, velocities
 
-
-def rank_candidates(positions: np.ndarray, goal: np.ndarray, smoothness_weight: float = 1.0) -> np.ndarray:
-    """Candidate indices, best first: final-waypoint distance to the goal + weight · mean squared 2nd difference."""
-    goal_err = np.linalg.norm(positions[:, -1] - np.asarray(goal), axis=-1)
-    rough = np.mean(np.diff(positions, n=2, axis=1) ** 2, axis=(1, 2))
-    return np.argsort(goal_err + smoothness_weight * rough, kind="stable")
