@@ -6,14 +6,13 @@ without a display, so import this package before mujoco (or export MUJOCO_GL you
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import imageio.v2 as imageio
 import mujoco
 import numpy as np
 
+from data_collector_ros.atomic_file import atomic_path
 from data_collector_ros.scene import DEFAULT_CAMERA
 
 
@@ -39,34 +38,20 @@ class SceneRenderer:
         self.close()
 
 
-def _atomic_target(path: Path) -> tuple[Path, Path]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".partial" + path.suffix, dir=path.parent)
-    os.close(fd)
-    return path, Path(tmp)
-
-
 def save_png(path: str | Path, image: np.ndarray) -> Path:
     """Write an RGB image atomically as PNG."""
-    path, tmp = _atomic_target(Path(path))
-    try:
+    with atomic_path(path, keep_suffix=True) as tmp:
         imageio.imwrite(tmp, image, format="png")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def save_mp4(path: str | Path, frames: list[np.ndarray], fps: float = 30.0) -> Path:
     """Write RGB frames atomically as an H.264 MP4 (imageio-ffmpeg)."""
     if not frames:
         raise ValueError("no frames to write")
-    path, tmp = _atomic_target(Path(path))
-    try:
-        with imageio.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264", macro_block_size=8) as writer:
-            for frame in frames:
-                writer.append_data(frame)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    with atomic_path(path, keep_suffix=True) as tmp, imageio.get_writer(
+        tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264", macro_block_size=8
+    ) as writer:
+        for frame in frames:
+            writer.append_data(frame)
+    return Path(path)

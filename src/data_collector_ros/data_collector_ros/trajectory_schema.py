@@ -7,8 +7,6 @@ read with allow_pickle=False. Every reader validates shapes, dtypes and finitene
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, fields
@@ -16,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from data_collector_ros.atomic_file import TEMP_SUFFIX, atomic_path
 from data_collector_ros.robot import HORIZON, JOINT_NAMES, NUM_JOINTS, PHASE_NAMES
 
 SCHEMA_VERSION = 1
 POSE_DIM = 7  # x, y, z, qw, qx, qy, qz
-TEMP_SUFFIX = ".partial"
 
 
 class SchemaError(ValueError):
@@ -164,23 +162,11 @@ def trajectory_filename(grid_index: int, phase: int) -> str:
 
 
 def save_npz_atomic(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
-    """Write arrays to path through a temp file in the same directory and os.replace.
-
-    A kill at any moment leaves either the previous file or the complete new one, plus at most a
-    `*.partial` temp file that readers ignore and `remove_partial_files` deletes.
-    """
+    """Write arrays to path atomically (see atomic_file): a kill leaves the old file or the new one, plus at
+    most a `*.partial` temp file that readers ignore and `remove_partial_files` deletes."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=TEMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
     return path
 
 

@@ -13,8 +13,6 @@ deserialized), then checks joint names/count, horizon, channel and conditioning 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from data_collector_ros.atomic_file import atomic_path
 from data_collector_ros.robot import HORIZON, JOINT_NAMES
 from flow_planner_ros.dataset import channel_layout, cond_layout
 from flow_planner_ros.models import build_model
@@ -85,18 +84,10 @@ def make_meta(
 
 
 def atomic_save_safetensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
-    """safetensors save_file through a temp file in the same directory + os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    try:
+    """safetensors save_file, atomically (data_collector_ros.atomic_file)."""
+    with atomic_path(path) as tmp:
         save_file({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, normalizer: Normalizer, meta: dict[str, Any]) -> Path:

@@ -9,14 +9,13 @@ joint), sensitivity_resample (the same for a different noise seed: the floor the
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from data_collector_ros.atomic_file import atomic_path
 from data_collector_ros.robot import JOINT_NAMES, NUM_JOINTS
 from flow_planner_ros.dataset import TrajectoryData
 from flow_planner_ros.flow import FlowMatching, formulation_error
@@ -130,16 +129,7 @@ def plot_trajectories(
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
-    """JSON through a temp file + os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(obj, handle, indent=2)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """JSON, atomically (data_collector_ros.atomic_file)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    return Path(path)
