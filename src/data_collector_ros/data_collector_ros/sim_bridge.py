@@ -17,14 +17,13 @@ If the physics diverges, the node logs it and resets the scene (the last reset's
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
@@ -32,6 +31,7 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from data_collector_ros.jtc_contract import TrajectoryRejected, validate_trajectory
+from data_collector_ros.node_main import spin_node_main
 from data_collector_ros.robot import JOINT_NAMES, LEFT_ARM_JOINTS, RIGHT_ARM_JOINTS
 from data_collector_ros.simulation import Simulation, SimulationUnstable
 
@@ -180,20 +180,9 @@ class SimBridge(Node):
         self._thread.join(timeout=5.0)
 
 
-def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = SimBridge()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.stop()
-        node.destroy_node()
-        rclpy.try_shutdown()
+def main(args: list[str] | None = None) -> int:
+    return spin_node_main("sim_bridge", SimBridge, args=args)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
