@@ -42,11 +42,14 @@ def test_kill_9_then_rerun_matches_a_clean_two_shard_run(ros_domain_id: int, tmp
 
     killed = tmp_path / "killed"
     seed = random.randrange(1 << 30)
-    delay = random.Random(seed).uniform(0.0, 1.5)
+    rng = random.Random(seed)
+    # A random moment: after a random number of finished files (of 12), plus a random fraction of an episode.
+    files_before_kill, delay = rng.randint(1, 8), rng.uniform(0.0, 0.15)
     process = collector(killed, 0, 6, tmp_path / "killed.log")
     deadline = time.monotonic() + 60
-    while not list(killed.glob("traj_*.npz")) and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.01)
+    while len(list(killed.glob("traj_*.npz"))) < files_before_kill and time.monotonic() < deadline:
+        assert process.poll() is None, (tmp_path / "killed.log").read_text()
+        time.sleep(0.002)
     time.sleep(delay)
     process.kill()  # SIGKILL
     process.wait(timeout=10)
