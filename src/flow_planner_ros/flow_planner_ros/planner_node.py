@@ -51,7 +51,7 @@ from flow_planner_msgs.msg import PlannerStatus
 from flow_planner_msgs.srv import PlanTrajectory
 from flow_planner_ros.plan_request import JointStateSample, PlanRequest, PlanRequestError, validate_plan_request
 from flow_planner_ros.planner_core import BACKENDS, FlowPlanner
-from flow_planner_ros.planning_core import PlanningCore, PlanResult, running_plan_prefix
+from flow_planner_ros.planning_core import ContinuationPrefix, PlanningCore, PlanResult, running_plan_prefix
 from flow_planner_ros.trajectory_safety import SafetyLimits
 
 PARAMETERS: dict[str, object] = {
@@ -66,7 +66,8 @@ PARAMETERS: dict[str, object] = {
     "execution_steps": 60,
     "blend_steps": 5,
     "goal_tolerance": 0.02,
-    "max_boundary_correction": 0.2,  # rad; 0 = check raw samples (no start/goal inpainting)
+    "smoothing_knots": 4,  # bumps per joint of the smooth projection through start and goal; 0 = raw samples
+    "max_projection_change": 0.2,  # rad; samples the projection moves further are refused
     "max_replans": 30,
     "final_approach_distance": 0.1,  # rad; closer than this, the running plan is executed to its end
     "joint_states_timeout": 0.5,
@@ -139,7 +140,8 @@ class PlannerNode(Node):
         self.core = PlanningCore(
             self.generator,
             SafetyLimits.from_arrays(self.position_limits, self.velocity_limits),
-            max_correction=float(p("max_boundary_correction")),
+            smoothing_knots=int(p("smoothing_knots")),
+            max_projection_change=float(p("max_projection_change")),
         )
         self.get_logger().info(
             f"loaded {checkpoint} (horizon {self.generator.horizon}, dt {self.generator.dt}, {backend} on {device});"
@@ -308,9 +310,9 @@ class PlannerNode(Node):
             elif execution.replans >= int(self._param("max_replans")):
                 self._finish(execution, "failed", f"max_replans reached {goal_error:.4f} rad from the goal")
             else:
-                self._replan(execution, elapsed)
+                self._replan(execution)
 
-    def _replan(self, execution: Execution, elapsed: float) -> None:
+    def _replan(self, execution: Execution) -> None:
         state = self._state()
         if state is None or self._now() - state.stamp > float(self._param("joint_states_timeout")):
             self._finish(execution, "failed", "no fresh /joint_states to replan from")
@@ -324,11 +326,13 @@ class PlannerNode(Node):
             seed=None if execution.request.seed is None else execution.request.seed + execution.replans + 1,
             execute=True,
         )
-        # The new plan starts about one planning time from now: join the running plan there.
-        join_at = elapsed + execution.planning_times[-1]
-        prefix = running_plan_prefix(
-            execution.positions, execution.velocities, self.generator.dt, join_at, int(self._param("blend_steps"))
-        )
+        # Read the running plan when the new one is ready to replace it, not when planning started.
+        running, published_at = (execution.positions, execution.velocities), execution.published_at
+        blend_steps = int(self._param("blend_steps"))
+
+        def prefix() -> ContinuationPrefix:
+            return running_plan_prefix(*running, self.generator.dt, self._now() - published_at, blend_steps)
+
         result = self.core.plan(request, prefix=prefix)
         execution.planning_times.append(result.planning_time)
         if not result.success:

@@ -1,14 +1,19 @@
-"""The planner's ROS-free core: sample a batch of candidates from the flow model, check each, keep the best,
-and keep receding-horizon chunks continuous. The planner node is a thin rclpy layer over this."""
+"""The planner's ROS-free core: sample a batch of candidates from the flow model, project them onto smooth motions
+through the request's start and goal, check each, keep the best, and keep receding-horizon chunks continuous.
+The planner node is a thin rclpy layer over this."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
+from data_collector_ros.cem import TrajectoryBasis
+from data_collector_ros.interpolation import reference_trajectory
+from data_collector_ros.robot import HORIZON
 from flow_planner_ros.plan_request import PlanRequest
 from flow_planner_ros.trajectory_safety import SafetyLimits, Selection, select_best
 
@@ -52,40 +57,45 @@ class PlanResult:
         return f"no safe candidate among {n}: {self.selection.summary()}"
 
 
-def boundary_correction(
-    positions: np.ndarray,
-    velocities: np.ndarray,
-    start_positions: np.ndarray,
-    start_velocities: np.ndarray,
-    goal_positions: np.ndarray,
-    dt: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pin a batch of samples (N, H, J) to the request's boundary conditions (inpainting of start and goal).
+class SmoothProjection:
+    """Project samples onto smooth trajectories that satisfy the request's boundary conditions exactly.
 
-    The first waypoint is moved to where the start state leads in one dt (start + start_vel * dt), the last
-    one onto the goal; the offsets are spread along the trajectory with a minimum-jerk weight w (0 at the first
-    waypoint, 1 at the last, zero slope at both ends), and the velocities get the exact derivative of that
-    correction, so positions and velocities stay consistent. Returns corrected positions, velocities and the
-    largest correction per sample (rad), which the caller bounds: the model must already be close.
+    A sample's residual to the reference motion (data_collector_ros.interpolation.reference_trajectory: from the
+    start state, with its velocity, to the goal at rest) is fitted by least squares onto `num_knots` windowed
+    Gaussian bumps per joint (the CEM expert's own basis, data_collector_ros.cem.TrajectoryBasis), which vanish with
+    zero slope at both ends. The result starts at the start state, ends at the goal at rest, has velocities that are
+    the exact derivative of its positions, and keeps the sample's shape up to the basis resolution while dropping
+    the high-frequency sampling noise that would otherwise dominate the jerk. Returns positions, velocities and, per
+    sample, the largest position change the projection made (rad), which the caller bounds.
     """
-    horizon = positions.shape[1]
-    s = (np.arange(horizon) / (horizon - 1))[:, None]
-    weight = 10 * s**3 - 15 * s**4 + 6 * s**5
-    dweight = (30 * s**2 - 60 * s**3 + 30 * s**4) / ((horizon - 1) * dt)
-    start_offset = (start_positions + start_velocities * dt)[None] - positions[:, 0]  # (N, J)
-    goal_offset = goal_positions[None] - positions[:, -1]
-    correction = (1 - weight)[None] * start_offset[:, None] + weight[None] * goal_offset[:, None]
-    velocity_correction = dweight[None] * (goal_offset - start_offset)[:, None]
-    size = np.maximum(np.abs(start_offset).max(axis=1), np.abs(goal_offset).max(axis=1))
-    return positions + correction, velocities + velocity_correction, size
+
+    def __init__(self, num_knots: int, dt: float, horizon: int) -> None:
+        self.basis = TrajectoryBasis(num_knots, dt, horizon)
+        self._fit = np.linalg.pinv(self.basis.phi)  # (K, H)
+
+    def __call__(
+        self,
+        positions: np.ndarray,
+        start_positions: np.ndarray,
+        start_velocities: np.ndarray,
+        goal_positions: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        basis = self.basis
+        reference, _ = reference_trajectory(start_positions, start_velocities, goal_positions, basis.dt, basis.horizon)
+        knots = np.einsum("kh,nhj->nkj", self._fit, positions - reference[None])
+        smooth_pos, smooth_vel = basis.trajectories(start_positions, start_velocities, goal_positions, knots)
+        change = np.abs(smooth_pos - positions).max(axis=(1, 2))
+        return smooth_pos, smooth_vel, change
 
 
 @dataclass(frozen=True)
 class ContinuationPrefix:
-    """The part of the running plan that a replan must join smoothly: its next waypoints in time."""
+    """The part of the running plan that a replan must join smoothly: where it is at the switch, and its next
+    waypoints in time."""
 
     positions: np.ndarray  # (B, J), at the new plan's first B waypoint times
     velocities: np.ndarray  # (B, J)
+    anchor: np.ndarray  # (J,) the running plan's position at the switch (the new plan's t = 0)
 
 
 def blend_with_prefix(
@@ -110,35 +120,50 @@ def blend_with_prefix(
 def running_plan_prefix(
     positions: np.ndarray, velocities: np.ndarray, dt: float, elapsed: float, count: int
 ) -> ContinuationPrefix:
-    """Waypoints of a running plan (started `elapsed` s ago) at times elapsed + (i + 1) * dt, i < count,
+    """Where a running plan (started `elapsed` s ago) is now, and its waypoints at elapsed + (i + 1) * dt, i < count,
     linearly interpolated; past its end the plan holds its last position at zero velocity."""
     horizon = len(positions)
     times = (np.arange(horizon) + 1) * dt
-    query = elapsed + (np.arange(count) + 1) * dt
+    query = elapsed + np.arange(count + 1) * dt
     pos = np.stack([np.interp(query, times, positions[:, j]) for j in range(positions.shape[1])], axis=1)
     vel = np.stack([np.interp(query, times, velocities[:, j]) for j in range(velocities.shape[1])], axis=1)
     vel[query > times[-1]] = 0.0
-    return ContinuationPrefix(pos, vel)
+    return ContinuationPrefix(pos[1:], vel[1:], pos[0])
 
 
 class PlanningCore:
-    """Sample, pin to the boundary conditions, check, select; never returns an unsafe trajectory.
+    """Sample, project onto smooth trajectories through start and goal, check, select; never returns an unsafe
+    trajectory.
 
-    max_correction (rad): samples whose start or goal had to move further than this are refused ("model far
-    from the request"); 0 disables the boundary correction altogether (raw samples are checked as they are).
+    smoothing_knots: bumps per joint of the projection (0 = no projection: raw samples are checked as they are).
+    max_projection_change (rad): samples the projection had to move further than this are refused, since the
+    model was then far from the request.
     """
 
-    def __init__(self, generator: TrajectoryGenerator, limits: SafetyLimits, max_correction: float = 0.2) -> None:
+    def __init__(
+        self,
+        generator: TrajectoryGenerator,
+        limits: SafetyLimits,
+        smoothing_knots: int = 4,
+        max_projection_change: float = 0.2,
+    ) -> None:
         self.generator = generator
         self.limits = limits
-        self.max_correction = max_correction
+        self.max_projection_change = max_projection_change
+        horizon = int(getattr(generator, "horizon", HORIZON))
+        self.projection = SmoothProjection(smoothing_knots, generator.dt, horizon) if smoothing_knots > 0 else None
 
     @property
     def dt(self) -> float:
         return self.generator.dt
 
-    def plan(self, request: PlanRequest, prefix: ContinuationPrefix | None = None) -> PlanResult:
-        """Best safe candidate for a validated request (blended into `prefix` when replanning)."""
+    def plan(self, request: PlanRequest, prefix: Callable[[], ContinuationPrefix] | None = None) -> PlanResult:
+        """Best safe candidate for a validated request.
+
+        When replanning, `prefix()` is called after sampling, so the running plan is read at the moment the new
+        plan replaces it (planning takes time while the arm keeps moving); the candidates are cross-faded into it
+        and must start where the running plan is then.
+        """
         started = time.perf_counter()
         positions, velocities = self.generator.plan(
             request.start_positions,
@@ -149,20 +174,20 @@ class PlanningCore:
             seed=request.seed,
         )
         far: dict[int, list[str]] = {}
-        if self.max_correction > 0:
-            positions, velocities, size = boundary_correction(
-                positions, velocities, request.start_positions, request.start_velocities,
-                request.goal_positions, self.dt,
-            )  # fmt: skip
-            too_far = np.flatnonzero(size > self.max_correction)
-            far = {int(i): ["sample too far from the start/goal to correct"] for i in too_far}
+        if self.projection is not None:
+            positions, velocities, change = self.projection(
+                positions, request.start_positions, request.start_velocities, request.goal_positions
+            )
+            too_far = np.flatnonzero(change > self.max_projection_change)
+            far = {int(i): ["sample too far from a smooth motion through start and goal"] for i in too_far}
+        start = request.start_positions
         if prefix is not None:
-            blended = [blend_with_prefix(p, v, prefix) for p, v in zip(positions, velocities, strict=True)]
+            join = prefix()
+            blended = [blend_with_prefix(p, v, join) for p, v in zip(positions, velocities, strict=True)]
             positions = np.stack([b[0] for b in blended])
             velocities = np.stack([b[1] for b in blended])
-        selection = select_best(
-            positions, velocities, request.start_positions, request.goal_positions, self.dt, self.limits, far
-        )
+            start = join.anchor
+        selection = select_best(positions, velocities, start, request.goal_positions, self.dt, self.limits, far)
         elapsed = time.perf_counter() - started
         if selection.index is None:
             return PlanResult(None, None, selection, elapsed)
