@@ -28,6 +28,7 @@ def atomic_path(path: str | Path, keep_suffix: bool = False) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; the result is an ordinary readable file
     try:
         yield tmp
         with open(tmp, "rb+") as handle:  # the data is on disk before the rename makes it visible

@@ -1,13 +1,13 @@
 """The `planner` node: loads a flow-matching checkpoint once, serves /flow_planner/plan, executes plans through
 the two arm controllers' JointTrajectory topics, and replans in a receding horizon when execution_steps < 60.
 
-Executor and callback groups: the node spins in a MultiThreadedExecutor with three callback groups.
-- `planning` (mutually exclusive): the plan service and the execution timer. Plans are computed one at a time, so
-  torch uses all intra-op threads for each and a replan never interleaves with a request that preempts it;
-  concurrent service calls queue (a service QoS of depth `service_queue_depth`, not the default 10 that would
-  drop the oldest requests of a burst) and are answered in arrival order.
-- `state` (mutually exclusive): /joint_states, so the measured state stays fresh while a plan is being computed.
-- the default group: nothing else.
+Executor: one SingleThreadedExecutor runs everything (service, /joint_states, the execution timer). Plans are
+computed one at a time anyway (torch/ONNX Runtime use the cores for each), concurrent service calls queue in the
+service's DDS queue (depth `service_queue_depth`, not the default 10 that would drop the oldest requests of a burst)
+and are answered in arrival order. A multi-threaded executor was measured to make planning 3-10x slower beside a
+100 Hz /joint_states stream: its threads contend for Python's GIL with the planning thread, which releases and
+re-acquires it around every torch/ONNX call. Planning blocks the other callbacks only for its tens of milliseconds;
+the state used to plan is read when planning starts, and a replan joins the running plan when it is published.
 
 Safety: every trajectory passes `trajectory_safety.check_candidate` (finite, within position and velocity limits,
 continuous with the measured start) before it is returned or published; if no candidate passes, the service answers
@@ -25,15 +25,12 @@ within `goal_tolerance` ("reached"), or the plan ends or `max_replans` is reache
 from __future__ import annotations
 
 import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from ament_index_python.packages import get_package_share_directory
 from builtin_interfaces.msg import Duration
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -148,14 +145,11 @@ class PlannerNode(Node):
             f" execution_steps={self.execution_steps}"
         )
 
-        self._lock = threading.Lock()
         self._latest_state: JointStateSample | None = None
         self._execution: Execution | None = None
         self._request_counter = 0
-        planning = MutuallyExclusiveCallbackGroup()
-        state = MutuallyExclusiveCallbackGroup()
         self.create_subscription(
-            JointState, str(p("joint_states_topic")), self._on_joint_states, 10, callback_group=state
+            JointState, str(p("joint_states_topic")), self._on_joint_states, 10
         )
         self._left_pub = self.create_publisher(JointTrajectory, str(p("left_controller_topic")), 10)
         self._right_pub = self.create_publisher(JointTrajectory, str(p("right_controller_topic")), 10)
@@ -166,9 +160,9 @@ class PlannerNode(Node):
             depth=int(p("service_queue_depth")), history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE
         )
         self.create_service(
-            PlanTrajectory, "/flow_planner/plan", self._on_plan, qos_profile=service_qos, callback_group=planning
+            PlanTrajectory, "/flow_planner/plan", self._on_plan, qos_profile=service_qos
         )
-        self.create_timer(self.generator.dt / 2, self._on_execution_tick, callback_group=planning)
+        self.create_timer(self.generator.dt / 2, self._on_execution_tick)
 
     # -- parameters -------------------------------------------------------------------------------------------
     def _param(self, name: str) -> object:
@@ -196,12 +190,10 @@ class PlannerNode(Node):
         if len(positions) != len(msg.name) or not np.all(np.isfinite(positions)):
             return
         velocities = velocities[order] if len(velocities) == len(msg.name) else np.zeros(NUM_JOINTS)
-        with self._lock:
-            self._latest_state = JointStateSample(positions[order], velocities, self._now())
+        self._latest_state = JointStateSample(positions[order], velocities, self._now())
 
     def _state(self) -> JointStateSample | None:
-        with self._lock:
-            return self._latest_state
+        return self._latest_state
 
     # -- service ----------------------------------------------------------------------------------------------
     def _on_plan(self, request: PlanTrajectory.Request, response: PlanTrajectory.Response) -> PlanTrajectory.Response:
@@ -336,7 +328,9 @@ class PlannerNode(Node):
         result = self.core.plan(request, prefix=prefix)
         execution.planning_times.append(result.planning_time)
         if not result.success:
-            self._finish(execution, "failed", f"replan: {result.message()}")
+            # The running plan was checked when it was published and ends at the goal: keep executing it.
+            execution.final_approach = True
+            self._report(execution, "executing", f"replan refused ({result.message()}); finishing the running plan")
             return
         self._publish(result.positions, result.velocities)
         execution.positions, execution.velocities = result.positions, result.velocities
@@ -368,7 +362,7 @@ class PlannerNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return spin_node_main("planner", PlannerNode, lambda: MultiThreadedExecutor(num_threads=3), args)
+    return spin_node_main("planner", PlannerNode, args=args)
 
 
 if __name__ == "__main__":
