@@ -10,7 +10,11 @@ from setuptools import find_packages, setup
 PACKAGE = "flow_planner_ros"
 # Workspace-level files this package owns, relative to this setup.py (sources stay single).
 LAUNCH_FILES = ["plan.launch.py"]
-CONFIG_FILES = ["planner.yaml", "flow_config.yaml"]
+CONFIG_FILES = ["planner.yaml", "flow_config.yaml", "eval_episodes.yaml"]
+# The default checkpoint trained by tools/pipeline.sh and its metadata (installed when present).
+CHECKPOINT_FILES = [
+    str(p) for p in sorted(Path("checkpoints").glob("default*")) if p.suffix in (".safetensors", ".json")
+]
 WORKSPACE = Path("..") / ".."
 
 
@@ -28,11 +32,12 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", workspace_files("launch", LAUNCH_FILES)),
         (f"share/{PACKAGE}/config", workspace_files("config", CONFIG_FILES)),
+        (f"share/{PACKAGE}/checkpoints", CHECKPOINT_FILES),
     ],
     # Runtime Python dependencies (pip names); ROS ones are in package.xml.
     install_requires=[
         "setuptools", "numpy", "pyyaml", "tqdm", "matplotlib", "torch", "torchcfm", "safetensors",
-        "onnx", "onnxruntime",
+        "onnx", "onnxruntime", "mujoco",
     ],
     zip_safe=False,
     maintainer="flow-planner team",
@@ -45,6 +50,7 @@ setup(
             "train = flow_planner_ros.cli.train:main",
             "diagnose = flow_planner_ros.cli.diagnose:main",
             "planner = flow_planner_ros.planner_node:main",
+            "evaluate = flow_planner_ros.cli.evaluate:main",
         ],
     },
 )

@@ -1,0 +1,152 @@
+"""The default checkpoint's metadata file (written by tools/pipeline.sh):
+
+    python -m flow_planner_ros.pipeline_meta --data expert.npz --checkpoint default.safetensors --flow flow.json
+        --cem cem.json --times stage_times.txt --train-command "..." --out default.json
+
+Records the data set (trajectories, episodes, success rate, content hash as the training code computes it, file
+SHA-256), the training command and result (epochs, final train / validation loss, parameters, samples/s), the
+checkpoint's size and SHA-256, the per-stage wall times, and the evaluation summary of both planners.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flow_planner_ros.evaluation import PHASES, write_report
+
+SUMMARY_KEYS = (
+    "episodes",
+    "success_rate",
+    "mean_jerk",
+    "path_length",
+    "limit_violations",
+    "planning_time_p50",
+    "planning_time_p95",
+    "round_trip_time_p50",
+    "round_trip_time_p95",
+    "execution_steps",
+    "episodes_file",
+)
+PHASE_SUMMARY_KEYS = (
+    "success_rate",
+    "ee_error_mean",
+    "tray_error_mean",
+    "mean_jerk",
+    "path_length",
+    "limit_violations",
+    "planning_time_p50",
+    "planning_time_p95",
+)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def evaluation_summary(report: dict[str, Any]) -> dict[str, Any]:
+    out = {k: report.get(k) for k in SUMMARY_KEYS}
+    out["phases"] = {p: {k: report["phases"][p].get(k) for k in PHASE_SUMMARY_KEYS} for p in PHASES}
+    return out
+
+
+def build(args: argparse.Namespace) -> dict[str, Any]:
+    from flow_planner_ros.checkpoint import load_checkpoint
+    from flow_planner_ros.dataset import TrajectoryData
+
+    data_path, ckpt_path = Path(args.data), Path(args.checkpoint)
+    with np.load(data_path, allow_pickle=False) as data:
+        success, phase = data["success"].astype(bool), data["phase"].astype(int)
+        grid = data["grid_index"]
+        dataset = {
+            "path": data_path.name,
+            "trajectories": len(success),
+            "episodes": len(np.unique(grid)),
+            "successful_trajectories": int(success.sum()),
+            "success_rate_by_phase": {name: float(success[phase == i].mean()) for i, name in enumerate(PHASES)},
+            "file_sha256": sha256(data_path),
+            "file_bytes": data_path.stat().st_size,
+        }
+    dataset["hash"] = TrajectoryData.load(data_path, use_phase=False, only_success=True).hash
+    dataset["collector"] = {"episodes": args.episodes, "shards": args.shards, "config": "config/collector.yaml"}
+    checkpoint = load_checkpoint(ckpt_path)
+    training = dict(checkpoint.meta.get("training", {}))
+    training.pop("val_episodes", None)
+    meta: dict[str, Any] = {
+        "checkpoint": {"file": "default.safetensors", "sha256": sha256(ckpt_path), "bytes": ckpt_path.stat().st_size},
+        "dataset": dataset,
+        "training": {
+            "command": args.train_command,
+            "config": "config/flow_config.yaml",
+            "epochs": training.get("epochs"),
+            "final_train_loss": training.get("train_loss"),
+            "final_val_loss": training.get("val_loss"),
+            "num_parameters": training.get("num_parameters"),
+            "samples_per_s": training.get("samples_per_s"),
+            "elapsed_s": training.get("elapsed_s"),
+            "data_hash": training.get("data_hash"),
+            "model": checkpoint.meta.get("model"),
+            "flow": checkpoint.meta.get("flow"),
+        },
+        "host": {"machine": platform.machine(), "python": sys.version.split()[0]},
+    }
+    if args.times and Path(args.times).is_file():
+        meta["stage_wall_time_s"] = {
+            name: float(sec)
+            for name, sec in (line.split() for line in Path(args.times).read_text().splitlines() if line)
+        }
+    evaluation = {}
+    for name, path in (("flow", args.flow), ("cem", args.cem)):
+        if path and Path(path).is_file():
+            evaluation[name] = evaluation_summary(json.loads(Path(path).read_text()))
+    if {"flow", "cem"} <= set(evaluation):
+        f, c = evaluation["flow"], evaluation["cem"]
+
+        def ratio(a: Any, b: Any) -> float | None:
+            return float(a) / float(b) if a and b else None
+
+        evaluation["comparison"] = {
+            "success_rate_difference_points": 100.0 * (f["success_rate"] - c["success_rate"]),
+            "jerk_ratio_flow_over_cem": ratio(f["mean_jerk"], c["mean_jerk"]),
+            "planning_time_speedup_p50": ratio(c["planning_time_p50"], f["planning_time_p50"]),
+        }
+    meta["evaluation"] = evaluation
+    return meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pipeline_meta", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--flow", default=None)
+    parser.add_argument("--cem", default=None)
+    parser.add_argument("--times", default=None)
+    parser.add_argument("--episodes", type=int, default=None)
+    parser.add_argument("--shards", type=int, default=None)
+    parser.add_argument("--train-command", default="")
+    parser.add_argument("--work", default=None)
+    parser.add_argument("--note", action="append", default=[], help="a free-text note (repeatable)")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    meta = build(args)
+    if args.note:
+        meta["notes"] = list(args.note)
+    write_report(args.out, meta)
+    print(json.dumps(meta.get("evaluation", {}).get("comparison", {}), indent=1))
+    print(f"metadata: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
