@@ -3,6 +3,7 @@
 #   make test    setup, then ruff and the whole test suite
 #   make demo    setup, then the demo of what exists so far
 #   make bench   setup, then every benchmark script (numbers printed, never asserted)
+#   make pipeline  setup, then the default checkpoint from nothing: collect -> merge -> train -> evaluate, shipped
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
@@ -14,7 +15,7 @@ IN_WS := source $(VENV)/bin/activate && source install/setup.bash &&
 WORKSPACE_INPUTS := $(shell find src launch config -type f -not -name '*.pyc' -not -path '*/__pycache__/*' 2>/dev/null) colcon.meta
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps test lint demo bench clean distclean
+.PHONY: setup system-deps test lint demo bench pipeline clean distclean
 
 setup: $(BUILD_STAMP)
 
@@ -44,6 +45,11 @@ demo: setup
 BENCHMARKS ?= $(sort $(wildcard benchmarks/bench_*.py))
 bench: setup
 	@for script in $(BENCHMARKS); do echo "=== $$script"; $(IN_WS) python $$script || exit 1; done
+
+# Reproduces src/flow_planner_ros/checkpoints/default.* (EPISODES, EPOCHS, ... override; see tools/pipeline.sh).
+pipeline: setup
+	$(IN_WS) tools/pipeline.sh --ship
+	rm -f $(BUILD_STAMP) && $(MAKE) --no-print-directory setup
 
 clean:
 	rm -rf build install log

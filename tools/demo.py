@@ -1,12 +1,17 @@
-"""`make demo`: run every part of flow-planner that exists so far, for real, and say plainly what does not.
+"""`make demo`: the product end to end, for real, on held-out tray poses.
 
-Each stage is a real command of the product. A stage whose part has not landed yet is reported as
-"not built yet" and never simulated or faked.
+For each planner (the learned flow planner with the shipped default checkpoint, then the CEM expert) it runs
+`evaluate`: the MuJoCo bridge acting as the arm controllers, and for flow the `planner` node as its own process
+called over DDS (/flow_planner/plan, execute=true); every episode is reach -> attach -> carry in the physics, judged
+by the one success function. Then it prints a flow-vs-CEM table and writes a video and plots under out/demo/.
+
+    python tools/demo.py [--episodes N] [--execution-steps K]
 """
 
 from __future__ import annotations
 
-import importlib.util
+import argparse
+import json
 import os
 import subprocess
 import sys
@@ -15,67 +20,47 @@ from pathlib import Path
 
 WORKSPACE = Path(__file__).resolve().parents[1]
 OUT = WORKSPACE / "out" / "demo"
+EVALUATE = WORKSPACE / "install" / "flow_planner_ros" / "lib" / "flow_planner_ros" / "evaluate"
+EPISODES_FILE = WORKSPACE / "config" / "eval_episodes.yaml"
 
 
-def have(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
-
-
-def run(title: str, command: list[str]) -> bool:
-    print(f"\n=== {title}\n$ {' '.join(command)}", flush=True)
+def evaluate(planner: str, episodes: int, execution_steps: int) -> dict:
+    report = OUT / f"{planner}.json"
+    command = [
+        str(EVALUATE), "--planner", planner, "--episodes", str(EPISODES_FILE), "--limit", str(episodes),
+        "--report", str(report), "--video", str(OUT), "--video-episodes", "2", "--plots", str(OUT / f"plots_{planner}"),
+        "--execution-steps", str(execution_steps),
+    ]  # fmt: skip
+    print(f"\n=== {planner}: {episodes} held-out tray episodes (reach, attach, carry) in the physics", flush=True)
+    print("$ " + " ".join(os.path.relpath(c, WORKSPACE) if c.startswith(str(WORKSPACE)) else c for c in command))
     start = time.perf_counter()
     result = subprocess.run(command, cwd=WORKSPACE, env=os.environ, check=False)
-    print(f"--- {title}: {'ok' if result.returncode == 0 else f'FAILED (exit {result.returncode})'} "
-          f"in {time.perf_counter() - start:.1f} s", flush=True)
-    return result.returncode == 0
-
-
-def stage_interfaces() -> bool:
-    print("\n=== Interfaces: flow_planner_msgs/srv/PlanTrajectory (built by colcon from the .srv)")
-    from flow_planner_msgs.srv import PlanTrajectory
-
-    print("request fields: ", ", ".join(PlanTrajectory.Request.get_fields_and_field_types()))
-    print("response fields:", ", ".join(PlanTrajectory.Response.get_fields_and_field_types()))
-    return True
+    if result.returncode != 0:
+        raise SystemExit(f"demo: evaluate --planner {planner} failed (exit {result.returncode})")
+    print(f"--- {planner}: done in {time.perf_counter() - start:.0f} s", flush=True)
+    return json.loads(report.read_text())
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=4, help="held-out tray poses to run per planner")
+    parser.add_argument("--execution-steps", type=int, default=60, help="flow: replan every K waypoints (60 = none)")
+    args = parser.parse_args()
+    from flow_planner_ros.evaluation import table
+    from flow_planner_ros.planner_node import default_checkpoint_path
+
+    checkpoint = default_checkpoint_path()
+    if not checkpoint.is_file():
+        print(f"demo: no default checkpoint at {checkpoint}; run `make pipeline` first", file=sys.stderr)
+        return 2
     OUT.mkdir(parents=True, exist_ok=True)
-    print("flow-planner demo: runs the parts that exist so far. The end-to-end demo (bridge + planner over DDS,")
-    print("flow vs CEM table, video) arrives with the end-to-end issue; until then nothing here is a made-up result.")
-    results = {"interfaces": stage_interfaces()}
-    stages: list[tuple[str, str, list[str]]] = []
-    if have("data_collector_ros.render"):
-        stages.append(("simulation: render the scene", "data_collector_ros.render",
-                       [sys.executable, "-m", "data_collector_ros.render", "--out", str(OUT / "scene.png")]))
-    if have("flow_planner_ros.cli.synthetic_data"):
-        data, ckpt = OUT / "synthetic.npz", OUT / "synthetic_ckpt"
-        stages += [
-            ("learning: synthetic data", "", [sys.executable, "-m", "flow_planner_ros.cli.synthetic_data",
-                                              "--num", "256", "--out", str(data), "--seed", "0"]),
-            ("learning: train (short)", "", [sys.executable, "-m", "flow_planner_ros.cli.train", "--data", str(data),
-                                             "--config", "config/flow_config.yaml", "--out", str(ckpt),
-                                             "--epochs", "5"]),
-            ("learning: diagnose", "", [sys.executable, "-m", "flow_planner_ros.cli.diagnose", "--checkpoint",
-                                        str(ckpt), "--data", str(data), "--report", str(OUT / "diagnose.json")]),
-        ]
-    for title, _, command in stages:
-        results[title] = run(title, command)
-    missing = [name for name, module in (("MuJoCo simulation", "data_collector_ros.render"),
-                                         ("learning core", "flow_planner_ros.cli.synthetic_data"),
-                                         ("planner node", "flow_planner_ros.planner_node"),
-                                         ("collector", "data_collector_ros.collector_node"))
-               if not have(module)]
-    print("\n=== Summary")
-    for name, ok in results.items():
-        print(f"  {'ok    ' if ok else 'FAILED'} {name}")
-    for name in missing:
-        print(f"  not built yet: {name}")
-    print(f"outputs in {OUT.relative_to(WORKSPACE)}/")
-    return 0 if all(results.values()) else 1
+    print(f"flow-planner demo: flow planner ({checkpoint.name}) vs the CEM expert on {args.episodes} held-out tray")
+    print(f"poses from {EPISODES_FILE.relative_to(WORKSPACE)}, through the bridge and controller topics over DDS.")
+    reports = [evaluate("flow", args.episodes, args.execution_steps), evaluate("cem", args.episodes, 60)]
+    print("\n=== flow vs CEM (measured just now)\n" + table(reports))
+    videos = sorted(p.relative_to(WORKSPACE) for p in OUT.glob("*.mp4"))
+    print(f"\nvideos: {', '.join(map(str, videos))}; plots and reports in {OUT.relative_to(WORKSPACE)}/")
+    return 0
 
 
 if __name__ == "__main__":
