@@ -5,7 +5,7 @@
 Requests are real reach requests: start at home, goal = IK of the handles for tray poses of the collector's grid.
 Prints p50/p95 of the service round trip (client side, over DDS, planner in its own process) for num_samples 1 and
 8, the CEM expert's planning time on the same requests (in-process, kinematic CEM), their ratio, and the cost of one
-receding-horizon replan (sampling + inpainting + cross-fade + checks, in-process). Numbers, never asserted.
+receding-horizon replan (sampling + projection + cross-fade + checks, in-process). Numbers, never asserted.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def main() -> int:
               f"  (CEM p50 / flow p50 = {cem_p50 / p50:.1f}x)")
     if replan:
         p50, p95 = percentiles(replan)
-        print(f"  replan per chunk (8 samples, inpainting + cross-fade + checks): p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+        print(f"  replan per chunk (8 samples, projection + cross-fade + checks): p50 {p50:.1f} ms, p95 {p95:.1f} ms")
     return 0
 
 
