@@ -6,6 +6,7 @@ A kill at any moment leaves either the old file or the complete new one, plus at
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -36,3 +37,17 @@ def atomic_path(path: str | Path, keep_suffix: bool = False) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_json(path: str | Path, obj: object) -> Path:
+    """Write `obj` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    return Path(path)
+
+
+def save_figure(figure: object, path: str | Path, **savefig_kwargs: object) -> Path:
+    """Save a matplotlib figure atomically (the format follows the file name's suffix)."""
+    with atomic_path(path, keep_suffix=True) as tmp:
+        figure.savefig(tmp, **savefig_kwargs)
+    return Path(path)

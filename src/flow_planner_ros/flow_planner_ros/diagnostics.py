@@ -8,14 +8,13 @@ joint), sensitivity_resample (the same for a different noise seed: the floor the
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from data_collector_ros.atomic_file import atomic_path
+from data_collector_ros.atomic_file import save_figure
 from data_collector_ros.robot import JOINT_NAMES, NUM_JOINTS
 from flow_planner_ros.dataset import TrajectoryData
 from flow_planner_ros.flow import FlowMatching, formulation_error
@@ -122,14 +121,7 @@ def plot_trajectories(
             fig.suptitle(f"trajectory {int(data.grid_index[i])}: {label}")
             fig.tight_layout()
             path = out / f"traj_{int(data.grid_index[i]):06d}_{label}.png"
-            fig.savefig(path, dpi=80)
+            save_figure(fig, path, dpi=80)
             plt.close(fig)
             written.append(str(path))
     return written
-
-
-def write_json_atomic(path: str | Path, obj: Any) -> Path:
-    """JSON, atomically (data_collector_ros.atomic_file)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    return Path(path)

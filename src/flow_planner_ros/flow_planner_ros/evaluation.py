@@ -21,7 +21,6 @@ the controllers, each cut where the next one took over) and the simulation's jud
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from data_collector_ros.atomic_file import save_figure, write_json
 from data_collector_ros.robot import JOINT_NAMES, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, PHASE_NAMES
 
 PHASES = tuple(PHASE_NAMES.values())  # ("reach", "carry")
@@ -221,12 +221,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def write_report(path: str | Path, report: dict[str, Any]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(_jsonable(report), indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    """The report as strict JSON (NaN/Inf -> null), written atomically."""
+    return write_json(path, _jsonable(report))
 
 
 def table(reports: list[dict[str, Any]]) -> str:
@@ -290,10 +286,8 @@ def write_plots(report: dict[str, Any], folder: str | Path, curves: dict[str, An
     axes[2].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     fig.suptitle(f"{report['planner']}: success {100 * report['success_rate']:.0f}% over {len(rows)} episodes")
     fig.tight_layout()
-    path = folder / "success_per_episode.png"
-    fig.savefig(path, dpi=90)
+    written.append(save_figure(fig, folder / "success_per_episode.png", dpi=90))
     plt.close(fig)
-    written.append(path)
     if curves:
         dt = float(curves["dt"])
         fig, axes = plt.subplots(2, 2, figsize=(12, 7), sharex="col")
@@ -317,8 +311,6 @@ def write_plots(report: dict[str, Any], folder: str | Path, curves: dict[str, An
             axes[1, col].set_xlabel("time (s)")
         fig.suptitle(f"{report['planner']}: joint curves, episode {curves.get('episode', 0)}")
         fig.tight_layout()
-        path = folder / "joint_curves.png"
-        fig.savefig(path, dpi=90)
+        written.append(save_figure(fig, folder / "joint_curves.png", dpi=90))
         plt.close(fig)
-        written.append(path)
     return written

@@ -27,13 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         import torch
 
-        from flow_planner_ros.diagnostics import diagnose, write_json_atomic
+        from data_collector_ros.atomic_file import write_json
+        from flow_planner_ros.diagnostics import diagnose
 
         torch.set_num_threads(2)
         if args.num < 1:
             raise ValueError("--num must be >= 1")
         report = diagnose(args.checkpoint, args.data, args.num, args.steps, args.seed, args.perturbation, args.plots)
-        write_json_atomic(args.report, report)
+        write_json(args.report, report)
         summary = {k: v for k, v in report.items() if isinstance(v, float)}
         print(json.dumps(summary, indent=2))
         return 0
