@@ -139,8 +139,10 @@ print(json.dumps({"done": summary.done, "trajectories": summary.trajectories, "r
 def test_memory_is_flat_over_50_episodes(tmp_path: Path) -> None:
     """RSS of a collector process (a fresh one, so other tests' allocations do not blur it) stays flat."""
     result = subprocess.run(
-        [sys.executable, "-c", MEMORY_PROBE, str(tmp_path)], capture_output=True, text=True, timeout=300, env=os.environ
-    )
+        [sys.executable, "-c", MEMORY_PROBE, str(tmp_path)], capture_output=True, text=True, timeout=300,
+        # One BLAS/OpenMP thread: thread pools that start lazily under load would add RSS steps unrelated to leaks.
+        env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["done"] == 50 and report["trajectories"] == 100
