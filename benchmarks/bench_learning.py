@@ -20,9 +20,9 @@ import torch
 from flow_planner_ros.checkpoint import make_meta, save_checkpoint
 from flow_planner_ros.config import DEFAULT_CONFIG, load_config
 from flow_planner_ros.flow import FlowMatching
+from flow_planner_ros.flow_sampler import FlowSampler
 from flow_planner_ros.models import build_model, count_parameters
 from flow_planner_ros.normalization import Normalizer
-from flow_planner_ros.planner_core import FlowPlanner
 
 MODELS = {
     "unet[32,64,128]": {"type": "unet", "unet": {"hidden_dims": [32, 64, 128]}},
@@ -66,7 +66,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, cfg in MODELS.items():
             ckpt = untrained_checkpoint(cfg, Path(tmp) / "m.safetensors")
-            planners = {backend: FlowPlanner.from_checkpoint(ckpt, backend=backend) for backend in ("torch", "onnx")}
+            planners = {backend: FlowSampler.from_checkpoint(ckpt, backend=backend) for backend in ("torch", "onnx")}
             print(f"\n{name}: {count_parameters(planners['torch'].model):,} parameters")
             zeros = np.zeros(12)
             for backend, planner in planners.items():

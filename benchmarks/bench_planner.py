@@ -25,15 +25,15 @@ from data_collector_ros.cem import CEMPlanner
 from data_collector_ros.grid import GridConfig, grid_pose
 from data_collector_ros.ik import IKSolver
 from data_collector_ros.plan_cost import PhaseContext
-from data_collector_ros.robot import (
+from data_collector_ros.simulation import Simulation
+from data_collector_ros.task import handle_targets
+from flow_planner_common.robot import (
     DEFAULT_DT,
     HOME_POSITIONS,
     JOINT_POSITION_LIMITS,
     JOINT_VELOCITY_LIMITS,
     PHASE_REACH,
 )
-from data_collector_ros.simulation import Simulation
-from data_collector_ros.task import handle_targets
 
 WORKSPACE = Path(__file__).resolve().parents[1]
 PLANNER = WORKSPACE / "install" / "flow_planner_ros" / "lib" / "flow_planner_ros" / "planner"
@@ -71,13 +71,14 @@ def bench_cem(goals: list[np.ndarray], contexts: list[PhaseContext], sim: Simula
 
 def bench_replan(checkpoint: str, goal: np.ndarray, repeats: int) -> list[float]:
     """One receding-horizon replan (execution_steps = 15) from the middle of a running plan, in-process."""
+    from flow_planner_ros.continuation import running_plan_prefix
+    from flow_planner_ros.flow_sampler import FlowSampler
     from flow_planner_ros.plan_request import PlanRequest
-    from flow_planner_ros.planner_core import FlowPlanner
-    from flow_planner_ros.planning_core import PlanningCore, running_plan_prefix
+    from flow_planner_ros.planning_pipeline import PlanningPipeline
     from flow_planner_ros.trajectory_safety import SafetyLimits
 
-    planner = FlowPlanner.from_checkpoint(checkpoint, backend="onnx", num_threads=1)
-    core = PlanningCore(planner, SafetyLimits.from_arrays(JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS))
+    planner = FlowSampler.from_checkpoint(checkpoint, backend="onnx", num_threads=1)
+    core = PlanningPipeline(planner, SafetyLimits.from_arrays(JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS))
     first = core.plan(PlanRequest(HOME_POSITIONS, np.zeros(12), goal, 8, 5, 0, True))
     if not first.success:
         print(f"  replan: first plan failed ({first.message()}); skipped")

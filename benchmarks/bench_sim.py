@@ -11,10 +11,10 @@ import time
 import numpy as np
 
 from data_collector_ros.ik import IKSolver
-from data_collector_ros.interpolation import min_jerk_waypoints
-from data_collector_ros.robot import DEFAULT_DT
 from data_collector_ros.simulation import Simulation
 from data_collector_ros.task import TaskConfig, handle_targets
+from flow_planner_common.motion import min_jerk_waypoints
+from flow_planner_common.robot import DEFAULT_DT
 
 
 def physics_steps_per_second(sim: Simulation, steps: int) -> tuple[float, float]:

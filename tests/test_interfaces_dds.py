@@ -13,7 +13,7 @@ import pytest
 import rclpy
 from rclpy.node import Node
 
-from data_collector_ros.robot import JOINT_NAMES
+from flow_planner_common.robot import JOINT_NAMES
 from flow_planner_msgs.srv import PlanTrajectory
 
 SERVER = Path(__file__).parent / "ros_processes" / "plan_echo_server.py"

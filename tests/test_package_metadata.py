@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 WORKSPACE = Path(__file__).resolve().parents[1]
-PYTHON_PACKAGES = ("flow_planner_ros", "data_collector_ros")
+#: Packages with nodes, launch and config files; flow_planner_common is a library they both depend on.
+NODE_PACKAGES = ("flow_planner_ros", "data_collector_ros")
+PYTHON_PACKAGES = (*NODE_PACKAGES, "flow_planner_common")
 ALL_PACKAGES = ("flow_planner_msgs", *PYTHON_PACKAGES)
 
 # Import name of a ROS package = its package.xml key. Everything else maps to a rosdep key and a pip name.
@@ -159,7 +161,7 @@ def test_console_scripts_resolve_and_are_installed(package: str) -> None:
 def test_launch_and_config_files_are_installed() -> None:
     from ament_index_python.packages import get_package_share_directory
 
-    for package in PYTHON_PACKAGES:
+    for package in NODE_PACKAGES:
         share = Path(get_package_share_directory(package))
         for folder, keyword in (("launch", "LAUNCH_FILES"), ("config", "CONFIG_FILES")):
             names = setup_constant(package, keyword)

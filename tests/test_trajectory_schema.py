@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_collector_ros.robot import HORIZON, JOINT_NAMES, NUM_JOINTS, PHASE_CARRY, PHASE_REACH
-from data_collector_ros.trajectory_schema import (
+from flow_planner_common.robot import HORIZON, JOINT_NAMES, NUM_JOINTS, PHASE_CARRY, PHASE_REACH
+from flow_planner_common.trajectory_schema import (
     SchemaError,
     TrajectoryRecord,
     read_dataset,
@@ -99,7 +99,7 @@ def test_kill_during_write_leaves_no_corrupt_file(tmp_path: Path) -> None:
     """A writer killed mid-write leaves at most a *.partial temp file, never a corrupt traj file."""
     script = (
         "import os, signal, numpy as np\n"
-        "from data_collector_ros.trajectory_schema import save_npz_atomic\n"
+        "from flow_planner_common.trajectory_schema import save_npz_atomic\n"
         "real_savez = np.savez\n"
         "def savez_then_die(handle, **arrays):\n"
         "    real_savez(handle, **arrays)\n"

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
-from data_collector_ros.interpolation import reference_trajectory
 from data_collector_ros.plan_cost import TERMS, CostLimits, CostWeights, PhaseContext, PlanCost
-from data_collector_ros.robot import HORIZON, NUM_JOINTS
+from flow_planner_common.motion import TrajectoryBasis
+from flow_planner_common.robot import NUM_JOINTS
 
 
 @dataclass(frozen=True)
@@ -67,31 +67,6 @@ class CEMPlan:
     iterations: int
     evaluations: int
     seconds: float
-
-
-class TrajectoryBasis:
-    """Positions and velocities at the waypoints as affine functions of the knot offsets."""
-
-    def __init__(self, num_knots: int, dt: float, horizon: int = HORIZON) -> None:
-        self.dt, self.horizon = dt, horizon
-        self.duration = horizon * dt
-        s = np.arange(1, horizon + 1) / horizon
-        centres = np.linspace(0.2, 0.8, num_knots) if num_knots > 1 else np.array([0.5])
-        width = 0.6 / num_knots
-        window, dwindow = 16 * s**2 * (1 - s) ** 2, 32 * s * (1 - s) * (1 - 2 * s)
-        g = np.exp(-((s[:, None] - centres[None]) ** 2) / (2 * width**2))
-        dg = -(s[:, None] - centres[None]) / width**2 * g
-        self.phi = window[:, None] * g  # (H, K)
-        self.dphi = (dwindow[:, None] * g + window[:, None] * dg) / self.duration
-
-    def trajectories(
-        self, start: np.ndarray, start_vel: np.ndarray, goal: np.ndarray, knots: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """knots (N, K, 12) -> positions, velocities (N, H, 12): the reference motion plus the knot bumps."""
-        base, dbase = reference_trajectory(start, start_vel, goal, self.dt, self.horizon)
-        positions = base[None] + np.einsum("hk,nkj->nhj", self.phi, knots)
-        velocities = dbase[None] + np.einsum("hk,nkj->nhj", self.dphi, knots)
-        return positions, velocities
 
 
 class CEMPlanner:

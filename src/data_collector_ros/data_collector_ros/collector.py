@@ -23,10 +23,10 @@ from data_collector_ros.cem import CEMConfig, CEMPlanner
 from data_collector_ros.episode import EpisodeConfig, EpisodeObserver, EpisodeRunner, PhaseOutcome
 from data_collector_ros.grid import GridConfig, episode_seed, grid_pose
 from data_collector_ros.ik import IKSolver
-from data_collector_ros.robot import PHASE_NAMES
 from data_collector_ros.simulation import Simulation, SimulationUnstable
 from data_collector_ros.task import TaskConfig
-from data_collector_ros.trajectory_schema import (
+from flow_planner_common.robot import PHASE_NAMES
+from flow_planner_common.trajectory_schema import (
     SchemaError,
     read_trajectory,
     remove_partial_files,

@@ -27,20 +27,20 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
-from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import PoseStamped
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from trajectory_msgs.msg import JointTrajectory
 
 from data_collector_ros.bag_recorder import EpisodeBag, remove_inflight_bags
 from data_collector_ros.cem import CEMConfig
 from data_collector_ros.collector import CollectorConfig, ShardCollector, ShardSummary
 from data_collector_ros.episode import EpisodeConfig
 from data_collector_ros.grid import GridConfig
-from data_collector_ros.robot import DEFAULT_DT, JOINT_NAMES, LEFT_ARM_JOINTS, NUM_ARM_JOINTS, RIGHT_ARM_JOINTS
 from data_collector_ros.simulation import SimState
+from flow_planner_common.robot import DEFAULT_DT
+from flow_planner_common.ros_messages import arm_trajectories, joint_state, pose_stamped
 
 #: Every parameter with its default (config/collector.yaml lists the same).
 PARAMETERS: dict[str, object] = {
@@ -72,11 +72,6 @@ PARAMETERS: dict[str, object] = {
     "frame_id": "world",
 }
 SIM_TIMESTEP = 0.002  # s, the MJCF's physics step (only used to turn joint_states_rate into a step count)
-
-
-def _duration(seconds: float) -> Duration:
-    sec, nanosec = divmod(round(seconds * 1e9), 1_000_000_000)
-    return Duration(sec=sec, nanosec=nanosec)
 
 
 def _pair(name: str, value: list[float]) -> tuple[float, float]:
@@ -151,17 +146,7 @@ class CollectorNode(Node):
     # ------------------------------------------------------------ observer
     def on_trajectory(self, phase: int, positions: np.ndarray, velocities: np.ndarray, dt: float) -> None:
         stamp = self.get_clock().now()
-        for arm, (joints, pub) in enumerate(zip((LEFT_ARM_JOINTS, RIGHT_ARM_JOINTS), self.traj_pubs, strict=True)):
-            cols = slice(arm * NUM_ARM_JOINTS, (arm + 1) * NUM_ARM_JOINTS)
-            msg = JointTrajectory(joint_names=list(joints))
-            msg.points = [
-                JointTrajectoryPoint(
-                    positions=positions[k, cols].tolist(),
-                    velocities=velocities[k, cols].tolist(),
-                    time_from_start=_duration((k + 1) * dt),
-                )
-                for k in range(len(positions))
-            ]
+        for msg, pub in zip(arm_trajectories(positions, velocities, dt), self.traj_pubs, strict=True):
             pub.publish(msg)
             self._record(pub.topic_name, msg, stamp.nanoseconds)
 
@@ -169,14 +154,9 @@ class CollectorNode(Node):
         if not self.publish_states:
             return
         stamp = self.get_clock().now()
-        msg = JointState(name=list(JOINT_NAMES), position=state.positions.tolist(), velocity=state.velocities.tolist())
-        msg.header.stamp = stamp.to_msg()
+        msg = joint_state(state.positions, state.velocities, stamp=stamp.to_msg())
         self.joint_pub.publish(msg)
-        pose = PoseStamped()
-        pose.header.stamp, pose.header.frame_id = msg.header.stamp, str(self.params["frame_id"])
-        p, q = (float(v) for v in state.tray_pose[:3]), (float(v) for v in state.tray_pose[3:])
-        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = p
-        pose.pose.orientation.w, pose.pose.orientation.x, pose.pose.orientation.y, pose.pose.orientation.z = q
+        pose = pose_stamped(state.tray_pose, str(self.params["frame_id"]), msg.header.stamp)
         self.tray_pub.publish(pose)
         self._record(self.joint_pub.topic_name, msg, stamp.nanoseconds)
         self._record(self.tray_pub.topic_name, pose, stamp.nanoseconds)

@@ -16,11 +16,11 @@ import numpy as np
 from data_collector_ros.cem import CEMPlan, CEMPlanner
 from data_collector_ros.ik import IKSolver
 from data_collector_ros.plan_cost import PhaseContext
-from data_collector_ros.robot import DEFAULT_DT, PHASE_CARRY, PHASE_REACH
 from data_collector_ros.simulation import SimState, Simulation, SimulationUnstable
 from data_collector_ros.success import SuccessResult, evaluate_simulation
 from data_collector_ros.task import TaskConfig, handle_targets
-from data_collector_ros.trajectory_schema import TrajectoryRecord
+from flow_planner_common.robot import DEFAULT_DT, PHASE_CARRY, PHASE_REACH
+from flow_planner_common.trajectory_schema import TrajectoryRecord
 
 UNSTABLE = "simulation unstable"
 

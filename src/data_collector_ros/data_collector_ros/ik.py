@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from data_collector_ros.robot import HOME_POSITIONS, JOINT_POSITION_LIMITS, NUM_JOINTS
 from data_collector_ros.scene import SceneIndex, load_model
+from flow_planner_common.robot import HOME_POSITIONS, JOINT_POSITION_LIMITS, NUM_JOINTS
 
 ARM_JOINTS = NUM_JOINTS // 2
 

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data_collector_ros.robot import HORIZON
-
 
 @dataclass(frozen=True)
 class HermiteTrajectory:
@@ -50,21 +48,6 @@ class HermiteTrajectory:
             velocities=np.vstack([np.asarray(start_velocities, dtype=float), velocities]),
         )
 
-    @classmethod
-    def from_planner_arrays(
-        cls,
-        start_positions: np.ndarray,
-        start_velocities: np.ndarray,
-        positions: np.ndarray,
-        velocities: np.ndarray,
-        dt: float,
-    ) -> HermiteTrajectory:
-        """The project's format: waypoint k of (HORIZON, J) arrays at time (k + 1) * dt."""
-        if len(positions) != HORIZON:
-            raise ValueError(f"expected {HORIZON} waypoints, got {len(positions)}")
-        times = dt * np.arange(1, len(positions) + 1)
-        return cls.from_waypoints(start_positions, start_velocities, times, positions, velocities)
-
     @property
     def duration(self) -> float:
         return float(self.times[-1])
@@ -86,39 +69,3 @@ class HermiteTrajectory:
         pos[before], vel[before] = self.positions[0], self.velocities[0]
         pos[after], vel[after] = self.positions[-1], 0.0
         return (pos[0], vel[0]) if scalar else (pos, vel)
-
-
-def min_jerk_waypoints(
-    start: np.ndarray, goal: np.ndarray, dt: float, horizon: int = HORIZON
-) -> tuple[np.ndarray, np.ndarray]:
-    """A rest-to-rest minimum-jerk joint motion as (horizon, J) positions and velocities at (k + 1) * dt.
-
-    A simple, smooth reference motion (tests, demos, a CEM mean); not a planner.
-    """
-    start = np.asarray(start, dtype=float)
-    return reference_trajectory(start, np.zeros_like(start), goal, dt, horizon)
-
-
-def reference_trajectory(
-    start: np.ndarray, start_vel: np.ndarray, goal: np.ndarray, dt: float, horizon: int = HORIZON
-) -> tuple[np.ndarray, np.ndarray]:
-    """The nominal motion from a (possibly moving) start state to a goal at rest, at waypoints (k + 1) * dt.
-
-    q(s) = q0 + (qg - q0) m(s) + T v0 p(s), s = t / T, T = horizon * dt: m is the minimum-jerk blend and p the
-    quintic with p(0) = 0, p'(0) = 1 and zero value, slope and curvature at s = 1. It starts at q0 with velocity
-    v0 and ends at the goal at rest. Inputs (J,) or batched (N, J); returns positions and velocities
-    (horizon, J) or (N, horizon, J). The CEM expert bends it; the flow model learns the bends (residuals).
-    """
-    start, start_vel, goal = (np.asarray(a, dtype=float) for a in (start, start_vel, goal))
-    total = horizon * dt
-    s = np.arange(1, horizon + 1) / horizon
-    blend = 10 * s**3 - 15 * s**4 + 6 * s**5
-    dblend = (30 * s**2 - 60 * s**3 + 30 * s**4) / total
-    carry = total * (s - 6 * s**3 + 8 * s**4 - 3 * s**5)
-    dcarry = 1 - 18 * s**2 + 32 * s**3 - 15 * s**4
-    shape = (-1,) + (1,) * start.ndim  # (H, 1) or (H, 1, 1): broadcast over joints (and batch)
-    positions = start + blend.reshape(shape) * (goal - start) + carry.reshape(shape) * start_vel
-    velocities = dblend.reshape(shape) * (goal - start) + dcarry.reshape(shape) * start_vel
-    if start.ndim == 2:
-        positions, velocities = positions.transpose(1, 0, 2), velocities.transpose(1, 0, 2)
-    return positions, velocities

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data_collector_ros.robot import PHASE_NAMES
-from data_collector_ros.trajectory_schema import (
+from flow_planner_common.robot import PHASE_NAMES
+from flow_planner_common.trajectory_schema import (
     SchemaError,
     TrajectoryRecord,
     read_trajectory,

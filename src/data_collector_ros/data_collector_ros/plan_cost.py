@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from data_collector_ros.robot import JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS, PHASE_CARRY
 from data_collector_ros.scene import (
     GROUP_ENV,
     GROUP_LEFT,
@@ -37,6 +36,7 @@ from data_collector_ros.scene import (
     HANDLE_SITES,
     SceneIndex,
 )
+from flow_planner_common.robot import JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS, PHASE_CARRY
 
 TERMS: tuple[str, ...] = ("goal", "collision", "limits", "jerk", "tilt", "grip")
 

@@ -12,8 +12,8 @@ import imageio.v2 as imageio
 import mujoco
 import numpy as np
 
-from data_collector_ros.atomic_file import atomic_path
 from data_collector_ros.scene import DEFAULT_CAMERA
+from flow_planner_common.atomic_file import atomic_path
 
 
 class SceneRenderer:

@@ -12,7 +12,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from data_collector_ros.robot import JOINT_NAMES, NUM_JOINTS
+from flow_planner_common.robot import JOINT_NAMES, NUM_JOINTS
 
 #: The MJCF file (shipped as package data next to this module).
 SCENE_XML: Path = Path(__file__).resolve().parent / "assets" / "dual_arm_tray.xml"

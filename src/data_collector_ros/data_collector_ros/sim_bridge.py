@@ -22,7 +22,6 @@ import threading
 import time
 
 import numpy as np
-from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
@@ -31,14 +30,10 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from data_collector_ros.jtc_contract import TrajectoryRejected, validate_trajectory
-from data_collector_ros.node_main import spin_node_main
-from data_collector_ros.robot import JOINT_NAMES, LEFT_ARM_JOINTS, RIGHT_ARM_JOINTS
 from data_collector_ros.simulation import Simulation, SimulationUnstable
-
-
-def _stamp(seconds: float) -> Time:
-    sec, nanosec = divmod(round(seconds * 1e9), 1_000_000_000)
-    return Time(sec=sec, nanosec=nanosec)
+from flow_planner_common.node_main import spin_node_main
+from flow_planner_common.robot import LEFT_ARM_JOINTS, RIGHT_ARM_JOINTS
+from flow_planner_common.ros_messages import duration_seconds, joint_state, pose_stamped, time_msg
 
 
 class SimBridge(Node):
@@ -119,20 +114,11 @@ class SimBridge(Node):
                     self._pacing_origin = (time.monotonic(), state.time)
 
     def _publish(self, state) -> None:
-        stamp = _stamp(state.time) if self.publish_clock else self.get_clock().now().to_msg()
+        stamp = time_msg(state.time) if self.publish_clock else self.get_clock().now().to_msg()
         if self.clock_pub is not None:
             self.clock_pub.publish(Clock(clock=stamp))
-        msg = JointState(name=list(JOINT_NAMES), position=state.positions.tolist(), velocity=state.velocities.tolist())
-        msg.header.stamp = stamp
-        self.joint_pub.publish(msg)
-        pose = PoseStamped()
-        pose.header.stamp, pose.header.frame_id = stamp, self.frame_id
-        p, q = state.tray_pose[:3], state.tray_pose[3:]
-        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in p)
-        pose.pose.orientation.w, pose.pose.orientation.x, pose.pose.orientation.y, pose.pose.orientation.z = (
-            float(v) for v in q
-        )
-        self.tray_pub.publish(pose)
+        self.joint_pub.publish(joint_state(state.positions, state.velocities, stamp=stamp))
+        self.tray_pub.publish(pose_stamped(state.tray_pose, self.frame_id, stamp))
 
     # ------------------------------------------------------------- callbacks
     def _on_trajectory(self, arm: int, joints: tuple[str, ...], msg: JointTrajectory) -> None:
@@ -143,7 +129,7 @@ class SimBridge(Node):
                 msg.joint_names,
                 [pt.positions for pt in msg.points],
                 [pt.velocities for pt in msg.points],
-                [pt.time_from_start.sec + pt.time_from_start.nanosec * 1e-9 for pt in msg.points],
+                [duration_seconds(pt.time_from_start) for pt in msg.points],
             )
         except TrajectoryRejected as exc:
             self.get_logger().error(f"{side} arm trajectory rejected: {exc}")

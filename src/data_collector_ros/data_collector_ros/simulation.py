@@ -20,8 +20,8 @@ import mujoco
 import numpy as np
 
 from data_collector_ros.interpolation import HermiteTrajectory
-from data_collector_ros.robot import HOME_POSITIONS, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
 from data_collector_ros.scene import ARMS, SceneIndex, classify_contacts, load_model
+from flow_planner_common.robot import HOME_POSITIONS, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
 
 ARM_JOINTS = NUM_JOINTS // 2
 _BAD_STATE_WARNINGS = (

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from data_collector_ros.robot import PHASE_CARRY, PHASE_NAMES, PHASE_REACH
 from data_collector_ros.simulation import ExecutionStats, Simulation
 from data_collector_ros.task import pose_error
+from flow_planner_common.robot import PHASE_CARRY, PHASE_NAMES, PHASE_REACH
 
 
 @dataclass(frozen=True)

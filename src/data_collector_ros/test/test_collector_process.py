@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_collector_ros.trajectory_schema import read_trajectory
+from flow_planner_common.trajectory_schema import read_trajectory
 
 WORKSPACE = Path(__file__).resolve().parents[3]
 COLLECTOR = WORKSPACE / "install" / "data_collector_ros" / "lib" / "data_collector_ros" / "collector"

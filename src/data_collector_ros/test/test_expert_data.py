@@ -19,7 +19,9 @@ from data_collector_ros.grid import GridConfig, cell_of, episode_seed, grid_pose
 from data_collector_ros.ik import IKSolver
 from data_collector_ros.interpolation import HermiteTrajectory
 from data_collector_ros.plan_cost import PhaseContext
-from data_collector_ros.robot import (
+from data_collector_ros.sharding import shard_ranges
+from data_collector_ros.simulation import Simulation
+from flow_planner_common.robot import (
     DEFAULT_DT,
     HOME_POSITIONS,
     HORIZON,
@@ -29,9 +31,7 @@ from data_collector_ros.robot import (
     PHASE_CARRY,
     PHASE_REACH,
 )
-from data_collector_ros.sharding import shard_ranges
-from data_collector_ros.simulation import Simulation
-from data_collector_ros.trajectory_schema import read_dataset, read_trajectory, trajectory_filename
+from flow_planner_common.trajectory_schema import read_dataset, read_trajectory, trajectory_filename
 
 WORKSPACE = Path(__file__).resolve().parents[3]
 MERGE = WORKSPACE / "install" / "data_collector_ros" / "lib" / "data_collector_ros" / "merge"
@@ -78,8 +78,9 @@ def check_trajectory(record, start: np.ndarray) -> None:
     # Velocities match the positions: central differences of the positions agree with the velocities.
     central = (record.positions[2:] - record.positions[:-2]) / (2 * record.dt)
     assert np.abs(central - record.velocities[1:-1]).max() < 0.02
-    traj = HermiteTrajectory.from_planner_arrays(
-        record.arms_start, record.arms_start_vel, record.positions, record.velocities, record.dt
+    times = record.dt * np.arange(1, HORIZON + 1)
+    traj = HermiteTrajectory.from_waypoints(
+        record.arms_start, record.arms_start_vel, times, record.positions, record.velocities
     )
     q, _ = traj.sample(np.arange(HORIZON + 1) * record.dt)
     assert np.abs(np.diff(q, n=3, axis=0)).max() < 0.01  # smooth: small third differences per 50 ms

@@ -21,8 +21,8 @@ from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from data_collector_ros.interpolation import min_jerk_waypoints
-from data_collector_ros.robot import DEFAULT_DT, HOME_POSITIONS, JOINT_NAMES, LEFT_ARM_JOINTS, RIGHT_ARM_JOINTS
+from flow_planner_common.motion import min_jerk_waypoints
+from flow_planner_common.robot import DEFAULT_DT, HOME_POSITIONS, JOINT_NAMES, LEFT_ARM_JOINTS, RIGHT_ARM_JOINTS
 
 WORKSPACE = Path(__file__).resolve().parents[3]
 BRIDGE = WORKSPACE / "install" / "data_collector_ros" / "lib" / "data_collector_ros" / "sim_bridge"

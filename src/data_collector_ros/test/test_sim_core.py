@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import mujoco
 import numpy as np
 import pytest
 
 from data_collector_ros.ik import IKSolver
-from data_collector_ros.interpolation import HermiteTrajectory, min_jerk_waypoints
+from data_collector_ros.interpolation import HermiteTrajectory
 from data_collector_ros.jtc_contract import TrajectoryRejected, validate_trajectory
-from data_collector_ros.kinematics import KinematicChecker
-from data_collector_ros.robot import (
+from data_collector_ros.scene import SceneIndex, classify_contacts
+from data_collector_ros.simulation import Simulation, SimulationUnstable
+from data_collector_ros.success import evaluate_simulation
+from data_collector_ros.task import TaskConfig, handle_targets
+from flow_planner_common.motion import min_jerk_waypoints
+from flow_planner_common.robot import (
     DEFAULT_DT,
     HOME_POSITIONS,
     JOINT_NAMES,
@@ -18,9 +23,6 @@ from data_collector_ros.robot import (
     PHASE_CARRY,
     PHASE_REACH,
 )
-from data_collector_ros.simulation import Simulation, SimulationUnstable
-from data_collector_ros.success import evaluate_simulation
-from data_collector_ros.task import TaskConfig, handle_targets
 
 TASK = TaskConfig()
 
@@ -35,6 +37,23 @@ def ik(sim: Simulation) -> IKSolver:
     return IKSolver(sim.model)
 
 
+
+def forward_kinematics(model: mujoco.MjModel, positions: np.ndarray) -> np.ndarray:
+    """(2, 3) end-effector positions of a configuration, straight from MuJoCo's kinematics."""
+    data, index = mujoco.MjData(model), SceneIndex.from_model(model)
+    data.qpos[index.qpos_adr] = positions
+    mujoco.mj_kinematics(model, data)
+    return data.site_xpos[index.ee_sites].copy()
+
+
+def touches_environment(model: mujoco.MjModel, positions: np.ndarray) -> bool:
+    """Whether an arm is in contact with the table or the tray (MuJoCo's collision detection)."""
+    data, index = mujoco.MjData(model), SceneIndex.from_model(model)
+    data.qpos[index.qpos_adr] = positions
+    mujoco.mj_kinematics(model, data)
+    mujoco.mj_collision(model, data)
+    return bool(classify_contacts(index, data.contact.geom[: data.ncon])[1])
+
 def start_poses(sim: Simulation) -> np.ndarray:
     grid = TASK.grid(3, 3, 3, float(sim.rest_tray_pose[2]))
     return grid[[0, 13, 17, 26]]
@@ -46,12 +65,11 @@ def test_mjcf_joint_ranges_are_the_robot_limits(sim: Simulation) -> None:
 
 
 def test_ik_reaches_handles_within_5mm(sim: Simulation, ik: IKSolver) -> None:
-    checker = KinematicChecker(sim.model)
     for pose in start_poses(sim):
         targets, quats = handle_targets(sim.model, sim.index, pose)
         result = ik.solve(targets, quats, seed=1)
         assert result.success, result
-        reached = checker.check(result.positions).ee_positions[0]  # independent forward kinematics
+        reached = forward_kinematics(sim.model, result.positions)  # independent forward kinematics
         assert np.linalg.norm(reached - targets, axis=1).max() < 0.005
         again = ik.solve(targets, quats, seed=1)
         np.testing.assert_array_equal(again.positions, result.positions)  # deterministic
@@ -185,6 +203,5 @@ def test_contract_reorders_joints() -> None:
 def test_kinematic_checker_flags_table_collision(sim: Simulation) -> None:
     down = np.array(HOME_POSITIONS)
     down[1] += 1.2
-    report = KinematicChecker(sim.model).check(np.stack([HOME_POSITIONS, down]))
-    assert not report.arm_env[0] and report.arm_env[1]
-    assert not report.collision_free
+    arm_env = [touches_environment(sim.model, q) for q in (HOME_POSITIONS, down)]
+    assert not arm_env[0] and arm_env[1]

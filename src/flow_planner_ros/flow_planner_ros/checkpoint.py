@@ -17,15 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from data_collector_ros.atomic_file import atomic_path
-from data_collector_ros.robot import HORIZON, JOINT_NAMES
-from flow_planner_ros.dataset import channel_layout, cond_layout
+from flow_planner_common.atomic_file import atomic_path
+from flow_planner_common.robot import HORIZON, JOINT_NAMES
+from flow_planner_ros.conditioning import channel_layout, cond_layout
 from flow_planner_ros.models import build_model
 from flow_planner_ros.normalization import Normalizer
 
@@ -84,7 +83,7 @@ def make_meta(
 
 
 def atomic_save_safetensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
-    """safetensors save_file, atomically (data_collector_ros.atomic_file)."""
+    """safetensors save_file, atomically (flow_planner_common.atomic_file)."""
     with atomic_path(path) as tmp:
         save_file({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, tmp, metadata=metadata)
     return Path(path)
@@ -174,9 +173,3 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
         raise CheckpointError(f"{path}: weights do not match the model config ({first})") from exc
     model.to(device).eval()
     return Checkpoint(model=model, normalizer=normalizer, meta=meta)
-
-
-def checkpoint_arrays_equal(a: Normalizer, b: Normalizer) -> bool:
-    """True when two normalizers hold identical stats (used by diagnostics/tests)."""
-    da, db = a.to_dict(), b.to_dict()
-    return all(np.array_equal(da[k], db[k]) for k in da)

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from data_collector_ros.robot import HORIZON
+from flow_planner_common.robot import HORIZON
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "model": {

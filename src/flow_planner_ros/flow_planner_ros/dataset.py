@@ -11,24 +11,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from data_collector_ros.interpolation import reference_trajectory
-from data_collector_ros.robot import HORIZON, JOINT_NAMES, NUM_JOINTS
-from data_collector_ros.trajectory_schema import SchemaError, read_dataset, read_trajectory, stack_records
+from flow_planner_common.robot import HORIZON, NUM_JOINTS
+from flow_planner_common.trajectory_schema import SchemaError, read_dataset, read_trajectory, stack_records
+from flow_planner_ros.conditioning import COND_GROUPS, build_cond, reference_from_cond
 from flow_planner_ros.normalization import Normalizer
-
-#: Conditioning groups, in order; the optional phase is appended as one more channel.
-COND_GROUPS = ("arms_start", "arms_start_vel", "arms_goal")
-
-
-def channel_layout(joint_names: tuple[str, ...] = JOINT_NAMES) -> list[str]:
-    """Names of the model's trajectory channels: positions then velocities."""
-    return [f"pos/{n}" for n in joint_names] + [f"vel/{n}" for n in joint_names]
-
-
-def cond_layout(use_phase: bool, joint_names: tuple[str, ...] = JOINT_NAMES) -> list[str]:
-    """Names of the conditioning channels: [arms_start, arms_start_vel, arms_goal] (+ phase)."""
-    names = [f"{g}/{n}" for g in COND_GROUPS for n in joint_names]
-    return [*names, "phase"] if use_phase else names
 
 
 def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
@@ -48,25 +34,6 @@ def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
             return stack_records([read_trajectory(path)])
         except SchemaError:
             raise merged_error from None
-
-
-def build_cond(arrays: dict[str, np.ndarray], use_phase: bool) -> np.ndarray:
-    """(N, 36[+1]) physical conditioning."""
-    parts = [np.asarray(arrays[g], dtype=np.float64) for g in COND_GROUPS]
-    if use_phase:
-        parts.append(np.asarray(arrays["phase"], dtype=np.float64)[:, None])
-    return np.concatenate(parts, axis=-1)
-
-
-def make_cond(
-    start_pos: np.ndarray, start_vel: np.ndarray, goal: np.ndarray, phase: np.ndarray | int | None
-) -> np.ndarray:
-    """(N, D) conditioning from per-request arrays (broadcast over a leading batch axis)."""
-    start_pos, start_vel, goal = (np.atleast_2d(np.asarray(a, dtype=np.float64)) for a in (start_pos, start_vel, goal))
-    parts = [start_pos, start_vel, goal]
-    if phase is not None:
-        parts.append(np.broadcast_to(np.asarray(phase, dtype=np.float64).reshape(-1, 1), (start_pos.shape[0], 1)))
-    return np.concatenate(parts, axis=-1)
 
 
 def data_hash(arrays: dict[str, np.ndarray]) -> str:
@@ -135,7 +102,6 @@ class TrajectoryData:
             self.dt, self.use_phase, self.hash,
         )
 
-
     def with_suffix_starts(self, offsets: list[int]) -> TrajectoryData:
         """Add, for each trajectory and offset j, its continuation from waypoint j: the motion from the moving
         state (positions[j-1], velocities[j-1]) to the same goal, then holding the goal (zero velocity).
@@ -163,7 +129,6 @@ class TrajectoryData:
             np.tile(self.grid_index, copies), self.dt, self.use_phase, self.hash,
         )  # fmt: skip
 
-
     def reference(self) -> tuple[np.ndarray, np.ndarray]:
         """Reference motions (N, H, J) from each conditioning's start state to its goal."""
         return reference_from_cond(self.cond, self.dt, self.positions.shape[1])
@@ -172,13 +137,6 @@ class TrajectoryData:
         """The same data with positions and velocities replaced by their residuals to the reference motion."""
         ref_pos, ref_vel = self.reference()
         return replace(self, positions=self.positions - ref_pos, velocities=self.velocities - ref_vel)
-
-
-def reference_from_cond(cond: np.ndarray, dt: float, horizon: int = HORIZON) -> tuple[np.ndarray, np.ndarray]:
-    """Reference motions (N, H, J) for physical conditioning rows [start, start_vel, goal(, phase)]."""
-    j = NUM_JOINTS
-    cond = np.asarray(cond, dtype=np.float64)
-    return reference_trajectory(cond[:, :j], cond[:, j : 2 * j], cond[:, 2 * j : 3 * j], dt, horizon)
 
 
 class FlowDataset(Dataset):

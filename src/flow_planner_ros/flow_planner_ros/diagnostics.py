@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from data_collector_ros.atomic_file import save_figure
-from data_collector_ros.robot import JOINT_NAMES, NUM_JOINTS
+from flow_planner_common.atomic_file import save_figure
+from flow_planner_common.robot import JOINT_NAMES, NUM_JOINTS
 from flow_planner_ros.dataset import TrajectoryData
 from flow_planner_ros.flow import FlowMatching, formulation_error
-from flow_planner_ros.planner_core import FlowPlanner
+from flow_planner_ros.flow_sampler import FlowSampler
 
 
 def held_out(data: TrajectoryData, meta: dict[str, Any]) -> tuple[TrajectoryData, str]:
@@ -36,7 +36,7 @@ def diagnose(
     seed: int = 0, perturbation: float = 0.1, plots_dir: str | Path | None = None, num_plots: int = 3,
 ) -> dict[str, Any]:
     """Run every check; returns the JSON-ready report (and writes PNG plots when plots_dir is given)."""
-    planner = FlowPlanner.from_checkpoint(checkpoint)
+    planner = FlowSampler.from_checkpoint(checkpoint)
     ckpt = planner.checkpoint
     data = TrajectoryData.load(data_path, use_phase=ckpt.use_phase, only_success=True)
     subset, split = held_out(data, ckpt.meta)

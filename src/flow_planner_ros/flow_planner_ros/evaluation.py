@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from data_collector_ros.atomic_file import save_figure, write_json
-from data_collector_ros.robot import JOINT_NAMES, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, PHASE_NAMES
+from flow_planner_common.atomic_file import save_figure, write_json
+from flow_planner_common.robot import JOINT_NAMES, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, PHASE_NAMES
 
 PHASES = tuple(PHASE_NAMES.values())  # ("reach", "carry")
 #: Phase-level numbers aggregated into the report (means over the episodes that ran the phase).

@@ -83,20 +83,6 @@ def sample_noise(
     return torch.randn((num, horizon, channels), generator=generator).to(device)
 
 
-@torch.inference_mode()
-def sample(
-    model: nn.Module, cond: torch.Tensor, horizon: int, channels: int, steps: int = 10, method: str = "euler",
-    seed: int | None = None, x0: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Generate one trajectory (normalized channels) per row of cond (B, D) → (B, horizon, channels).
-
-    Best-of-N: repeat a conditioning row N times; all candidates run in one batch.
-    """
-    if x0 is None:
-        x0 = sample_noise(cond.shape[0], horizon, channels, seed, cond.device)
-    return integrate(model, x0, cond, steps, method)
-
-
 def oracle_velocity(x1: torch.Tensor) -> VelocityFn:
     """The exact conditional field towards x1 on the training path: u = (x1 − x) / (1 − t).
 

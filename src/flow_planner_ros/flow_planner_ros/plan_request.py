@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data_collector_ros.robot import JOINT_NAMES, NUM_JOINTS
+from flow_planner_common.robot import JOINT_NAMES, NUM_JOINTS
 
 
 class PlanRequestError(ValueError):

@@ -36,8 +36,8 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from data_collector_ros.node_main import spin_node_main
-from data_collector_ros.robot import (
+from flow_planner_common.node_main import spin_node_main
+from flow_planner_common.robot import (
     JOINT_NAMES,
     JOINT_POSITION_LIMITS,
     JOINT_VELOCITY_LIMITS,
@@ -46,9 +46,10 @@ from data_collector_ros.robot import (
 )
 from flow_planner_msgs.msg import PlannerStatus
 from flow_planner_msgs.srv import PlanTrajectory
+from flow_planner_ros.continuation import ContinuationPrefix, running_plan_prefix
+from flow_planner_ros.flow_sampler import BACKENDS, FlowSampler
 from flow_planner_ros.plan_request import JointStateSample, PlanRequest, PlanRequestError, validate_plan_request
-from flow_planner_ros.planner_core import BACKENDS, FlowPlanner
-from flow_planner_ros.planning_core import ContinuationPrefix, PlanningCore, PlanResult, running_plan_prefix
+from flow_planner_ros.planning_pipeline import PlanningPipeline, PlanResult
 from flow_planner_ros.trajectory_safety import SafetyLimits
 
 PARAMETERS: dict[str, object] = {
@@ -131,10 +132,10 @@ class PlannerNode(Node):
         threads = int(p("num_threads"))
         if threads < 1:
             raise ValueError(f"parameter num_threads must be >= 1, got {threads}")
-        self.generator = FlowPlanner.from_checkpoint(checkpoint, device=device, backend=backend, num_threads=threads)
+        self.generator = FlowSampler.from_checkpoint(checkpoint, device=device, backend=backend, num_threads=threads)
         if self.generator.checkpoint.use_phase:
             raise ValueError(f"{checkpoint} is conditioned on the episode phase; the planner serves phase-free models")
-        self.core = PlanningCore(
+        self.core = PlanningPipeline(
             self.generator,
             SafetyLimits.from_arrays(self.position_limits, self.velocity_limits),
             smoothing_knots=int(p("smoothing_knots")),

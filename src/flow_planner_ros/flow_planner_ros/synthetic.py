@@ -1,6 +1,6 @@
 """Synthetic sanity set (seed write-up §7.4): linear start→goal trajectories at constant velocity.
 
-Written in the one trajectory schema (data_collector_ros.trajectory_schema). Waypoint k (0-based) is at
+Written in the one trajectory schema (flow_planner_common.trajectory_schema). Waypoint k (0-based) is at
 time (k+1)·dt, so positions[k] = start + (k+1)/H · (goal − start), positions[-1] = goal, and every velocity
 (including arms_start_vel) is (goal − start)/(H·dt): the arm is already moving at the constant speed.
 """
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data_collector_ros.robot import DEFAULT_DT, HORIZON, JOINT_NAMES, JOINT_VELOCITY_LIMITS, NUM_JOINTS, PHASE_REACH
-from data_collector_ros.trajectory_schema import TrajectoryRecord, stack_records, write_dataset
+from flow_planner_common.robot import DEFAULT_DT, HORIZON, JOINT_NAMES, JOINT_VELOCITY_LIMITS, NUM_JOINTS, PHASE_REACH
+from flow_planner_common.trajectory_schema import TrajectoryRecord, stack_records, write_dataset
 
 #: Start and goal joint positions are drawn uniformly from ±this (rad); inside every UR5e limit, and the
 #: largest move (2·1.5 rad over 3 s) stays at 1 rad/s, below the 180°/s limit.

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_collector_ros.robot import HORIZON, NUM_JOINTS
-from data_collector_ros.trajectory_schema import SchemaError, read_dataset, write_trajectory
-from flow_planner_ros.dataset import FlowDataset, TrajectoryData, cond_layout, split_by_episode
+from flow_planner_common.robot import HORIZON, NUM_JOINTS
+from flow_planner_common.trajectory_schema import SchemaError, read_dataset, write_trajectory
+from flow_planner_ros.conditioning import cond_layout
+from flow_planner_ros.dataset import FlowDataset, TrajectoryData, split_by_episode
 from flow_planner_ros.normalization import Normalizer
 from flow_planner_ros.synthetic import linear_trajectory, synthetic_records
 
@@ -34,7 +35,7 @@ def test_directory_and_merged_file_give_the_same_data(tmp_path: Path) -> None:
     records[2].success = False
     for r in records:
         write_trajectory(tmp_path / "dir", r)
-    from data_collector_ros.trajectory_schema import stack_records, write_dataset
+    from flow_planner_common.trajectory_schema import stack_records, write_dataset
 
     write_dataset(tmp_path / "merged.npz", stack_records(records))
     a = TrajectoryData.load(tmp_path / "dir")

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_collector_ros.interpolation import min_jerk_waypoints
-from data_collector_ros.robot import DEFAULT_DT, HOME_POSITIONS, JOINT_POSITION_LIMITS, NUM_JOINTS
+from flow_planner_common.motion import min_jerk_waypoints
+from flow_planner_common.robot import DEFAULT_DT, HOME_POSITIONS, JOINT_POSITION_LIMITS, NUM_JOINTS
 from flow_planner_ros.cli import evaluate as evaluate_cli
 from flow_planner_ros.evaluation import (
     EpisodesError,

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from data_collector_ros.robot import JOINT_NAMES, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
+from flow_planner_common.robot import JOINT_NAMES, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
 from flow_planner_ros.plan_request import JointStateSample, PlanRequestError, validate_plan_request
 
 GOAL = [0.1 * i for i in range(NUM_JOINTS)]

@@ -24,9 +24,9 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
-from data_collector_ros.interpolation import min_jerk_waypoints
-from data_collector_ros.robot import DEFAULT_DT, HOME_POSITIONS, HORIZON, JOINT_NAMES, NUM_JOINTS, PHASE_REACH
-from data_collector_ros.trajectory_schema import TrajectoryRecord, stack_records, write_dataset
+from flow_planner_common.motion import min_jerk_waypoints
+from flow_planner_common.robot import DEFAULT_DT, HOME_POSITIONS, HORIZON, JOINT_NAMES, NUM_JOINTS, PHASE_REACH
+from flow_planner_common.trajectory_schema import TrajectoryRecord, stack_records, write_dataset
 from flow_planner_msgs.msg import PlannerStatus
 from flow_planner_msgs.srv import PlanTrajectory
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from data_collector_ros.trajectory_schema import read_dataset
+from flow_planner_common.trajectory_schema import read_dataset
 from flow_planner_ros.diagnostics import diagnose
-from flow_planner_ros.planner_core import FlowPlanner
+from flow_planner_ros.flow_sampler import FlowSampler
 
 #: Stated targets for the 35-epoch (~1000 steps, ~80 s) run in conftest.py. Measured: val loss 0.15, gt_mae 0.175 rad,
 #: goal sensitivity 0.29 vs resample 0.13 (perturbation 0.5 rad; ideal for linear data 0.25). A model ignoring the
@@ -47,7 +47,7 @@ def test_generated_trajectories_are_close_to_linear_ground_truth(trained, synthe
 
 def test_planner_plan_api(trained, synthetic_path) -> None:
     path, _ = trained
-    planner = FlowPlanner.from_checkpoint(path)
+    planner = FlowSampler.from_checkpoint(path)
     arrays = read_dataset(synthetic_path)
     i = 3
     start, vel, goal = arrays["arms_start"][i], arrays["arms_start_vel"][i], arrays["arms_goal"][i]
@@ -59,7 +59,7 @@ def test_planner_plan_api(trained, synthetic_path) -> None:
     moved, _ = planner.plan(start, vel, goal2, num_samples=4, steps=5, seed=0)
     # the end of the plan follows the goal (physical units)
     assert np.abs(moved[:, -1] - goal2).mean() < np.abs(moved[:, -1] - goal).mean()
-    onnx = FlowPlanner.from_checkpoint(path, backend="onnx")
+    onnx = FlowSampler.from_checkpoint(path, backend="onnx")
     pos_onnx, _ = onnx.plan(start, vel, goal, num_samples=4, steps=5, seed=0)
     assert np.abs(pos_onnx - pos).max() < 1e-3
 

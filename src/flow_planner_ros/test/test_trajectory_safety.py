@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data_collector_ros.robot import DEFAULT_DT, HORIZON, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
+from flow_planner_common.robot import DEFAULT_DT, HORIZON, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
 from flow_planner_ros.trajectory_safety import SafetyLimits, check_candidate, select_best
 
 LIMITS = SafetyLimits.from_arrays(JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from data_collector_ros.trajectory_schema import SchemaError
+from flow_planner_common.trajectory_schema import SchemaError
 from flow_planner_ros.checkpoint import CheckpointError
 from flow_planner_ros.config import ConfigError
 

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         import torch
 
-        from data_collector_ros.atomic_file import write_json
+        from flow_planner_common.atomic_file import write_json
         from flow_planner_ros.diagnostics import diagnose
 
         torch.set_num_threads(2)

@@ -366,8 +366,8 @@ class Harness:
         return rows, curves, videos
 
     def episode(self, index: int, pose: np.ndarray, want_record: bool) -> tuple[dict[str, Any], dict[str, list]]:
-        from data_collector_ros.robot import PHASE_CARRY, PHASE_REACH
         from data_collector_ros.task import handle_targets
+        from flow_planner_common.robot import PHASE_CARRY, PHASE_REACH
 
         seed = int(self.args.seed) * 100_003 + index
         records: dict[str, list] = {}
@@ -405,9 +405,9 @@ class Harness:
         self, phase: int, ik: Any, ee_targets: np.ndarray, tray_start: np.ndarray, tray_goal: np.ndarray, seed: int,
         record: list | None,
     ) -> dict[str, Any]:  # fmt: skip
-        from data_collector_ros.robot import PHASE_REACH
         from data_collector_ros.success import SuccessResult, evaluate_simulation
         from data_collector_ros.task import pose_error
+        from flow_planner_common.robot import PHASE_REACH
 
         with self.lock:
             self.commands.clear()
@@ -482,7 +482,7 @@ class Harness:
         return plans, cuts, violations
 
     def _run_flow(self, goal: np.ndarray, seed: int, record: list | None) -> tuple[list[float], list[float], list]:
-        from data_collector_ros.robot import JOINT_NAMES
+        from flow_planner_common.robot import JOINT_NAMES
 
         request = self._types["PlanTrajectory"].Request()
         request.joint_names = list(JOINT_NAMES)
@@ -534,7 +534,7 @@ class Harness:
         from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
         from data_collector_ros.plan_cost import PhaseContext
-        from data_collector_ros.robot import LEFT_ARM_JOINTS, RIGHT_ARM_JOINTS
+        from flow_planner_common.robot import LEFT_ARM_JOINTS, RIGHT_ARM_JOINTS
 
         context = PhaseContext(phase, start.positions, start.velocities, tray_start, ee_targets, self.dt)
         plan = self.cem.plan(context, goal, np.random.default_rng([seed, phase]))

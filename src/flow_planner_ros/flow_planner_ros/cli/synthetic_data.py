@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from data_collector_ros.robot import DEFAULT_DT
+from flow_planner_common.robot import DEFAULT_DT
 from flow_planner_ros.cli.common import run_cli
 
 

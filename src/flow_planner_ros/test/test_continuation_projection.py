@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from data_collector_ros.interpolation import reference_trajectory
-from data_collector_ros.robot import DEFAULT_DT, HORIZON, NUM_JOINTS
-from flow_planner_ros.planning_core import (
-    ContinuationPrefix,
-    SmoothProjection,
-    blend_with_prefix,
-    running_plan_prefix,
-)
+from flow_planner_common.motion import reference_trajectory
+from flow_planner_common.robot import DEFAULT_DT, HORIZON, NUM_JOINTS
+from flow_planner_ros.continuation import ContinuationPrefix, blend_with_prefix, running_plan_prefix
+from flow_planner_ros.projection import SmoothProjection
 
 
 def ramp(offset: float, slope: float) -> tuple[np.ndarray, np.ndarray]:
@@ -56,8 +52,8 @@ def test_projection_is_smooth_through_start_and_goal_and_keeps_the_shape() -> No
     clean_p, _ = projection.basis.trajectories(start, start_vel, goal, bumps)
     noisy = clean_p + rng.normal(size=clean_p.shape) * 0.003
     noisy[:, -1] += 0.02
-    positions, velocities, change = projection(noisy, start, start_vel, goal)
-    reference, _ = reference_trajectory(start, start_vel, goal, DEFAULT_DT)
+    reference, reference_vel = reference_trajectory(start, start_vel, goal, DEFAULT_DT)
+    positions, velocities, change = projection(noisy, (reference, reference_vel))
     np.testing.assert_allclose(positions[:, -1], np.broadcast_to(goal, (2, NUM_JOINTS)), atol=1e-9)
     # The bumps vanish with zero slope at t = 0: the first waypoint (t = dt) is where the start state leads.
     np.testing.assert_allclose(positions[:, 0], np.broadcast_to(reference[0], (2, NUM_JOINTS)), atol=1e-3)

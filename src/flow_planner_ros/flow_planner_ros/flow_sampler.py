@@ -1,12 +1,13 @@
-"""Inference API for the planner node: load a checkpoint once, plan in physical units.
+"""The model sampler: load a checkpoint once, draw trajectories from the flow model in physical units.
 
-    planner = FlowPlanner.from_checkpoint("model.safetensors")          # or backend="onnx"
-    positions, velocities = planner.plan(start_pos, start_vel, goal, num_samples=8, steps=5, seed=0)
+    sampler = FlowSampler.from_checkpoint("model.safetensors")          # or backend="onnx"
+    positions, velocities = sampler.plan(start_pos, start_vel, goal, num_samples=8, steps=5, seed=0)
     # (8, 60, 12) each, rad and rad/s, waypoint k at time (k + 1)·dt
 
 All candidates (best-of-N) run in one batch; the same seed gives the same samples. Sampling uses flow.integrate,
 the one formulation shared with training. The ONNX Runtime backend exports the velocity network in memory (no
-file) and is faster at batch 1 on CPU.
+file) and is faster at batch 1 on CPU. Checking and choosing among samples is the planning pipeline's job
+(planning_pipeline.py), not this module's.
 """
 
 from __future__ import annotations
@@ -18,15 +19,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data_collector_ros.robot import NUM_JOINTS
+from flow_planner_common.robot import NUM_JOINTS
 from flow_planner_ros.checkpoint import Checkpoint, load_checkpoint
-from flow_planner_ros.dataset import make_cond, reference_from_cond
+from flow_planner_ros.conditioning import make_cond, reference_from_cond
 from flow_planner_ros.flow import METHODS, integrate, sample_noise
 
 BACKENDS = ("torch", "onnx")
 
 
-class FlowPlanner:
+class FlowSampler:
     """A loaded flow-matching trajectory generator."""
 
     def __init__(self, checkpoint: Checkpoint, device: str = "cpu", backend: str = "torch") -> None:
@@ -55,7 +56,7 @@ class FlowPlanner:
     @classmethod
     def from_checkpoint(
         cls, path: str | Path, device: str = "cpu", backend: str = "torch", num_threads: int | None = None
-    ) -> FlowPlanner:
+    ) -> FlowSampler:
         """Load `path` (see checkpoint.py); raises CheckpointError on a bad or mismatched file."""
         if num_threads:
             torch.set_num_threads(num_threads)
@@ -97,8 +98,13 @@ class FlowPlanner:
     def plan(
         self, start_pos: np.ndarray, start_vel: np.ndarray, goal: np.ndarray, num_samples: int = 1,
         steps: int | None = None, seed: int | None = None, phase: int | None = None, method: str | None = None,
+        reference: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """`num_samples` candidate trajectories for one request → positions, velocities (N, H, 12), float64."""
+        """`num_samples` candidate trajectories for one request → positions, velocities (N, H, 12), float64.
+
+        `reference`: the request's reference motion (H, 12) positions and velocities, when the caller has it
+        (flow_planner_common.motion.reference_trajectory of start, start velocity and goal); else computed here.
+        """
         arrays = [np.asarray(a, dtype=np.float64) for a in (start_pos, start_vel, goal)]
         for name, a in zip(("start_pos", "start_vel", "goal"), arrays, strict=True):
             if a.shape != (NUM_JOINTS,):
@@ -110,13 +116,20 @@ class FlowPlanner:
         if self.checkpoint.use_phase and phase is None:
             raise ValueError("this checkpoint is conditioned on the phase: pass phase=0 (reach) or 1 (carry)")
         cond = make_cond(*arrays, phase if self.checkpoint.use_phase else None)
-        return self.plan_batch(np.repeat(cond, num_samples, axis=0), steps, seed, method)
+        batch_reference = None
+        if reference is not None:
+            batch_reference = tuple(np.broadcast_to(r, (num_samples, *np.shape(r))) for r in reference)
+        return self.plan_batch(np.repeat(cond, num_samples, axis=0), steps, seed, method, batch_reference)
 
     @torch.inference_mode()
     def plan_batch(
-        self, cond: np.ndarray, steps: int | None = None, seed: int | None = None, method: str | None = None
+        self, cond: np.ndarray, steps: int | None = None, seed: int | None = None, method: str | None = None,
+        reference: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """One trajectory per row of physical conditioning (B, D) → positions, velocities (B, H, 12)."""
+        """One trajectory per row of physical conditioning (B, D) → positions, velocities (B, H, 12).
+
+        `reference` (B, H, 12) positions and velocities: the rows' reference motions, if already computed.
+        """
         steps = int(steps or self.default_steps)
         method = method or self.default_method
         if method not in METHODS:
@@ -128,7 +141,7 @@ class FlowPlanner:
         out = (x * self._out_std + self._out_mean).double().cpu().numpy()
         positions, velocities = out[..., :NUM_JOINTS], out[..., NUM_JOINTS:]
         if self.reference == "min_jerk":
-            ref_pos, ref_vel = reference_from_cond(cond, self.dt, self.horizon)
+            ref_pos, ref_vel = reference or reference_from_cond(cond, self.dt, self.horizon)
             positions, velocities = positions + ref_pos, velocities + ref_vel
         return positions, velocities
 

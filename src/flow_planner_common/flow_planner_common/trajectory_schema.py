@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data_collector_ros.atomic_file import TEMP_SUFFIX, atomic_path
-from data_collector_ros.robot import HORIZON, JOINT_NAMES, NUM_JOINTS, PHASE_NAMES
+from flow_planner_common.atomic_file import TEMP_SUFFIX, atomic_path
+from flow_planner_common.robot import HORIZON, JOINT_NAMES, NUM_JOINTS, PHASE_NAMES
 
 SCHEMA_VERSION = 1
 POSE_DIM = 7  # x, y, z, qw, qx, qy, qz

@@ -1,0 +1,26 @@
+"""ament_python package flow_planner_common: the shared definitions of the collector and the planner."""
+
+from __future__ import annotations
+
+from setuptools import find_packages, setup
+
+PACKAGE = "flow_planner_common"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+    ],
+    # Runtime Python dependencies (pip names); ROS ones are in package.xml.
+    install_requires=["setuptools", "numpy"],
+    zip_safe=False,
+    maintainer="flow-planner team",
+    maintainer_email="team@flow-planner.dev",
+    description="Robot definition, trajectory schema, reference motion, message builders and file helpers "
+    "shared by data_collector_ros and flow_planner_ros.",
+    license="Apache-2.0",
+    entry_points={"console_scripts": []},  # a library: no executables
+)
