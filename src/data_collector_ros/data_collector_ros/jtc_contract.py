@@ -2,8 +2,11 @@
 
 A trajectory for one arm must name exactly that arm's joints (any order, no duplicates), have at least one point,
 give every point positions and velocities of that length, all finite and within the position/velocity limits,
-and strictly increasing time_from_start with the first point after t = 0. Otherwise it is rejected with a reason
-and nothing is executed.
+and strictly increasing time_from_start with the first point after t = 0. The motion those points imply must also
+respect the velocity limits (within `speed_margin`): the controller interpolates with cubic Hermite segments from
+the arm's current commanded state through every point (data_collector_ros.interpolation), and the peak speed of each
+segment (never below |dq| / dt) is checked, so a far point at an early time is refused even with zero velocities
+written. Otherwise it is rejected with a reason and nothing is executed.
 """
 
 from __future__ import annotations
@@ -35,8 +38,16 @@ def validate_trajectory(
     positions: Sequence[Sequence[float]],
     velocities: Sequence[Sequence[float]],
     times: Sequence[float],
+    *,
+    start_positions: Sequence[float],
+    start_velocities: Sequence[float],
+    speed_margin: float = 0.05,
 ) -> ValidTrajectory:
-    """Check one trajectory against the contract; raise TrajectoryRejected with the reason."""
+    """Check one trajectory against the contract; raise TrajectoryRejected with the reason.
+
+    start_positions / start_velocities: the arm's current commanded state in `controller_joints` order (where the
+    trajectory starts at t = 0). speed_margin: tolerated fraction above the velocity limits for the implied speed.
+    """
     names = list(joint_names)
     if len(set(names)) != len(names):
         raise TrajectoryRejected(f"duplicate joint names {names}")
@@ -66,4 +77,54 @@ def validate_trajectory(
         raise TrajectoryRejected("position outside the joint limits")
     if np.any(np.abs(vel) > JOINT_VELOCITY_LIMITS[cols]):
         raise TrajectoryRejected("velocity above the joint velocity limits")
+    check_implied_speed(
+        controller_joints, start_positions, start_velocities, t, pos, vel, JOINT_VELOCITY_LIMITS[cols], speed_margin
+    )
     return ValidTrajectory(t, pos, vel)
+
+
+def hermite_peak_speeds(times: np.ndarray, positions: np.ndarray, velocities: np.ndarray) -> np.ndarray:
+    """Peak |velocity| of each cubic Hermite segment between knots (K,), (K, J), (K, J): shape (K - 1, J).
+
+    On a segment with h = dt, dq = q1 - q0 and s in [0, 1] the velocity is the quadratic
+    v(s) = v0 + (6 dq / h - 4 v0 - 2 v1) s + (3 v0 + 3 v1 - 6 dq / h) s^2; its extreme is at an end or at the
+    vertex when that lies inside (0, 1).
+    """
+    h = np.diff(times)[:, None]
+    v0, v1 = velocities[:-1], velocities[1:]
+    slope = np.diff(positions, axis=0) / h
+    b = 6 * slope - 4 * v0 - 2 * v1
+    a = 3 * v0 + 3 * v1 - 6 * slope
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vertex = np.where(np.abs(a) > 1e-12, -b / (2 * a), 0.0)
+    vertex = np.clip(vertex, 0.0, 1.0)
+    inner = v0 + b * vertex + a * vertex**2
+    return np.maximum.reduce([np.abs(v0), np.abs(v1), np.abs(inner), np.abs(slope)])
+
+
+def check_implied_speed(
+    joints: Sequence[str],
+    start_positions: Sequence[float],
+    start_velocities: Sequence[float],
+    times: np.ndarray,
+    positions: np.ndarray,
+    velocities: np.ndarray,
+    limits: np.ndarray,
+    speed_margin: float,
+) -> None:
+    """Reject when a Hermite segment from the start state through the points exceeds limits * (1 + margin)."""
+    q0, v0 = np.asarray(start_positions, dtype=float), np.asarray(start_velocities, dtype=float)
+    if q0.shape != (len(joints),) or v0.shape != (len(joints),):
+        raise ValueError(f"start state needs {len(joints)} positions and velocities, got {q0.shape}, {v0.shape}")
+    if not (np.isfinite(speed_margin) and speed_margin >= 0):
+        raise ValueError(f"speed_margin must be finite and >= 0, got {speed_margin}")
+    knots_t = np.concatenate([[0.0], times])
+    peaks = hermite_peak_speeds(knots_t, np.vstack([q0, positions]), np.vstack([v0, velocities]))
+    ratio = peaks / limits
+    if np.max(ratio) > 1.0 + speed_margin:
+        seg, joint = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+        where = "from the current state to point 0" if seg == 0 else f"between points {seg - 1} and {seg}"
+        raise TrajectoryRejected(
+            f"implied speed {peaks[seg, joint]:.2f} rad/s of {joints[joint]} {where} exceeds its velocity limit "
+            f"{limits[joint]:.2f} rad/s (+{100 * speed_margin:.0f}% margin)"
+        )

@@ -2,8 +2,9 @@
 
 Publishes `/joint_states` (JOINT_NAMES, positions + velocities) and the tray pose (PoseStamped) every
 1 / joint_states_rate seconds of sim time, and `/clock` when `publish_clock` is true. Subscribes the two
-joint_trajectory_controller topics; every trajectory is checked against the JTC contract (`jtc_contract`), a
-rejected one is logged with its reason and changes nothing, an accepted one replaces the arm's running trajectory
+joint_trajectory_controller topics; every trajectory is checked against the JTC contract (`jtc_contract`, including
+the speed its waypoints imply from the arm's commanded state, within `implied_speed_margin` of the velocity limits),
+a rejected one is logged with its reason and changes nothing, an accepted one replaces the arm's running trajectory
 from the last commanded state (no jump). Services: `~/reset` (std_srvs/Trigger: home pose, tray at the `tray_pose`
 parameter, set it first with the standard parameter services) and `~/set_grasp` (std_srvs/SetBool: attach when both
 end effectors are within `grasp_tolerance` of their handles / detach).
@@ -23,6 +24,7 @@ import time
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
@@ -32,8 +34,10 @@ from trajectory_msgs.msg import JointTrajectory
 from data_collector_ros.jtc_contract import TrajectoryRejected, validate_trajectory
 from data_collector_ros.simulation import Simulation, SimulationUnstable
 from flow_planner_common.node_main import spin_node_main
-from flow_planner_common.robot import LEFT_ARM_JOINTS, RIGHT_ARM_JOINTS
+from flow_planner_common.robot import JOINT_NAMES, LEFT_ARM_JOINTS, RIGHT_ARM_JOINTS
 from flow_planner_common.ros_messages import duration_seconds, joint_state, pose_stamped, time_msg
+
+MAX_IMPLIED_SPEED_MARGIN = 1.0  # the most a launch file may loosen the implied-speed check (2x the limits)
 
 
 class SimBridge(Node):
@@ -49,6 +53,14 @@ class SimBridge(Node):
         self.frame_id = self.declare_parameter("frame_id", "world").value
         self.grasp_tolerance = float(self.declare_parameter("grasp_tolerance", 0.02).value)
         self.declare_parameter("tray_pose", self.sim.rest_tray_pose.tolist())
+        margin_descriptor = ParameterDescriptor(
+            description="fraction above the joint velocity limits tolerated for the speed a trajectory's waypoints "
+            "imply (cubic Hermite from the commanded state through every point); faster trajectories are rejected",
+            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=MAX_IMPLIED_SPEED_MARGIN)],
+        )
+        self.implied_speed_margin = float(
+            self.declare_parameter("implied_speed_margin", 0.05, margin_descriptor).value
+        )
         topics = {
             name: self.declare_parameter(name, default).value
             for name, default in (
@@ -58,6 +70,8 @@ class SimBridge(Node):
                 ("right_controller_topic", "/right_arm_controller/joint_trajectory"),
             )
         }
+        if not 0.0 <= self.implied_speed_margin <= MAX_IMPLIED_SPEED_MARGIN:
+            raise ValueError(f"implied_speed_margin must be in [0, {MAX_IMPLIED_SPEED_MARGIN}]")
         if rate <= 0 or self.real_time_factor < 0:
             raise ValueError("joint_states_rate must be > 0 and real_time_factor >= 0")
         self.steps_per_publish = max(1, round(1.0 / (rate * self.sim.timestep)))
@@ -123,19 +137,28 @@ class SimBridge(Node):
     # ------------------------------------------------------------- callbacks
     def _on_trajectory(self, arm: int, joints: tuple[str, ...], msg: JointTrajectory) -> None:
         side = ("left", "right")[arm]
-        try:
-            valid = validate_trajectory(
-                joints,
-                msg.joint_names,
-                [pt.positions for pt in msg.points],
-                [pt.velocities for pt in msg.points],
-                [duration_seconds(pt.time_from_start) for pt in msg.points],
-            )
-        except TrajectoryRejected as exc:
-            self.get_logger().error(f"{side} arm trajectory rejected: {exc}")
+        cols = [JOINT_NAMES.index(j) for j in joints]
+        with self.lock:  # validate against the commanded state the new trajectory will start from
+            q_now, v_now = self.sim.command()
+            try:
+                valid = validate_trajectory(
+                    joints,
+                    msg.joint_names,
+                    [pt.positions for pt in msg.points],
+                    [pt.velocities for pt in msg.points],
+                    [duration_seconds(pt.time_from_start) for pt in msg.points],
+                    start_positions=q_now[cols],
+                    start_velocities=v_now[cols],
+                    speed_margin=self.implied_speed_margin,
+                )
+            except TrajectoryRejected as exc:
+                valid = None
+                reason = str(exc)
+            else:
+                self.sim.send_trajectory(valid.times, valid.positions, valid.velocities, arm=arm)
+        if valid is None:
+            self.get_logger().error(f"{side} arm trajectory rejected: {reason}")
             return
-        with self.lock:
-            self.sim.send_trajectory(valid.times, valid.positions, valid.velocities, arm=arm)
         self.get_logger().info(f"{side} arm trajectory accepted: {len(valid.times)} points, {valid.times[-1]:.2f} s")
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:

@@ -22,7 +22,14 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from flow_planner_common.motion import min_jerk_waypoints
-from flow_planner_common.robot import DEFAULT_DT, HOME_POSITIONS, JOINT_NAMES, LEFT_ARM_JOINTS, RIGHT_ARM_JOINTS
+from flow_planner_common.robot import (
+    DEFAULT_DT,
+    HOME_POSITIONS,
+    JOINT_NAMES,
+    JOINT_VELOCITY_LIMITS,
+    LEFT_ARM_JOINTS,
+    RIGHT_ARM_JOINTS,
+)
 
 WORKSPACE = Path(__file__).resolve().parents[3]
 BRIDGE = WORKSPACE / "install" / "data_collector_ros" / "lib" / "data_collector_ros" / "sim_bridge"
@@ -181,3 +188,42 @@ def test_reset_and_grasp_services(bridge, client: Client) -> None:
     assert (p.x, p.y) == pytest.approx((0.45, 0.05), abs=2e-3)
     released = client.call(SetBool, "/sim_bridge/set_grasp", SetBool.Request(data=False))
     assert released.success
+
+
+def measured_speed(client: Client) -> np.ndarray:
+    """(T - 1, 12) joint speeds between consecutive /joint_states (sim-time stamps)."""
+    stamps = np.array([t for t, _ in client.samples])
+    q = np.stack([p for _, p in client.samples])
+    return np.abs(np.diff(q, axis=0)) / np.diff(stamps)[:, None]
+
+
+def test_rejects_trajectory_whose_waypoints_imply_excess_speed(bridge, client: Client) -> None:
+    """2 rad at t = 0.05 s with zero velocities written: within every per-point limit, 40 rad/s implied."""
+    _, log_path = bridge
+    home = client.wait_for_states()
+    jump = np.array(HOME_POSITIONS, dtype=float)
+    jump[[0, 6]] += 2.0  # shoulder pan of both arms
+    zeros = [[0.0] * 6]
+    client.samples.clear()
+    client.send("left", LEFT_ARM_JOINTS, [jump[:6]], zeros, [DEFAULT_DT])
+    client.send("right", RIGHT_ARM_JOINTS, [jump[6:]], zeros, [DEFAULT_DT])
+    client.spin_for(1.0)  # ~2 s of sim time
+    q = np.stack([p for _, p in client.samples])
+    assert len(q) > 50, "too few joint states"
+    np.testing.assert_allclose(q, np.broadcast_to(home, q.shape), atol=2e-3)  # nothing moved, ever
+    assert measured_speed(client).max() < 0.1
+    log = log_path.read_text()
+    assert log.count("implied speed") == 2, log
+    for side in ("left", "right"):
+        assert f"{side} arm trajectory rejected: implied speed" in log
+
+    goal = np.array(HOME_POSITIONS) + np.array([0.4, -0.3, 0.3, 0.2, 0.3, 0.5] * 2)
+    positions, velocities = min_jerk_waypoints(home, goal, DEFAULT_DT)
+    client.samples.clear()
+    client.send_both(positions, velocities)
+    client.spin_for(2.5)  # 3 s of sim time + margin
+    final = client.samples[-1][1]
+    assert np.abs(final - goal).max() < TRACKING_TOLERANCE, final - goal
+    speed = measured_speed(client)
+    assert np.all(speed < JOINT_VELOCITY_LIMITS), f"measured {speed.max():.2f} rad/s"
+    assert "implied speed" not in log_path.read_text()[len(log):]

@@ -8,7 +8,7 @@ import pytest
 
 from data_collector_ros.ik import IKSolver
 from data_collector_ros.interpolation import HermiteTrajectory
-from data_collector_ros.jtc_contract import TrajectoryRejected, validate_trajectory
+from data_collector_ros.jtc_contract import TrajectoryRejected, hermite_peak_speeds, validate_trajectory
 from data_collector_ros.scene import SceneIndex, classify_contacts
 from data_collector_ros.simulation import Simulation, SimulationUnstable
 from data_collector_ros.success import evaluate_simulation
@@ -19,12 +19,14 @@ from flow_planner_common.robot import (
     HOME_POSITIONS,
     JOINT_NAMES,
     JOINT_POSITION_LIMITS,
+    JOINT_VELOCITY_LIMITS,
     LEFT_ARM_JOINTS,
     PHASE_CARRY,
     PHASE_REACH,
 )
 
 TASK = TaskConfig()
+AT_REST = {"start_positions": [0.0] * 6, "start_velocities": [0.0] * 6}
 
 
 @pytest.fixture(scope="module")
@@ -191,13 +193,67 @@ def test_hermite_passes_through_waypoints() -> None:
 )
 def test_contract_rejections(names, positions, velocities, times, reason) -> None:
     with pytest.raises(TrajectoryRejected, match=reason):
-        validate_trajectory(LEFT_ARM_JOINTS, names, positions, velocities, times)
+        validate_trajectory(LEFT_ARM_JOINTS, names, positions, velocities, times, **AT_REST)
 
 
 def test_contract_reorders_joints() -> None:
     names = list(reversed(LEFT_ARM_JOINTS))
-    valid = validate_trajectory(LEFT_ARM_JOINTS, names, [[6, 5, 4, 3, 2, 1]], [[0.0] * 6], [0.1])
+    start = {"start_positions": [1, 2, 3, 4, 5, 6], "start_velocities": [0.0] * 6}
+    valid = validate_trajectory(LEFT_ARM_JOINTS, names, [[6, 5, 4, 3, 2, 1]], [[0.0] * 6], [0.1], **start)
     np.testing.assert_array_equal(valid.positions[0], [1, 2, 3, 4, 5, 6])
+
+
+def _left(positions, velocities, times, margin: float = 0.05, start_velocities=AT_REST["start_velocities"]):
+    return validate_trajectory(
+        LEFT_ARM_JOINTS, LEFT_ARM_JOINTS, positions, velocities, times, speed_margin=margin,
+        start_positions=AT_REST["start_positions"], start_velocities=start_velocities,
+    )
+
+
+def test_contract_rejects_speed_implied_by_waypoints() -> None:
+    """Velocities written within limits, but the points themselves are too far apart for their times."""
+    zeros = np.zeros((1, 6))
+    jump = np.zeros((1, 6))
+    jump[0, 1] = 2.0  # 2 rad at t = 0.05 s: 40 rad/s on average
+    with pytest.raises(TrajectoryRejected, match=r"implied speed .* left_shoulder_lift_joint from the current state"):
+        _left(jump, zeros, [DEFAULT_DT])
+    later = np.vstack([np.full((1, 6), 0.01), np.full((1, 6), 0.01)])
+    later[1, 3] += 1.0  # fine first segment, then 1 rad in 0.05 s
+    with pytest.raises(TrajectoryRejected, match="joint between points 0 and 1"):
+        _left(later, np.zeros((2, 6)), [0.5, 0.55])
+    # Mean speed 2.4 rad/s is within the limit, but Hermite with zero knot velocities peaks at 1.5x = 3.6 rad/s.
+    hermite = np.full((1, 6), 0.12)
+    with pytest.raises(TrajectoryRejected, match=r"implied speed 3\.60 rad/s"):
+        _left(hermite, zeros, [DEFAULT_DT])
+
+
+def test_contract_speed_margin_and_smooth_motion() -> None:
+    limit = JOINT_VELOCITY_LIMITS[0]
+    times = np.array([0.1, 0.2])
+    ramp = np.outer(times, np.full(6, 1.03 * limit))  # constant 1.03x the limit, written consistently
+    velocities = np.full((2, 6), 1.03 * limit)
+    with pytest.raises(TrajectoryRejected, match="velocity above"):
+        _left(ramp, velocities, times)  # the written velocities themselves are above the limit
+    velocities = np.full((2, 6), limit)  # moving at the limit, points 1.03x apart: Hermite peaks 1.045x
+    _left(ramp, velocities, times, margin=0.05, start_velocities=velocities[0])
+    with pytest.raises(TrajectoryRejected, match=r"implied speed 3\.28 rad/s"):
+        _left(ramp, velocities, times, margin=0.0, start_velocities=velocities[0])
+    goal = np.array(HOME_POSITIONS[:6]) + np.array([1.5, -1.0, 1.0, 1.2, -1.5, 2.0])
+    positions, velocities = min_jerk_waypoints(HOME_POSITIONS[:6], goal, DEFAULT_DT)
+    start = {"start_positions": HOME_POSITIONS[:6], "start_velocities": [0.0] * 6}
+    times = DEFAULT_DT * np.arange(1, len(positions) + 1)
+    validate_trajectory(LEFT_ARM_JOINTS, LEFT_ARM_JOINTS, positions, velocities, times, **start)
+
+
+def test_hermite_peak_speed_matches_dense_sampling() -> None:
+    rng = np.random.default_rng(3)
+    times = np.cumsum(rng.uniform(0.02, 0.3, 8))
+    positions, velocities = rng.normal(size=(8, 4)), rng.normal(size=(8, 4))
+    traj = HermiteTrajectory.from_waypoints(np.zeros(4), np.ones(4), times, positions, velocities)
+    peaks = hermite_peak_speeds(traj.times, traj.positions, traj.velocities)
+    for k in range(len(traj.times) - 1):
+        _, v = traj.sample(np.linspace(traj.times[k], traj.times[k + 1] - 1e-9, 4001))
+        np.testing.assert_allclose(peaks[k], np.abs(v).max(axis=0), rtol=1e-5)
 
 
 def test_kinematic_checker_flags_table_collision(sim: Simulation) -> None:
