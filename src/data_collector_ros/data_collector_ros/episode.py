@@ -1,25 +1,29 @@
-"""One episode (ROS-free): reach -> attach -> carry for one tray pose, each phase planned by the CEM expert,
-executed in the physics simulation and judged by the one success function; one TrajectoryRecord per phase.
+"""The collector's episode: the shared reach -> attach -> carry sequence (data_collector_ros.episode_sequence) with
+each phase planned by the CEM expert, executed directly in the physics simulation and judged by the one success
+function; one TrajectoryRecord per phase.
 
-If the reach ends too far from the handles to attach, the carry still runs from a grasped state: the scene is
-reset with the arms at the reach goal and the tray at its start pose, so every grid index yields a carry sample
-(its record's start state is the state it really started from). Every random choice comes from the episode seed.
+If the reach ends too far from the handles to attach (or was unstable), the carry still runs from a grasped state:
+the scene is reset with the arms at the reach goal and the tray at its start pose, so every grid index yields a
+carry sample (its record's start state is the state it really started from). Every random choice comes from the
+episode seed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from data_collector_ros.cem import CEMPlan, CEMPlanner
+from data_collector_ros.episode_sequence import PhaseTask, SimulationScene, phase_verdict, run_episode
 from data_collector_ros.ik import IKSolver
 from data_collector_ros.plan_cost import PhaseContext
 from data_collector_ros.simulation import SimState, Simulation, SimulationUnstable
 from data_collector_ros.success import SuccessResult, evaluate_simulation
-from data_collector_ros.task import TaskConfig, handle_targets
-from flow_planner_common.robot import DEFAULT_DT, PHASE_CARRY, PHASE_REACH
+from data_collector_ros.task import TaskConfig
+from flow_planner_common.robot import DEFAULT_DT
 from flow_planner_common.trajectory_schema import TrajectoryRecord
 
 UNSTABLE = "simulation unstable"
@@ -48,6 +52,10 @@ class PhaseOutcome:
     result: SuccessResult
     ik_success: bool
 
+    @property
+    def unstable(self) -> bool:
+        return any(r.startswith(UNSTABLE) for r in self.result.reasons)
+
 
 class EpisodeRunner:
     """Runs episodes on one Simulation with one IK solver and one CEM planner (all thread-confined)."""
@@ -65,39 +73,32 @@ class EpisodeRunner:
         self.task = task or TaskConfig()
         self.config = config or EpisodeConfig()
         self.observer = observer
+        self.scene = SimulationScene(sim, self.config.grasp_tolerance)
 
     def run(
-        self, grid_index: int, tray_pose: np.ndarray, seed: int, tolerate_unstable: bool = False, on_record=None
+        self,
+        grid_index: int,
+        tray_pose: np.ndarray,
+        seed: int,
+        tolerate_unstable: bool = False,
+        on_record: Callable[[TrajectoryRecord], None] | None = None,
     ) -> list[PhaseOutcome]:
         """Both phases of one episode. `on_record(record)` is called as soon as a phase is judged.
 
         SimulationUnstable propagates unless `tolerate_unstable`, in which case the phase is recorded as failed.
         """
-        sim = self.sim
-        start = sim.reset(tray_pose)
-        reach_targets, reach_quats = handle_targets(sim.model, sim.index, tray_pose)
-        reach_ik = self.ik.solve(reach_targets, reach_quats, seed_positions=start.positions, seed=seed)
-        reach = self.run_phase(
-            PHASE_REACH, grid_index, seed, start, reach_ik.positions, reach_ik.success, reach_targets,
-            tray_pose, tray_pose, tolerate_unstable,
-        )  # fmt: skip
-        if on_record is not None:
-            on_record(reach.record)
-        reach_unstable = any(r.startswith(UNSTABLE) for r in reach.result.reasons)
-        if reach_unstable or not sim.attach(self.config.grasp_tolerance).attached:
-            sim.reset(tray_pose, positions=reach_ik.positions)
-            sim.attach(self.config.grasp_tolerance)
-        carry_start = sim.state()
-        tray_goal = self.task.carry_goal_pose(tray_pose)
-        carry_targets, carry_quats = handle_targets(sim.model, sim.index, tray_goal)
-        carry_ik = self.ik.solve(carry_targets, carry_quats, seed_positions=carry_start.positions, seed=seed)
-        carry = self.run_phase(
-            PHASE_CARRY, grid_index, seed, carry_start, carry_ik.positions, carry_ik.success, carry_targets,
-            carry_start.tray_pose, tray_goal, tolerate_unstable,
-        )  # fmt: skip
-        if on_record is not None:
-            on_record(carry.record)
-        return [reach, carry]
+
+        def step(task: PhaseTask) -> PhaseOutcome:
+            outcome = self.run_phase(
+                task.phase, grid_index, task.seed, task.start, task.goal, task.ik_success, task.ee_targets,
+                task.tray_start, task.tray_goal, tolerate_unstable,
+            )  # fmt: skip
+            if on_record is not None:
+                on_record(outcome.record)
+            return outcome
+
+        episode = run_episode(self.scene, self.ik, self.task, tray_pose, seed, step, lambda r: not r.unstable)
+        return episode.phases
 
     def run_phase(
         self,
@@ -123,8 +124,7 @@ class EpisodeRunner:
             if not tolerate_unstable:
                 raise
             result = SuccessResult(False, (f"{UNSTABLE}: {exc}",))
-        if not ik_success:
-            result = SuccessResult(False, ("IK did not converge", *result.reasons), result.metrics)
+        result = phase_verdict(result, ik_success)
         record = TrajectoryRecord(
             positions=plan.positions,
             velocities=plan.velocities,

@@ -14,9 +14,8 @@ import pytest
 from flow_planner_common.motion import min_jerk_waypoints
 from flow_planner_common.robot import DEFAULT_DT, HOME_POSITIONS, JOINT_POSITION_LIMITS, NUM_JOINTS
 from flow_planner_ros.cli import evaluate as evaluate_cli
+from flow_planner_ros.episodes_file import EpisodesError, load_episodes
 from flow_planner_ros.evaluation import (
-    EpisodesError,
-    load_episodes,
     mean_jerk,
     path_length,
     summarize,
