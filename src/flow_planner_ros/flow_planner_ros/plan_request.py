@@ -40,18 +40,27 @@ class PlanRequest:
     execute: bool
 
 
+def echo_names(names: Sequence[str], max_names: int = 4, max_chars: int = 40) -> str:
+    """Names from a request, safe to echo into a reply or a log: escaped, each and their number bounded."""
+    shown = [ascii(n[:max_chars]) + ("..." if len(n) > max_chars else "") for n in names[:max_names]]
+    more = len(names) - max_names
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
 def joint_order(joint_names: Sequence[str], planner_joint_names: Sequence[str] = JOINT_NAMES) -> np.ndarray:
     """Indices that map the request's order to the planner's order; empty names = the planner's order."""
     if len(joint_names) == 0:
         return np.arange(NUM_JOINTS)
     names = list(joint_names)
+    if len(names) > 4 * NUM_JOINTS:
+        raise PlanRequestError(f"joint_names has {len(names)} entries, expected {NUM_JOINTS}")
     unknown = [n for n in names if n not in planner_joint_names]
     if unknown:
         expected = ", ".join(planner_joint_names)
-        raise PlanRequestError(f"unknown joint name(s): {', '.join(unknown)}; expected {expected}")
+        raise PlanRequestError(f"unknown joint name(s): {echo_names(unknown)}; expected {expected}")
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
-        raise PlanRequestError(f"duplicated joint name(s): {', '.join(duplicated)}")
+        raise PlanRequestError(f"duplicated joint name(s): {echo_names(duplicated)}")
     if len(names) != NUM_JOINTS:
         missing = [n for n in planner_joint_names if n not in names]
         raise PlanRequestError(f"joint_names must name all {NUM_JOINTS} joints; missing {', '.join(missing)}")
@@ -79,63 +88,112 @@ def _within(
         raise PlanRequestError(f"{name} beyond limits: {details}")
 
 
-def validate_plan_request(
-    *,
-    start_positions: Sequence[float],
-    start_velocities: Sequence[float],
-    joint_names: Sequence[str],
-    goal_positions: Sequence[float],
-    num_samples: int,
-    integration_steps: int,
-    seed: int,
-    execute: bool,
-    position_limits: np.ndarray,
-    velocity_limits: np.ndarray,
-    latest_state: JointStateSample | None,
-    now: float,
-    max_state_age: float,
-    default_num_samples: int,
-    default_integration_steps: int,
-    max_num_samples: int,
-    max_integration_steps: int,
-    planner_joint_names: Sequence[str] = JOINT_NAMES,
-) -> PlanRequest:
-    """Check a request and return it in the planner's joint order, or raise PlanRequestError."""
-    names = planner_joint_names
-    order = joint_order(joint_names, names)
-    goal = _vector("goal_positions", goal_positions, order, names)
-    _within("goal_positions", goal, position_limits[:, 0], position_limits[:, 1], "rad", names)
+@dataclass(frozen=True)
+class RequestFields:
+    """A PlanTrajectory request's fields as plain values (the node copies them out of the message)."""
 
-    if len(start_positions) == 0 and len(start_velocities) == 0:
-        if latest_state is None:
-            raise PlanRequestError("no start state given and no /joint_states received yet")
-        age = now - latest_state.stamp
-        if age > max_state_age:
-            raise PlanRequestError(f"latest /joint_states is {age:.2f} s old (> {max_state_age:.2f} s): stale")
-        start, start_vel = latest_state.positions.copy(), latest_state.velocities.copy()
+    start_positions: Sequence[float]
+    start_velocities: Sequence[float]
+    joint_names: Sequence[str]
+    goal_positions: Sequence[float]
+    num_samples: int
+    integration_steps: int
+    seed: int
+    execute: bool
+
+
+@dataclass(frozen=True)
+class RequestPolicy:
+    """What the planner accepts (from its settings, see planner_settings.PlannerSettings)."""
+
+    position_limits: np.ndarray  # (12, 2)
+    velocity_limits: np.ndarray  # (12,)
+    max_state_age: float
+    default_num_samples: int
+    default_integration_steps: int
+    max_num_samples: int
+    max_integration_steps: int
+    start_state_tolerance: float = 0.01
+    planner_joint_names: Sequence[str] = JOINT_NAMES
+
+    @classmethod
+    def from_settings(cls, settings: object) -> RequestPolicy:
+        """From a PlannerSettings (duck-typed to keep this module free of the node's settings)."""
+        return cls(
+            position_limits=settings.position_limits,
+            velocity_limits=settings.velocity_limits,
+            max_state_age=settings.joint_states_timeout,
+            default_num_samples=settings.num_samples,
+            default_integration_steps=settings.integration_steps,
+            max_num_samples=settings.max_num_samples,
+            max_integration_steps=settings.max_integration_steps,
+            start_state_tolerance=settings.start_state_tolerance,
+            planner_joint_names=tuple(settings.joint_names),
+        )
+
+
+def fresh_state(latest_state: JointStateSample | None, now: float, max_age: float, purpose: str) -> JointStateSample:
+    """The latest measured state if it is fresh, else PlanRequestError saying why it cannot be used for `purpose`."""
+    if latest_state is None:
+        raise PlanRequestError(f"no /joint_states received yet: cannot {purpose}")
+    age = now - latest_state.stamp
+    if age > max_age:
+        raise PlanRequestError(f"latest /joint_states is {age:.2f} s old (> {max_age:.2f} s): stale, cannot {purpose}")
+    return latest_state
+
+
+def validate_plan_request(
+    fields: RequestFields, policy: RequestPolicy, latest_state: JointStateSample | None, now: float
+) -> PlanRequest:
+    """Check a request and return it in the planner's joint order, or raise PlanRequestError.
+
+    A request that will be executed must start where the robot is: an explicit start farther than
+    `policy.start_state_tolerance` from the fresh measured state is refused (and without a fresh measured state
+    nothing is executed).
+    """
+    names = policy.planner_joint_names
+    limits, velocity_limits = policy.position_limits, policy.velocity_limits
+    order = joint_order(fields.joint_names, names)
+    goal = _vector("goal_positions", fields.goal_positions, order, names)
+    _within("goal_positions", goal, limits[:, 0], limits[:, 1], "rad", names)
+
+    measured = None
+    if fields.execute or (len(fields.start_positions) == 0 and len(fields.start_velocities) == 0):
+        purpose = "execute a plan" if fields.execute else "plan from the measured state"
+        measured = fresh_state(latest_state, now, policy.max_state_age, purpose)
+    if len(fields.start_positions) == 0 and len(fields.start_velocities) == 0:
+        start, start_vel = measured.positions.copy(), measured.velocities.copy()
     else:
-        start = _vector("start_positions", start_positions, order, names)
+        start = _vector("start_positions", fields.start_positions, order, names)
         start_vel = (
             np.zeros(NUM_JOINTS)
-            if len(start_velocities) == 0
-            else _vector("start_velocities", start_velocities, order, names)
+            if len(fields.start_velocities) == 0
+            else _vector("start_velocities", fields.start_velocities, order, names)
         )
-    _within("start_positions", start, position_limits[:, 0], position_limits[:, 1], "rad", names)
+        if measured is not None:
+            offset = np.abs(start - measured.positions)
+            worst = int(np.argmax(offset))
+            if offset[worst] > policy.start_state_tolerance:
+                raise PlanRequestError(
+                    f"execute=true but start_positions is {offset[worst]:.4f} rad from the measured state at "
+                    f"{names[worst]} (tolerance {policy.start_state_tolerance:.4f} rad): leave the start empty to "
+                    "plan from where the robot is"
+                )
+    _within("start_positions", start, limits[:, 0], limits[:, 1], "rad", names)
     _within("start_velocities", start_vel, -velocity_limits, velocity_limits, "rad/s", names)
 
-    samples = int(num_samples) or default_num_samples
-    steps = int(integration_steps) or default_integration_steps
-    if not 1 <= samples <= max_num_samples:
-        raise PlanRequestError(f"num_samples {samples} not in [1, {max_num_samples}]")
-    if not 1 <= steps <= max_integration_steps:
-        raise PlanRequestError(f"integration_steps {steps} not in [1, {max_integration_steps}]")
+    samples = int(fields.num_samples) or policy.default_num_samples
+    steps = int(fields.integration_steps) or policy.default_integration_steps
+    if not 1 <= samples <= policy.max_num_samples:
+        raise PlanRequestError(f"num_samples {samples} not in [1, {policy.max_num_samples}]")
+    if not 1 <= steps <= policy.max_integration_steps:
+        raise PlanRequestError(f"integration_steps {steps} not in [1, {policy.max_integration_steps}]")
     return PlanRequest(
         start_positions=start,
         start_velocities=start_vel,
         goal_positions=goal,
         num_samples=samples,
         integration_steps=steps,
-        seed=None if seed < 0 else int(seed),
-        execute=bool(execute),
+        seed=None if fields.seed < 0 else int(fields.seed),
+        execute=bool(fields.execute),
     )
-

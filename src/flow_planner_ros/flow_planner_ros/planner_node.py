@@ -1,84 +1,57 @@
-"""The `planner` node: loads a flow-matching checkpoint once, serves /flow_planner/plan, executes plans through
-the two arm controllers' JointTrajectory topics, and replans in a receding horizon when execution_steps < 60.
+"""The `planner` node: a thin rclpy shell over the ROS-free planner. It loads a checkpoint once (flow_sampler),
+serves /flow_planner/plan (plan_request validation, planning_pipeline), executes plans on the two arm controllers'
+JointTrajectory topics and replans in a receding horizon (execution state machine) when execution_steps < 60.
 
-Executor: one SingleThreadedExecutor runs everything (service, /joint_states, the execution timer). Plans are
-computed one at a time anyway (torch/ONNX Runtime use the cores for each), concurrent service calls queue in the
-service's DDS queue (depth `service_queue_depth`, not the default 10 that would drop the oldest requests of a burst)
-and are answered in arrival order. A multi-threaded executor was measured to make planning 3-10x slower beside a
-100 Hz /joint_states stream: its threads contend for Python's GIL with the planning thread, which releases and
-re-acquires it around every torch/ONNX call. Planning blocks the other callbacks only for its tens of milliseconds;
-the state used to plan is read when planning starts, and a replan joins the running plan when it is published.
+Parameters: declared from planner_settings (descriptions, ranges; `ros2 param describe` shows them); read-only ones
+are set at start, the others may change while the node runs and are validated as a whole before they apply.
 
-Safety: every trajectory passes `trajectory_safety.check_candidate` (finite, within position and velocity limits,
-continuous with the measured start) before it is returned or published; if no candidate passes, the service answers
-success=false with the reasons, and nothing is published.
+Requests: the service callback only queues a request (at most `max_pending_requests`; beyond that it answers
+success=false "busy" at once, so a burst is never dropped silently); a guard condition plans the queued requests
+one at a time, in arrival order, validating each against the freshest /joint_states. One SingleThreadedExecutor
+runs everything: a multi-threaded one was measured to make planning 3-10x slower beside a 100 Hz /joint_states
+stream (its threads contend for Python's GIL with the planning thread).
 
-Receding horizon: with execution_steps = k < 60, the node replans every k waypoints from the latest /joint_states
-(the model is conditioned on the measured position and velocity), cross-fades the first `blend_steps` waypoints of
-the new plan from the running plan (so neither position nor velocity jumps at the switch), checks it again, and
-publishes it; the controllers replace the running trajectory from their current state. Once every joint is within
-`final_approach_distance` of the goal, the running plan (whose last waypoint is the goal) is executed to its end
-instead of replanning again, since near the goal a new sample mostly adds noise. Execution ends when every joint is
-within `goal_tolerance` ("reached"), or the plan ends or `max_replans` is reached first ("failed").
+Safety: every trajectory passes the pipeline's checks (finite, within position and velocity limits, continuous with
+where the robot is) before it is returned or published; an executed request must start at the measured state
+(`start_state_tolerance`); a plan that replaces a running one (a replan, or a new request preempting the running
+execution) is cross-faded from the running plan at the moment it is published, so the commanded motion never jumps.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from collections import deque
 from pathlib import Path
 
 import numpy as np
 from ament_index_python.packages import get_package_share_directory
-from builtin_interfaces.msg import Duration
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.task import Future
 from sensor_msgs.msg import JointState
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from trajectory_msgs.msg import JointTrajectory
 
 from flow_planner_common.node_main import spin_node_main
-from flow_planner_common.robot import (
-    JOINT_NAMES,
-    JOINT_POSITION_LIMITS,
-    JOINT_VELOCITY_LIMITS,
-    NUM_ARM_JOINTS,
-    NUM_JOINTS,
-)
+from flow_planner_common.ros_messages import arm_trajectories, joint_trajectory
 from flow_planner_msgs.msg import PlannerStatus
 from flow_planner_msgs.srv import PlanTrajectory
-from flow_planner_ros.continuation import ContinuationPrefix, running_plan_prefix
-from flow_planner_ros.flow_sampler import BACKENDS, FlowSampler
-from flow_planner_ros.plan_request import JointStateSample, PlanRequest, PlanRequestError, validate_plan_request
+from flow_planner_ros.execution import Decision, Execution, ExecutionLimits
+from flow_planner_ros.flow_sampler import FlowSampler
+from flow_planner_ros.plan_request import (
+    JointStateSample,
+    PlanRequest,
+    PlanRequestError,
+    RequestFields,
+    RequestPolicy,
+    fresh_state,
+    validate_plan_request,
+)
+from flow_planner_ros.planner_settings import PLANNER_PARAMETERS, ParameterSpec, PlannerSettings, SettingsError
 from flow_planner_ros.planning_pipeline import PlanningPipeline, PlanResult
 from flow_planner_ros.trajectory_safety import SafetyLimits
-
-PARAMETERS: dict[str, object] = {
-    "checkpoint": "",
-    "device": "cpu",
-    "backend": "onnx",  # onnx (ONNX Runtime, fastest at batch 1 on CPU) | torch
-    "num_threads": 1,  # CPU threads for inference; 1 is fastest when the simulator or others share the cores
-    "num_samples": 8,
-    "integration_steps": 10,
-    "max_num_samples": 64,
-    "max_integration_steps": 100,
-    "execution_steps": 60,
-    "blend_steps": 5,
-    "goal_tolerance": 0.02,
-    "smoothing_knots": 4,  # bumps per joint of the smooth projection through start and goal; 0 = raw samples
-    "max_projection_change": 0.2,  # rad; samples the projection moves further are refused
-    "max_replans": 30,
-    "final_approach_distance": 0.1,  # rad; closer than this, the running plan is executed to its end
-    "joint_states_timeout": 0.5,
-    "service_queue_depth": 100,
-    "joint_names": list(JOINT_NAMES),
-    "joint_states_topic": "/joint_states",
-    "left_controller_topic": "/left_arm_controller/joint_trajectory",
-    "right_controller_topic": "/right_arm_controller/joint_trajectory",
-    "status_topic": "/flow_planner/status",
-    "position_limits_lower": [float("nan")],  # [nan] = from the robot description
-    "position_limits_upper": [float("nan")],
-    "velocity_limits": [float("nan")],
-}
 
 
 def default_checkpoint_path() -> Path:
@@ -87,183 +60,180 @@ def default_checkpoint_path() -> Path:
     return share / "checkpoints" / "default.safetensors"
 
 
-@dataclass
-class Execution:
-    """A request being executed: its goal, the running plan and when it was published (node clock, s)."""
-
-    request_id: int
-    request: PlanRequest
-    positions: np.ndarray
-    velocities: np.ndarray
-    published_at: float
-    replans: int = 0
-    planning_times: list[float] = field(default_factory=list)
-    final_approach: bool = False  # no more replans: the running plan is executed to its end
+def parameter_descriptor(spec: ParameterSpec) -> ParameterDescriptor:
+    """The ROS descriptor of a planner parameter: description, range or choices, read-only flag."""
+    descriptor = ParameterDescriptor(name=spec.name, description=spec.description, read_only=spec.read_only)
+    if spec.choices:
+        descriptor.additional_constraints = "one of: " + ", ".join(spec.choices)
+    if isinstance(spec.default, bool) or spec.low is None:
+        return descriptor
+    if isinstance(spec.default, int):
+        descriptor.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=1)]
+    else:
+        descriptor.floating_point_range = [FloatingPointRange(from_value=spec.low, to_value=spec.high, step=0.0)]
+    return descriptor
 
 
 class PlannerNode(Node):
-    """Thin rclpy layer over PlanningCore (see the module docstring)."""
+    """Thin rclpy layer over PlanningPipeline and Execution (see the module docstring)."""
 
     def __init__(self, **node_kwargs: object) -> None:
         super().__init__("flow_planner", **node_kwargs)
-        for name, default in PARAMETERS.items():
-            self.declare_parameter(name, default)
-        p = self._param
-        self.joint_names = [str(n) for n in p("joint_names")]
-        if len(self.joint_names) != NUM_JOINTS or len(set(self.joint_names)) != NUM_JOINTS:
-            raise ValueError(f"parameter joint_names must list {NUM_JOINTS} distinct joints (left arm, then right)")
-        self.execution_steps = int(p("execution_steps"))
-        if not 1 <= self.execution_steps <= 60:
-            raise ValueError(f"parameter execution_steps must be in 1..60, got {self.execution_steps}")
-        self.position_limits = np.column_stack(
-            [
-                self._limit_param("position_limits_lower", JOINT_POSITION_LIMITS[:, 0]),
-                self._limit_param("position_limits_upper", JOINT_POSITION_LIMITS[:, 1]),
-            ]
-        )
-        self.velocity_limits = self._limit_param("velocity_limits", JOINT_VELOCITY_LIMITS)
+        for spec in PLANNER_PARAMETERS:
+            self.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))
+        values = {spec.name: self.get_parameter(spec.name).value for spec in PLANNER_PARAMETERS}
+        self.settings = PlannerSettings.from_values(values)
+        s = self.settings
 
-        checkpoint = str(p("checkpoint")) or str(default_checkpoint_path())
-        backend, device = str(p("backend")), str(p("device"))
-        if backend not in BACKENDS:
-            raise ValueError(f"parameter backend must be one of {BACKENDS}, got {backend!r}")
-        if backend == "onnx" and device != "cpu":
-            backend = "torch"  # ONNX Runtime here is the CPU build; on CUDA use torch
-        threads = int(p("num_threads"))
-        if threads < 1:
-            raise ValueError(f"parameter num_threads must be >= 1, got {threads}")
-        self.generator = FlowSampler.from_checkpoint(checkpoint, device=device, backend=backend, num_threads=threads)
-        if self.generator.checkpoint.use_phase:
+        checkpoint = s.checkpoint or str(default_checkpoint_path())
+        backend = s.backend if s.device == "cpu" else "torch"  # ONNX Runtime here is the CPU build
+        self.sampler = FlowSampler.from_checkpoint(checkpoint, device=s.device, backend=backend,
+                                                   num_threads=s.num_threads)  # fmt: skip
+        if self.sampler.checkpoint.use_phase:
             raise ValueError(f"{checkpoint} is conditioned on the episode phase; the planner serves phase-free models")
-        self.core = PlanningPipeline(
-            self.generator,
-            SafetyLimits.from_arrays(self.position_limits, self.velocity_limits),
-            smoothing_knots=int(p("smoothing_knots")),
-            max_projection_change=float(p("max_projection_change")),
+        self.pipeline = PlanningPipeline(
+            self.sampler,
+            SafetyLimits.from_arrays(s.position_limits, s.velocity_limits),
+            smoothing_knots=s.smoothing_knots,
+            max_projection_change=s.max_projection_change,
         )
+        self.policy = RequestPolicy.from_settings(s)
         self.get_logger().info(
-            f"loaded {checkpoint} (horizon {self.generator.horizon}, dt {self.generator.dt}, {backend} on {device});"
-            f" execution_steps={self.execution_steps}"
+            f"loaded {checkpoint} (horizon {self.sampler.horizon}, dt {self.sampler.dt}, {backend} on {s.device});"
+            f" execution_steps={s.execution_steps}"
         )
 
         self._latest_state: JointStateSample | None = None
         self._execution: Execution | None = None
         self._request_counter = 0
-        self.create_subscription(
-            JointState, str(p("joint_states_topic")), self._on_joint_states, 10
-        )
-        self._left_pub = self.create_publisher(JointTrajectory, str(p("left_controller_topic")), 10)
-        self._right_pub = self.create_publisher(JointTrajectory, str(p("right_controller_topic")), 10)
-        self._status_pub = self.create_publisher(PlannerStatus, str(p("status_topic")), 10)
-        # Requests wait in the service's DDS queue while one is being planned: a KEEP_LAST(10) default would
-        # silently drop the oldest of a burst, so the depth is a parameter (default 100).
+        self._pending: deque[tuple[PlanTrajectory.Request, PlanTrajectory.Response, Future]] = deque()
+        self.create_subscription(JointState, s.joint_states_topic, self._on_joint_states, 10)
+        self._left_pub = self.create_publisher(JointTrajectory, s.left_controller_topic, 10)
+        self._right_pub = self.create_publisher(JointTrajectory, s.right_controller_topic, 10)
+        self._status_pub = self.create_publisher(PlannerStatus, s.status_topic, 10)
         service_qos = QoSProfile(
-            depth=int(p("service_queue_depth")), history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE
+            depth=s.service_queue_depth, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE
         )
+        # Reentrant: a queued request's callback stays pending until it is planned, and must not block the others.
         self.create_service(
-            PlanTrajectory, "/flow_planner/plan", self._on_plan, qos_profile=service_qos
+            PlanTrajectory, "/flow_planner/plan", self._on_plan, qos_profile=service_qos,
+            callback_group=ReentrantCallbackGroup(),
         )
-        self.create_timer(self.generator.dt / 2, self._on_execution_tick)
+        self._work = self.create_guard_condition(self._plan_next)
+        self.create_timer(self.sampler.dt / 2, self._on_execution_tick)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # -- parameters -------------------------------------------------------------------------------------------
-    def _param(self, name: str) -> object:
-        return self.get_parameter(name).value
-
-    def _limit_param(self, name: str, default: np.ndarray) -> np.ndarray:
-        values = np.asarray(self._param(name), dtype=np.float64)
-        if values.size == 1 and np.isnan(values[0]):
-            return np.array(default, dtype=np.float64)
-        if values.shape != (NUM_JOINTS,) or not np.all(np.isfinite(values)):
-            raise ValueError(f"parameter {name} must hold {NUM_JOINTS} finite values")
-        return values
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        try:
+            settings = self.settings.updated({p.name: p.value for p in parameters})
+        except SettingsError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self.settings, self.policy = settings, RequestPolicy.from_settings(settings)
+        self.pipeline.max_projection_change = settings.max_projection_change
+        return SetParametersResult(successful=True)
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
+    def _execution_limits(self) -> ExecutionLimits:
+        s = self.settings
+        return ExecutionLimits(
+            s.execution_steps, s.goal_tolerance, s.final_approach_distance, s.max_replans
+        )
+
     # -- joint states -----------------------------------------------------------------------------------------
     def _on_joint_states(self, msg: JointState) -> None:
         index = {name: i for i, name in enumerate(msg.name)}
-        if any(name not in index for name in self.joint_names):
+        if any(name not in index for name in self.settings.joint_names):
             return
-        order = [index[name] for name in self.joint_names]
+        order = [index[name] for name in self.settings.joint_names]
         positions = np.asarray(msg.position, dtype=np.float64)
         velocities = np.asarray(msg.velocity, dtype=np.float64)
         if len(positions) != len(msg.name) or not np.all(np.isfinite(positions)):
             return
-        velocities = velocities[order] if len(velocities) == len(msg.name) else np.zeros(NUM_JOINTS)
+        usable = len(velocities) == len(msg.name) and np.all(np.isfinite(velocities[order]))
+        velocities = velocities[order] if usable else np.zeros(len(order))
         self._latest_state = JointStateSample(positions[order], velocities, self._now())
 
-    def _state(self) -> JointStateSample | None:
-        return self._latest_state
+    def _measured_positions(self) -> np.ndarray | None:
+        state = self._latest_state
+        return None if state is None else state.positions
 
     # -- service ----------------------------------------------------------------------------------------------
-    def _on_plan(self, request: PlanTrajectory.Request, response: PlanTrajectory.Response) -> PlanTrajectory.Response:
-        try:
-            plan_request = validate_plan_request(
-                start_positions=list(request.start_positions),
-                start_velocities=list(request.start_velocities),
-                joint_names=list(request.joint_names),
-                goal_positions=list(request.goal_positions),
-                num_samples=request.num_samples,
-                integration_steps=request.integration_steps,
-                seed=request.seed,
-                execute=request.execute,
-                position_limits=self.position_limits,
-                velocity_limits=self.velocity_limits,
-                latest_state=self._state(),
-                now=self._now(),
-                max_state_age=float(self._param("joint_states_timeout")),
-                default_num_samples=int(self._param("num_samples")),
-                default_integration_steps=int(self._param("integration_steps")),
-                max_num_samples=int(self._param("max_num_samples")),
-                max_integration_steps=int(self._param("max_integration_steps")),
-                planner_joint_names=self.joint_names,
-            )
-        except PlanRequestError as exc:
+    async def _on_plan(
+        self, request: PlanTrajectory.Request, response: PlanTrajectory.Response
+    ) -> PlanTrajectory.Response:
+        """Queue the request (or refuse it as busy at once); the response comes when it has been planned."""
+        limit = self.settings.max_pending_requests
+        if len(self._pending) >= limit:
             response.success = False
-            response.message = f"invalid request: {exc}"
-            self.get_logger().warning(response.message)
+            response.message = (
+                f"busy: {len(self._pending)} requests are waiting (max_pending_requests={limit}); retry later"
+            )
             return response
+        done = Future()
+        self._pending.append((request, response, done))
+        self._work.trigger()
+        return await done
+
+    def _plan_next(self) -> None:
+        """Plan the oldest queued request; one per callback, so other callbacks (new requests) interleave."""
+        if not self._pending:
+            return
+        request, response, done = self._pending.popleft()
         try:
-            result = self.core.plan(plan_request)
+            self._answer(request, response)
         except Exception as exc:  # a model failure must not take the node down
             response.success = False
             response.message = f"planning failed: {type(exc).__name__}: {exc}"
             self.get_logger().error(response.message)
-            return response
+        done.set_result(response)
+        if self._pending:
+            self._work.trigger()
+
+    def _answer(self, request: PlanTrajectory.Request, response: PlanTrajectory.Response) -> None:
+        fields = RequestFields(
+            start_positions=list(request.start_positions),
+            start_velocities=list(request.start_velocities),
+            joint_names=list(request.joint_names),
+            goal_positions=list(request.goal_positions),
+            num_samples=request.num_samples,
+            integration_steps=request.integration_steps,
+            seed=request.seed,
+            execute=request.execute,
+        )
+        try:
+            plan_request = validate_plan_request(fields, self.policy, self._latest_state, self._now())
+        except PlanRequestError as exc:
+            response.success = False
+            response.message = f"invalid request: {exc}"
+            self.get_logger().warning(response.message)
+            return
+        running = self._execution if plan_request.execute else None
+        prefix = None
+        if running is not None:  # preemption: join the running plan where it is when the new plan is published
+            blend = self.settings.blend_steps
+            prefix = lambda: running.prefix_at(self._now(), blend)  # noqa: E731
+        result = self.pipeline.plan(plan_request, prefix=prefix)
         response.success = result.success
         response.message = result.message()
         response.planning_time = result.planning_time
         response.num_valid_candidates = result.selection.num_valid
-        if result.success:
-            response.trajectory = self._trajectory_msg(result.positions, result.velocities, self.joint_names)
-            if plan_request.execute:
-                self._start_execution(plan_request, result)
-        else:
+        if not result.success:
             self.get_logger().warning(response.message)
-        return response
+            return
+        response.trajectory = joint_trajectory(
+            result.positions, result.velocities, self.settings.joint_names, self.sampler.dt
+        )
+        if plan_request.execute:
+            self._start_execution(plan_request, result)
 
     # -- execution --------------------------------------------------------------------------------------------
-    def _trajectory_msg(self, positions: np.ndarray, velocities: np.ndarray, names: list[str]) -> JointTrajectory:
-        msg = JointTrajectory(joint_names=list(names))
-        dt = self.generator.dt
-        for k in range(len(positions)):
-            sec, nanosec = divmod(round((k + 1) * dt * 1e9), 1_000_000_000)
-            msg.points.append(
-                JointTrajectoryPoint(
-                    positions=positions[k].tolist(),
-                    velocities=velocities[k].tolist(),
-                    time_from_start=Duration(sec=sec, nanosec=nanosec),
-                )
-            )
-        return msg
-
     def _publish(self, positions: np.ndarray, velocities: np.ndarray) -> None:
-        half = NUM_ARM_JOINTS
-        self._left_pub.publish(self._trajectory_msg(positions[:, :half], velocities[:, :half], self.joint_names[:half]))
-        self._right_pub.publish(
-            self._trajectory_msg(positions[:, half:], velocities[:, half:], self.joint_names[half:])
-        )
+        left, right = arm_trajectories(positions, velocities, self.sampler.dt, self.settings.joint_names)
+        self._left_pub.publish(left)
+        self._right_pub.publish(right)
 
     def _start_execution(self, request: PlanRequest, result: PlanResult) -> None:
         if self._execution is not None:
@@ -271,72 +241,38 @@ class PlannerNode(Node):
         self._request_counter += 1
         self._publish(result.positions, result.velocities)
         self._execution = Execution(
-            self._request_counter, request, result.positions, result.velocities, self._now(),
+            self._request_counter, request, result.positions, result.velocities, self._now(), self.sampler.dt,
             planning_times=[result.planning_time],
         )  # fmt: skip
         self._report(self._execution, "executing", "plan published")
-
-    def _goal_error(self, execution: Execution) -> float:
-        state = self._state()
-        if state is None:
-            return float("inf")
-        return float(np.max(np.abs(state.positions - execution.request.goal_positions)))
 
     def _on_execution_tick(self) -> None:
         execution = self._execution
         if execution is None:
             return
-        dt = self.generator.dt
-        elapsed = self._now() - execution.published_at
-        goal_error = self._goal_error(execution)
-        tolerance = float(self._param("goal_tolerance"))
-        if goal_error <= tolerance and elapsed >= dt:
-            self._finish(execution, "reached", f"goal reached (max joint error {goal_error:.4f} rad)")
-        elif self.execution_steps >= len(execution.positions) or execution.final_approach:
-            if elapsed > (len(execution.positions) + 10) * dt:
-                self._finish(execution, "failed", f"plan ended {goal_error:.4f} rad from the goal")
-        elif elapsed >= self.execution_steps * dt:
-            if goal_error <= float(self._param("final_approach_distance")):
-                # Close to the goal a replan only adds sampling noise; the running plan ends exactly at the goal.
-                execution.final_approach = True
-                self._report(execution, "executing", f"final approach from {goal_error:.4f} rad")
-            elif execution.replans >= int(self._param("max_replans")):
-                self._finish(execution, "failed", f"max_replans reached {goal_error:.4f} rad from the goal")
-            else:
-                self._replan(execution)
+        decision, message = execution.decide(self._now(), self._measured_positions(), self._execution_limits())
+        if decision in (Decision.REACHED, Decision.FAILED):
+            self._finish(execution, decision.value, message)
+        elif decision is Decision.FINAL_APPROACH:
+            self._report(execution, "executing", message)
+        elif decision is Decision.REPLAN:
+            self._replan(execution)
 
     def _replan(self, execution: Execution) -> None:
-        state = self._state()
-        if state is None or self._now() - state.stamp > float(self._param("joint_states_timeout")):
-            self._finish(execution, "failed", "no fresh /joint_states to replan from")
+        try:
+            state = fresh_state(self._latest_state, self._now(), self.settings.joint_states_timeout, "replan")
+        except PlanRequestError as exc:
+            self._finish(execution, "failed", str(exc))
             return
-        request = PlanRequest(
-            start_positions=state.positions,
-            start_velocities=state.velocities,
-            goal_positions=execution.request.goal_positions,
-            num_samples=execution.request.num_samples,
-            integration_steps=execution.request.integration_steps,
-            seed=None if execution.request.seed is None else execution.request.seed + execution.replans + 1,
-            execute=True,
-        )
-        # Read the running plan when the new one is ready to replace it, not when planning started.
-        running, published_at = (execution.positions, execution.velocities), execution.published_at
-        blend_steps = int(self._param("blend_steps"))
-
-        def prefix() -> ContinuationPrefix:
-            return running_plan_prefix(*running, self.generator.dt, self._now() - published_at, blend_steps)
-
-        result = self.core.plan(request, prefix=prefix)
-        execution.planning_times.append(result.planning_time)
+        request = execution.replan_request(state.positions, state.velocities)
+        blend = self.settings.blend_steps
+        result = self.pipeline.plan(request, prefix=lambda: execution.prefix_at(self._now(), blend))
         if not result.success:
-            # The running plan was checked when it was published and ends at the goal: keep executing it.
-            execution.final_approach = True
+            execution.refuse_replan(result.planning_time)
             self._report(execution, "executing", f"replan refused ({result.message()}); finishing the running plan")
             return
         self._publish(result.positions, result.velocities)
-        execution.positions, execution.velocities = result.positions, result.velocities
-        execution.published_at = self._now()
-        execution.replans += 1
+        execution.adopt(result.positions, result.velocities, self._now(), result.planning_time)
         self._report(execution, "executing", f"replan {execution.replans}")
 
     def _finish(self, execution: Execution, state: str, message: str) -> None:
@@ -346,6 +282,7 @@ class PlannerNode(Node):
 
     def _report(self, execution: Execution, state: str, message: str) -> None:
         times = execution.planning_times
+        error = execution.goal_error(self._measured_positions())
         self._status_pub.publish(
             PlannerStatus(
                 stamp=self.get_clock().now().to_msg(),
@@ -354,7 +291,7 @@ class PlannerNode(Node):
                 replans=execution.replans,
                 last_planning_time=times[-1] if times else 0.0,
                 mean_planning_time=float(np.mean(times)) if times else 0.0,
-                goal_error=self._goal_error(execution),
+                goal_error=float("nan") if error is None else error,
                 message=message,
             )
         )
@@ -368,4 +305,3 @@ def main(args: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

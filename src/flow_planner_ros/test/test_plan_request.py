@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from flow_planner_common.robot import JOINT_NAMES, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
-from flow_planner_ros.plan_request import JointStateSample, PlanRequestError, validate_plan_request
+from flow_planner_ros.plan_request import (
+    JointStateSample,
+    PlanRequestError,
+    RequestFields,
+    RequestPolicy,
+    validate_plan_request,
+)
 
 GOAL = [0.1 * i for i in range(NUM_JOINTS)]
 
@@ -34,7 +40,9 @@ def validate(**overrides):
         max_integration_steps=100,
     )
     request.update(overrides)
-    return validate_plan_request(**request)
+    fields = RequestFields(**{k: request.pop(k) for k in RequestFields.__dataclass_fields__})
+    latest_state, now = request.pop("latest_state"), request.pop("now")
+    return validate_plan_request(fields, RequestPolicy(**request), latest_state, now)
 
 
 def test_defaults_and_reordering() -> None:
