@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
 #: What the flow generates: "none" = the trajectory itself; "min_jerk" = its residual to the reference motion
 #: (data_collector_ros.interpolation.reference_trajectory) from the conditioning's start state to its goal.
 REFERENCES = ("none", "min_jerk")
+#: Most integration steps a config or checkpoint may ask for.
+MAX_INTEGRATION_STEPS = 1000
 #: Sections whose keys are free-form (model constructor options); their own keys are checked by the model.
 _OPEN_SECTIONS = {("model", "unet"), ("model", "dit")}
 
@@ -63,6 +66,14 @@ def _merge(base: dict[str, Any], override: dict[str, Any], where: tuple[str, ...
     return out
 
 
+def yaml_error_line(path: Path, exc: yaml.YAMLError) -> str:
+    """One line for a YAML syntax error: file, line, column (1-based) and the problem."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    return f"{where}: invalid YAML: {problem}"
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Defaults, overlaid with the YAML file (if given) and then `overrides` (same nesting)."""
     cfg = copy.deepcopy(DEFAULT_CONFIG)
@@ -73,7 +84,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         try:
             loaded = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: invalid YAML ({exc})") from exc
+            raise ConfigError(yaml_error_line(path, exc)) from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: top level must be a mapping")
         cfg = _merge(cfg, loaded)
@@ -83,21 +94,41 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     return cfg
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _finite_float(cfg: dict[str, Any], section: str, key: str) -> float:
+    """cfg[section][key] as a finite float, stored back (YAML reads `3e-3` as a string); ConfigError otherwise."""
+    value = cfg[section][key]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise ConfigError(f"{section}.{key} must be a finite number, got {value!r}")
+    cfg[section][key] = number
+    return number
+
+
 def _check(cfg: dict[str, Any]) -> None:
     if cfg["model"]["type"] not in ("unet", "dit"):
         raise ConfigError(f"model.type must be unet or dit, got {cfg['model']['type']!r}")
     if cfg["flow"]["method"] not in ("euler", "midpoint"):
         raise ConfigError("flow.method must be euler or midpoint")
-    if int(cfg["flow"]["integration_steps"]) < 1:
-        raise ConfigError("flow.integration_steps must be >= 1")
+    steps = cfg["flow"]["integration_steps"]
+    if not _is_int(steps) or not 1 <= steps <= MAX_INTEGRATION_STEPS:
+        raise ConfigError(f"flow.integration_steps must be an integer in [1, {MAX_INTEGRATION_STEPS}]")
     if cfg["flow"]["reference"] not in REFERENCES:
         raise ConfigError(f"flow.reference must be one of {', '.join(REFERENCES)}")
-    if float(cfg["flow"]["sigma"]) < 0:
+    if _finite_float(cfg, "flow", "sigma") < 0:
         raise ConfigError("flow.sigma must be >= 0")
     t = cfg["training"]
     for key in ("batch_size", "epochs"):
-        if int(t[key]) < 1:
-            raise ConfigError(f"training.{key} must be >= 1")
+        if not _is_int(t[key]) or t[key] < 1:
+            raise ConfigError(f"training.{key} must be an integer >= 1")
+    for key in ("learning_rate", "weight_decay", "grad_clip", "val_fraction", "ema_decay"):
+        _finite_float(cfg, "training", key)
     if not 0 <= float(t["val_fraction"]) < 1:
         raise ConfigError("training.val_fraction must be in [0, 1)")
     if not 0 <= float(t["ema_decay"]) < 1:

@@ -8,6 +8,7 @@ joint), sensitivity_resample (the same for a different noise seed: the floor the
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,9 @@ def diagnose(
         "training": ckpt.meta.get("training", {}),
     }
     report["training"] = {k: v for k, v in report["training"].items() if k not in ("val_episodes", "config")}
+    non_finite = [k for k, v in report.items() if isinstance(v, float) and not math.isfinite(v)]
+    if non_finite:
+        raise ValueError(f"{checkpoint}: non-finite diagnostics ({', '.join(non_finite)}): model outputs overflow")
     if plots_dir is not None:
         report["plots"] = plot_trajectories(
             plots_dir, subset, gen_pos, gen_vel, ckpt.dt, min(num_plots, len(subset))
