@@ -5,13 +5,15 @@
 Every `traj_*.npz` in the input folders is read with the schema's validation (keys, shapes, dtypes, finiteness);
 corrupt or invalid files are reported by name and skipped, a (grid_index, phase) seen twice keeps the first file.
 Prints statistics (trajectories per phase, success rates, grid coverage, tray position range) and writes the
-stacked dataset atomically. Exit codes: 0 written; 1 no valid trajectory; 2 bad arguments.
+stacked dataset atomically. Exit codes: 0 written; 1 no valid trajectory; 2 bad arguments (including an output that
+cannot be written, checked before reading anything) or a failed write.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -77,6 +79,21 @@ def statistics(records: list[TrajectoryRecord]) -> list[str]:
     return lines
 
 
+def output_problem(path: Path) -> str | None:
+    """Why `path` cannot be written (a directory; its folder cannot be created or written), or None.
+
+    Probed with a real temporary file in the folder, so it also holds for root and read-only mounts."""
+    if path.is_dir():
+        return f"output {path} is an existing directory, not a file"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        return f"output {path}: cannot write in {path.parent} ({exc.strerror or exc})"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="merge", description=__doc__.splitlines()[0])
     parser.add_argument("--input", nargs="+", required=True, type=Path, help="folders with traj_*.npz files")
@@ -89,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.output.suffix != ".npz":
         print(f"merge: error: output must be a .npz file (got {args.output})", file=sys.stderr)
         return EXIT_BAD_ARGUMENTS
+    problem = output_problem(args.output)
+    if problem:
+        print(f"merge: error: {problem}", file=sys.stderr)
+        return EXIT_BAD_ARGUMENTS
     records, skipped = collect_records(args.input)
     for message in skipped:
         print(f"merge: {message}", file=sys.stderr)
@@ -97,7 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_NOTHING_VALID
     for line in statistics(records):
         print(line)
-    path = write_dataset(args.output, stack_records(records))
+    try:
+        path = write_dataset(args.output, stack_records(records))
+    except OSError as exc:
+        print(f"merge: error: cannot write {args.output} ({exc.strerror or exc})", file=sys.stderr)
+        return EXIT_BAD_ARGUMENTS
     print(f"wrote {len(records)} trajectories to {path} ({len(skipped)} files skipped)")
     return EXIT_OK
 

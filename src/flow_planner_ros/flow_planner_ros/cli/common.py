@@ -3,13 +3,34 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 from flow_planner_common.trajectory_schema import SchemaError
 from flow_planner_ros.checkpoint import CheckpointError
 from flow_planner_ros.config import ConfigError
 
-EXPECTED_ERRORS = (SchemaError, CheckpointError, ConfigError, FileNotFoundError, PermissionError, ValueError)
+EXPECTED_ERRORS = (SchemaError, CheckpointError, ConfigError, OSError, ValueError)
+
+
+class OutputError(ValueError):
+    """An output file cannot be written where asked."""
+
+
+def check_output_file(path: str | Path, what: str = "output") -> Path:
+    """Fail now, not after the work, when `path` cannot be written: it is a folder, or its folder cannot be
+    created or written (probed with a real temporary file, so it also holds for root and read-only mounts)."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{what} {path} is an existing directory, not a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{what} {path}: cannot write in {path.parent} ({exc.strerror or exc})") from exc
+    return path
 
 
 def run_cli(name: str, body: Callable[[], int]) -> int:

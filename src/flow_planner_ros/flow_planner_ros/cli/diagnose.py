@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from flow_planner_ros.cli.common import run_cli
+from flow_planner_ros.cli.common import check_output_file, run_cli
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(2)
         if args.num < 1:
             raise ValueError("--num must be >= 1")
+        check_output_file(args.report, "--report")
         report = diagnose(args.checkpoint, args.data, args.num, args.steps, args.seed, args.perturbation, args.plots)
         write_json(args.report, report)
         summary = {k: v for k, v in report.items() if isinstance(v, float)}

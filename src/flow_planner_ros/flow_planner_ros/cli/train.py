@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from flow_planner_ros.cli.common import run_cli
+from flow_planner_ros.cli.common import check_output_file, run_cli
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,12 +25,15 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         from flow_planner_ros.config import load_config
-        from flow_planner_ros.training import train
+        from flow_planner_ros.training import log_path, state_path, train
 
         overrides = {"training": {"seed": args.seed}} if args.seed is not None else None
         config = load_config(args.config, overrides)
         if args.epochs is not None and args.epochs < 1:
             raise ValueError("--epochs must be >= 1")
+        check_output_file(args.out, "--out")
+        for extra in (state_path(args.out), log_path(args.out)):
+            check_output_file(extra, "--out companion file")
         result = train(args.data, config, args.out, args.epochs, args.device, args.resume, not args.no_progress)
         print(
             f"done: {result.epochs} epochs, train_loss {result.train_loss:.5f}, val_loss {result.val_loss:.5f}, "
