@@ -17,11 +17,11 @@ from typing import Protocol
 import numpy as np
 
 from data_collector_ros.cem import CEMPlan, CEMPlanner
-from data_collector_ros.episode_sequence import PhaseTask, SimulationScene, phase_verdict, run_episode
+from data_collector_ros.episode_sequence import PhaseTask, SimulationScene, judge_phase, phase_verdict, run_episode
 from data_collector_ros.ik import IKSolver
 from data_collector_ros.plan_cost import PhaseContext
 from data_collector_ros.simulation import SimState, Simulation, SimulationUnstable
-from data_collector_ros.success import SuccessResult, evaluate_simulation
+from data_collector_ros.success import SuccessResult
 from data_collector_ros.task import TaskConfig
 from flow_planner_common.robot import DEFAULT_DT
 from flow_planner_common.trajectory_schema import TrajectoryRecord
@@ -89,10 +89,7 @@ class EpisodeRunner:
         """
 
         def step(task: PhaseTask) -> PhaseOutcome:
-            outcome = self.run_phase(
-                task.phase, grid_index, task.seed, task.start, task.goal, task.ik_success, task.ee_targets,
-                task.tray_start, task.tray_goal, tolerate_unstable,
-            )  # fmt: skip
+            outcome = self.run_phase(task, grid_index, tolerate_unstable)
             if on_record is not None:
                 on_record(outcome.record)
             return outcome
@@ -100,47 +97,33 @@ class EpisodeRunner:
         episode = run_episode(self.scene, self.ik, self.task, tray_pose, seed, step, lambda r: not r.unstable)
         return episode.phases
 
-    def run_phase(
-        self,
-        phase: int,
-        grid_index: int,
-        seed: int,
-        start: SimState,
-        goal: np.ndarray,
-        ik_success: bool,
-        ee_targets: np.ndarray,
-        tray_start: np.ndarray,
-        tray_goal: np.ndarray,
-        tolerate_unstable: bool = False,
-    ) -> PhaseOutcome:
-        """Plan from `start` to the joint goal, execute in the simulation, judge, and build the record."""
+    def run_phase(self, task: PhaseTask, grid_index: int, tolerate_unstable: bool = False) -> PhaseOutcome:
+        """Plan from the task's start state to its joint goal, execute in the simulation, judge, build the record."""
         dt = self.config.dt
-        context = PhaseContext(phase, start.positions, start.velocities, tray_start, ee_targets, dt)
-        plan = self.planner.plan(context, goal, np.random.default_rng([seed, phase]))
+        plan = cem_plan(self.planner, task, task.start, dt)
         try:
-            self.execute(phase, plan.positions, plan.velocities)
-            result = evaluate_simulation(self.sim, phase, ee_targets, tray_start, tray_goal)
+            self.execute(task.phase, plan.positions, plan.velocities)
+            result = judge_phase(self.sim, task)
         except SimulationUnstable as exc:
             if not tolerate_unstable:
                 raise
-            result = SuccessResult(False, (f"{UNSTABLE}: {exc}",))
-        result = phase_verdict(result, ik_success)
+            result = phase_verdict(SuccessResult(False, (f"{UNSTABLE}: {exc}",)), task.ik_success)
         record = TrajectoryRecord(
             positions=plan.positions,
             velocities=plan.velocities,
-            arms_start=start.positions,
-            arms_start_vel=start.velocities,
-            arms_goal=goal,
-            phase=phase,
-            tray_start_pose=tray_start,
-            tray_goal_pose=tray_goal,
+            arms_start=task.start.positions,
+            arms_start_vel=task.start.velocities,
+            arms_goal=task.goal,
+            phase=task.phase,
+            tray_start_pose=task.tray_start,
+            tray_goal_pose=task.tray_goal,
             grid_index=grid_index,
-            seed=seed,
+            seed=task.seed,
             success=result.success,
             cost=plan.cost,
             dt=dt,
         )
-        return PhaseOutcome(record, plan, result, ik_success)
+        return PhaseOutcome(record, plan, result, task.ik_success)
 
     def execute(self, phase: int, positions: np.ndarray, velocities: np.ndarray) -> None:
         """Run a (60, 12) trajectory to its end plus the settle time (stats cleared first); tell the observer."""
@@ -157,3 +140,9 @@ class EpisodeRunner:
         for done in range(0, steps, chunk):
             sim.step(min(chunk, steps - done))
             self.observer.on_state(sim.state())
+
+
+def cem_plan(planner: CEMPlanner, task: PhaseTask, start: SimState, dt: float) -> CEMPlan:
+    """The CEM expert's plan for a phase from `start` (seeded by the episode seed and the phase)."""
+    context = PhaseContext(task.phase, start.positions, start.velocities, task.tray_start, task.ee_targets, dt)
+    return planner.plan(context, task.goal, np.random.default_rng([task.seed, task.phase]))

@@ -15,6 +15,7 @@ import pytest
 from data_collector_ros.cem import CEMConfig, CEMPlanner
 from data_collector_ros.collector import CollectorConfig, ShardCollector, is_finished
 from data_collector_ros.episode import EpisodeRunner
+from data_collector_ros.episode_sequence import PhaseTask, SimulationScene, run_episode
 from data_collector_ros.grid import GridConfig, cell_of, episode_seed, grid_pose
 from data_collector_ros.ik import IKSolver
 from data_collector_ros.interpolation import HermiteTrajectory
@@ -98,6 +99,27 @@ def test_cem_episodes_succeed_on_grid_cells_of_both_phases(runner: EpisodeRunner
             check_trajectory(outcome.record, outcome.record.arms_start)
         assert outcomes[1].result.metrics["tray_angle_error"] < np.radians(5)
         np.testing.assert_allclose(outcomes[0].record.arms_start, HOME_POSITIONS)
+
+
+def test_the_shared_sequence_carries_from_a_grasped_reset_when_the_attach_is_skipped(runner: EpisodeRunner) -> None:
+    """The one reach -> attach -> carry sequence (used by the collector and `evaluate`) with a step that executes
+    nothing: without an attach, the carry starts from the arms at the reach goal with the tray grasped."""
+    pose = grid_pose(GridConfig(nx=10, ny=10), 37)
+    tasks: list[PhaseTask] = []
+
+    def step(task: PhaseTask) -> int:
+        tasks.append(task)
+        return task.phase
+
+    scene = SimulationScene(runner.sim, 0.02)
+    episode = run_episode(scene, runner.ik, runner.task, pose, 5, step, may_attach=lambda _: False)
+    assert not episode.attached and episode.phases == [PHASE_REACH, PHASE_CARRY]
+    reach, carry = tasks
+    assert reach.ik_success and carry.ik_success and runner.sim.grasped
+    np.testing.assert_allclose(reach.start.positions, HOME_POSITIONS)
+    np.testing.assert_allclose(carry.start.positions, reach.goal, atol=1e-6)
+    np.testing.assert_allclose(carry.tray_start[:3], pose[:3], atol=1e-6)
+    np.testing.assert_allclose(carry.tray_goal, runner.task.carry_goal_pose(pose))
 
 
 def test_cem_is_seeded_and_avoids_a_collision_of_the_straight_line(runner: EpisodeRunner) -> None:

@@ -161,10 +161,9 @@ class EvaluationRunner:
         return self.harness.request_plan(task.goal, seed, s.num_samples, s.integration_steps, record)
 
     def _plan_cem(self, task: PhaseTask, start: Any, record: Record | None) -> PlanAttempt:
-        from data_collector_ros.plan_cost import PhaseContext
+        from data_collector_ros.episode import cem_plan
 
-        context = PhaseContext(task.phase, start.positions, start.velocities, task.tray_start, task.ee_targets, self.dt)
-        plan = self.cem.plan(context, task.goal, np.random.default_rng([task.seed, task.phase]))
+        plan = cem_plan(self.cem, task, start, self.dt)
         accepted = self.harness.publish_plan(plan.positions, plan.velocities, self.dt, record)
         notes = [] if accepted else ["controllers did not accept the CEM trajectory"]
         return PlanAttempt([plan.seconds], [], notes)
