@@ -227,3 +227,13 @@ def test_rejects_trajectory_whose_waypoints_imply_excess_speed(bridge, client: C
     speed = measured_speed(client)
     assert np.all(speed < JOINT_VELOCITY_LIMITS), f"measured {speed.max():.2f} rad/s"
     assert "implied speed" not in log_path.read_text()[len(log):]
+
+
+@pytest.mark.parametrize("value", ["5.0", "-0.1"])
+def test_out_of_range_speed_margin_is_one_line(ros_domain_id: int, value: str) -> None:
+    args = [str(BRIDGE), "--ros-args", "-p", f"implied_speed_margin:={value}"]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=60, env=os.environ)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.startswith("sim_bridge: cannot start")]
+    assert len(lines) == 1 and "implied_speed_margin out of range" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
