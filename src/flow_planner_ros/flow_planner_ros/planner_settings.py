@@ -68,7 +68,7 @@ PLANNER_PARAMETERS: tuple[ParameterSpec, ...] = (
                   "from the measured /joint_states (else it is refused)", 1e-4, 1.0),
     ParameterSpec("joint_states_timeout", 0.5, "s; older /joint_states are stale (no plan or execution from them)",
                   0.01, 60.0),
-    ParameterSpec("max_pending_requests", 16, "requests that may wait for planning; more are answered "
+    ParameterSpec("max_pending_requests", 64, "requests that may wait for planning; more are answered "
                   "success=false 'busy' at once", 1, 1000),
     ParameterSpec("service_queue_depth", 100, "DDS queue depth of the plan service", 1, 10000, read_only=True),
     ParameterSpec("joint_names", list(JOINT_NAMES), f"the {NUM_JOINTS} joints, left arm then right arm, as the "
