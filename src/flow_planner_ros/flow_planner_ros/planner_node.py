@@ -5,9 +5,10 @@ JointTrajectory topics and replans in a receding horizon (execution state machin
 Parameters: declared from planner_settings (descriptions, ranges; `ros2 param describe` shows them); read-only ones
 are set at start, the others may change while the node runs and are validated as a whole before they apply.
 
-Requests: the service callback only queues a request (at most `max_pending_requests`; beyond that it answers
-success=false "busy" at once, so a burst is never dropped silently); a guard condition plans the queued requests
-one at a time, in arrival order, validating each against the freshest /joint_states. One SingleThreadedExecutor
+Requests: the service callback only queues a request; a guard condition plans the queued requests one at a time,
+in arrival order, validating each against the freshest /joint_states. Before each plan it takes every request
+waiting in the service's DDS queue (KEEP_ALL, so DDS drops none): up to `max_pending_requests` are queued, the
+others are answered success=false "busy" at once. A burst is never dropped silently. One SingleThreadedExecutor
 runs everything: a multi-threaded one was measured to make planning 3-10x slower beside a 100 Hz /joint_states
 stream (its threads contend for Python's GIL with the planning thread).
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import sys
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -106,16 +108,14 @@ class PlannerNode(Node):
         self._latest_state: JointStateSample | None = None
         self._execution: Execution | None = None
         self._request_counter = 0
-        self._pending: deque[tuple[PlanTrajectory.Request, PlanTrajectory.Response, Future]] = deque()
+        self._pending: deque[tuple[PlanTrajectory.Request, Callable[[PlanTrajectory.Response], None]]] = deque()
         self.create_subscription(JointState, s.joint_states_topic, self._on_joint_states, 10)
         self._left_pub = self.create_publisher(JointTrajectory, s.left_controller_topic, 10)
         self._right_pub = self.create_publisher(JointTrajectory, s.right_controller_topic, 10)
         self._status_pub = self.create_publisher(PlannerStatus, s.status_topic, 10)
-        service_qos = QoSProfile(
-            depth=s.service_queue_depth, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE
-        )
+        service_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
         # Reentrant: a queued request's callback stays pending until it is planned, and must not block the others.
-        self.create_service(
+        self._service = self.create_service(
             PlanTrajectory, "/flow_planner/plan", self._on_plan, qos_profile=service_qos,
             callback_group=ReentrantCallbackGroup(),
         )
@@ -165,30 +165,47 @@ class PlannerNode(Node):
         self, request: PlanTrajectory.Request, response: PlanTrajectory.Response
     ) -> PlanTrajectory.Response:
         """Queue the request (or refuse it as busy at once); the response comes when it has been planned."""
-        limit = self.settings.max_pending_requests
-        if len(self._pending) >= limit:
-            response.success = False
-            response.message = (
-                f"busy: {len(self._pending)} requests are waiting (max_pending_requests={limit}); retry later"
-            )
-            return response
         done = Future()
-        self._pending.append((request, response, done))
-        self._work.trigger()
+        if self._enqueue(request, done.set_result):
+            self._work.trigger()
         return await done
 
+    def _enqueue(self, request: PlanTrajectory.Request, reply: Callable[[PlanTrajectory.Response], None]) -> bool:
+        """Queue a request, or answer it "busy" now when `max_pending_requests` are already waiting."""
+        limit = self.settings.max_pending_requests
+        if len(self._pending) < limit:
+            self._pending.append((request, reply))
+            return True
+        busy = PlanTrajectory.Response(success=False)
+        busy.message = f"busy: {len(self._pending)} requests are waiting (max_pending_requests={limit}); retry later"
+        reply(busy)
+        return False
+
+    def _take_waiting_requests(self) -> None:
+        """Move every request waiting in the service's DDS queue into ours (or answer it busy)."""
+        service = self._service
+        while True:
+            with service.handle:
+                taken = service.handle.service_take_request(service.srv_type.Request)
+            request, header = taken if taken is not None else (None, None)
+            if header is None:
+                return
+            self._enqueue(request, lambda response, header=header: service.send_response(response, header))
+
     def _plan_next(self) -> None:
-        """Plan the oldest queued request; one per callback, so other callbacks (new requests) interleave."""
+        """Plan the oldest queued request; one per callback, so other callbacks interleave."""
+        self._take_waiting_requests()
         if not self._pending:
             return
-        request, response, done = self._pending.popleft()
+        request, reply = self._pending.popleft()
+        response = PlanTrajectory.Response()
         try:
             self._answer(request, response)
         except Exception as exc:  # a model failure must not take the node down
             response.success = False
             response.message = f"planning failed: {type(exc).__name__}: {exc}"
             self.get_logger().error(response.message)
-        done.set_result(response)
+        reply(response)
         if self._pending:
             self._work.trigger()
 

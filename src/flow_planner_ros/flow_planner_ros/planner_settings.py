@@ -70,7 +70,6 @@ PLANNER_PARAMETERS: tuple[ParameterSpec, ...] = (
                   0.01, 60.0),
     ParameterSpec("max_pending_requests", 64, "requests that may wait for planning; more are answered "
                   "success=false 'busy' at once", 1, 1000),
-    ParameterSpec("service_queue_depth", 100, "DDS queue depth of the plan service", 1, 10000, read_only=True),
     ParameterSpec("joint_names", list(JOINT_NAMES), f"the {NUM_JOINTS} joints, left arm then right arm, as the "
                   "controllers and /joint_states name them", read_only=True),
     ParameterSpec("joint_states_topic", "/joint_states", "measured joint states", read_only=True),
@@ -110,7 +109,6 @@ class PlannerSettings:
     start_state_tolerance: float
     joint_states_timeout: float
     max_pending_requests: int
-    service_queue_depth: int
     joint_names: tuple[str, ...]
     joint_states_topic: str
     left_controller_topic: str

@@ -124,6 +124,7 @@ class Client:
         self.node = Node(name, context=self.context)
         self.lock = threading.Lock()
         self.states: list[tuple[float, np.ndarray]] = []
+        self.speeds: list[float] = []  # max |joint velocity| the simulation measured, per /joint_states
         self.commands: list[tuple[str, float, JointTrajectory]] = []
         self.statuses: list[PlannerStatus] = []
         self.node.create_subscription(JointState, "/joint_states", self._on_state, 100)
@@ -135,8 +136,9 @@ class Client:
                 lambda msg, arm=arm: self._on_command(arm, msg),
                 10,
             )
+        # Deep enough for every response of a burst (a shallow response queue would drop answers client-side).
         self.plan_client = self.node.create_client(
-            PlanTrajectory, "/flow_planner/plan", qos_profile=QoSProfile(depth=50)
+            PlanTrajectory, "/flow_planner/plan", qos_profile=QoSProfile(depth=500)
         )
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
@@ -147,6 +149,7 @@ class Client:
         if list(msg.name) == list(JOINT_NAMES):
             with self.lock:
                 self.states.append((time.monotonic(), np.array(msg.position)))
+                self.speeds.append(float(np.max(np.abs(msg.velocity))) if len(msg.velocity) else 0.0)
 
     def _on_status(self, msg: PlannerStatus) -> None:
         with self.lock:
@@ -377,3 +380,147 @@ def test_a_new_request_preempts_the_running_execution(checkpoint, start_process,
     with client.lock:
         final = client.states[-1][1]
     assert np.max(np.abs(final - second_goal)) < REACH_TOLERANCE
+
+
+def planner_commands(client: Client) -> list[JointTrajectory]:
+    """What the planner published (60-point trajectories) among everything seen on the controller topics."""
+    with client.lock:
+        return [msg for _, _, msg in client.commands if len(msg.points) == HORIZON]
+
+
+def test_an_executed_request_must_start_where_the_robot_is(checkpoint, start_process, client) -> None:
+    """Hostile test item 1: an explicit start 1 rad from the measured state was executed with a jump."""
+    start_process(BRIDGE, "-p", "real_time_factor:=1.0")
+    planner = start_process(PLANNER, *planner_args(checkpoint))
+    client.wait_for_service(planner)
+    home = client.wait_for_states()
+    client.wait_until_planner_has_states(home + GOAL_OFFSET)
+    start = home.copy()
+    start[[0, 1, 6, 7]] += 1.0
+    goal = start.copy()
+    goal[[3, 9]] += 0.2
+    for steps in (60, 10):
+        assert planner.popen.poll() is None
+        response = client.plan(
+            start_positions=list(start), goal_positions=list(goal), num_samples=16, seed=0, execute=True
+        )
+        assert not response.success and "from the measured state" in response.message, (steps, response.message)
+        assert len(response.trajectory.points) == 0
+    dry_run = client.plan(start_positions=list(start), goal_positions=list(goal), num_samples=16, seed=0)
+    assert "measured state" not in dry_run.message  # planning alone from any start stays allowed
+    time.sleep(1.0)
+    with client.lock:
+        speeds = list(client.speeds)
+    assert planner_commands(client) == [], "a plan that does not start at the robot reached the controllers"
+    assert max(speeds) < 0.05, "the arm moved"
+
+
+def test_preempting_plans_join_the_moving_arm_without_a_jump(checkpoint, start_process, client) -> None:
+    """Hostile test item 2: a preempting plan started behind the moving arm (measured speed up to 3x the limit)."""
+    start_process(BRIDGE, "-p", "real_time_factor:=1.0")
+    planner = start_process(PLANNER, *planner_args(checkpoint))
+    client.wait_for_service(planner)
+    home = client.wait_for_states()
+    goals = [home + GOAL_OFFSET, home - 0.5 * GOAL_OFFSET, home + 0.8 * GOAL_OFFSET, home]
+    client.wait_until_planner_has_states(goals[0])
+    for i, goal in enumerate(goals):
+        response = client.plan(goal_positions=list(goal), num_samples=8, seed=10 + i, execute=True)
+        assert response.success, response.message
+        time.sleep(0.9)  # mid-motion: the arm moves fastest here
+    time.sleep(3.5)
+    with client.lock:
+        speeds = np.array(client.speeds)
+        states = {(s.request_id, s.state) for s in client.statuses}
+    assert {(1, "preempted"), (2, "preempted"), (3, "preempted")} <= states, states
+    # The motions' own peak speed is ~0.3 rad/s; a start 0.07-0.29 rad behind the arm showed as 2-10 rad/s.
+    assert speeds.max() < 0.6, f"measured joint speed peaked at {speeds.max():.3f} rad/s"
+    commands = planner_commands(client)
+    assert len(commands) == 2 * len(goals)
+    for msg in commands:  # each published plan moves at most one velocity-limited step per waypoint
+        positions = np.array([p.positions for p in msg.points])
+        assert np.abs(np.diff(positions, axis=0)).max() <= np.pi * DEFAULT_DT
+
+
+def test_a_burst_beyond_the_backlog_is_answered_busy_never_dropped(
+    checkpoint, start_process, client, ros_domain_id
+) -> None:
+    """Hostile test item 6: of 150 async calls, the 49 oldest were never answered."""
+    planner = start_process(PLANNER, *planner_args(checkpoint, "-p", "max_pending_requests:=8"))
+    client.wait_for_service(planner)
+    goal = HOME_POSITIONS + GOAL_OFFSET
+    futures = [
+        client.plan_client.call_async(
+            PlanTrajectory.Request(start_positions=list(HOME_POSITIONS), goal_positions=list(goal), seed=i)
+        )
+        for i in range(150)
+    ]
+    end = time.monotonic() + 120
+    while not all(f.done() for f in futures):
+        assert time.monotonic() < end, f"{sum(f.done() for f in futures)}/150 answered"
+        time.sleep(0.05)
+    responses = [f.result() for f in futures]
+    busy = [r for r in responses if r.message.startswith("busy")]
+    planned = [r for r in responses if r.success]
+    assert len(busy) + len(planned) == 150, {r.message for r in responses}
+    assert busy and planned, (len(busy), len(planned))
+    assert all(not r.success and "max_pending_requests=8" in r.message for r in busy)
+    assert planner.popen.poll() is None
+
+
+def test_parameters_are_described_ranged_and_validated_when_set(checkpoint, start_process, client) -> None:
+    """What `ros2 param describe` / `ros2 param set` see, through the node's parameter services."""
+    from rcl_interfaces.msg import Parameter as ParameterMsg
+    from rcl_interfaces.msg import ParameterType, ParameterValue
+    from rcl_interfaces.srv import DescribeParameters, GetParameters, SetParameters
+
+    from flow_planner_ros.planner_settings import PLANNER_PARAMETERS
+
+    planner = start_process(PLANNER, *planner_args(checkpoint))
+    client.wait_for_service(planner)
+
+    def call(srv_type, name: str, request):
+        service = client.node.create_client(srv_type, f"/flow_planner/{name}")
+        assert service.wait_for_service(timeout_sec=30)
+        future = service.call_async(request)
+        end = time.monotonic() + 30
+        while not future.done():
+            assert time.monotonic() < end
+            time.sleep(0.01)
+        return future.result()
+
+    names = [spec.name for spec in PLANNER_PARAMETERS]
+    described = call(DescribeParameters, "describe_parameters", DescribeParameters.Request(names=names))
+    for spec, descriptor in zip(PLANNER_PARAMETERS, described.descriptors, strict=True):
+        assert descriptor.name == spec.name and descriptor.description == spec.description
+        assert descriptor.read_only == spec.read_only, spec.name
+        if isinstance(spec.default, int | float) and not isinstance(spec.default, bool):
+            ranges = descriptor.integer_range or descriptor.floating_point_range
+            assert len(ranges) == 1 and ranges[0].from_value == spec.low and ranges[0].to_value == spec.high
+
+    def set_int(name: str, value: int):
+        parameter = ParameterMsg(name=name, value=ParameterValue(type=ParameterType.PARAMETER_INTEGER,
+                                                                 integer_value=value))  # fmt: skip
+        return call(SetParameters, "set_parameters", SetParameters.Request(parameters=[parameter])).results[0]
+
+    assert not set_int("execution_steps", 0).successful  # out of the declared range
+    assert not set_int("num_samples", 100).successful  # within its range, but above max_num_samples
+    assert not set_int("num_threads", 2).successful  # read-only
+    assert set_int("num_samples", 3).successful
+    got = call(GetParameters, "get_parameters", GetParameters.Request(names=["num_samples", "execution_steps"]))
+    assert [v.integer_value for v in got.values] == [3, 60]
+    response = client.plan(start_positions=list(HOME_POSITIONS), goal_positions=list(HOME_POSITIONS + GOAL_OFFSET))
+    assert response.success and response.message.startswith("ok: ") and "/3 candidates" in response.message
+
+
+def test_the_planner_process_never_imports_the_expert_or_the_collector(
+    checkpoint, start_process, client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python's own import log (-X importtime) of the running planner process: no CEM, cost, collector or MuJoCo."""
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+    planner = start_process(PLANNER, *planner_args(checkpoint))
+    client.wait_for_service(planner)
+    assert client.plan(start_positions=list(HOME_POSITIONS), goal_positions=list(HOME_POSITIONS + GOAL_OFFSET)).success
+    imported = {line.rsplit("|", 1)[-1].strip() for line in planner.output().splitlines() if "import time:" in line}
+    assert "flow_planner_ros.planning_pipeline" in imported  # the log is the planner's
+    forbidden = sorted(m for m in imported if m.startswith(("data_collector_ros", "mujoco")))
+    assert forbidden == [], forbidden
