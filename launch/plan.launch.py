@@ -16,18 +16,20 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
+from flow_planner_ros.planner_settings import SPECS
+
 
 def generate_launch_description() -> LaunchDescription:
     planner_share = get_package_share_directory("flow_planner_ros")
     collector_share = get_package_share_directory("data_collector_ros")
     arguments = [
         DeclareLaunchArgument(
-            "checkpoint", default_value="", description="Checkpoint path; empty = the installed default."
+            "checkpoint", default_value=str(SPECS["checkpoint"].default), description=SPECS["checkpoint"].description
         ),
         DeclareLaunchArgument(
             "execution_steps",
-            default_value="60",
-            description="Waypoints executed before replanning (1..60; 60 = whole plan).",
+            default_value=str(SPECS["execution_steps"].default),
+            description=SPECS["execution_steps"].description,
         ),
         DeclareLaunchArgument(
             "params_file",
