@@ -1,4 +1,4 @@
-"""The one success function of DESIGN.md, for an executed trajectory of either phase.
+"""The one success function of the project (see the README), for an executed trajectory of either phase.
 
 Success = end effectors within `ee_tolerance` of their targets at the end (carry: tray within `tray_position_tolerance`
 and `tray_angle_tolerance` of its goal pose), no arm-arm / arm-table contact, no joint position or velocity limit

@@ -1,4 +1,4 @@
-"""Diagnostics of a trained checkpoint on a dataset (seed write-up §4): the checks that found the seed's bugs.
+"""Diagnostics of a trained checkpoint on a dataset: normalization round trip, formulation, ground truth, sensitivity.
 
 Report keys: normalization_roundtrip_max_err, formulation_max_err, gt_mae, gt_rmse (positions, rad),
 gt_mae_velocity, scale_ratio (generated std / ground-truth std, positions; scale_ratio_velocity too),

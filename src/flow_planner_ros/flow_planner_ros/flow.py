@@ -1,4 +1,4 @@
-"""Flow matching, one formulation for training and sampling (seed write-up §3).
+"""Flow matching, one formulation for training and sampling.
 
 Path (torchcfm ConditionalFlowMatcher): x0 ~ N(0, I) at t = 0, data x1 at t = 1,
 x_t = t·x1 + (1 − t)·x0 (+ σ·ε), target velocity u_t = x1 − x0, so x_t + (1 − t)·u_t = x1 (σ = 0).

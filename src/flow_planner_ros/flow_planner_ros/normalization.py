@@ -1,7 +1,7 @@
 """Per-group normalization: positions, velocities and conditioning each carry their own per-channel stats.
 
-The seed project normalized velocities with position statistics (write-up §5); here each group is fitted and
-applied separately, and the stats travel inside the checkpoint as plain arrays.
+Normalizing velocities with position statistics leaves them near zero (a bug the seed project hit); each group
+is fitted and applied separately, and the stats travel inside the checkpoint as plain arrays.
 """
 
 from __future__ import annotations

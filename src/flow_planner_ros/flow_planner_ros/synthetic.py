@@ -1,4 +1,4 @@
-"""Synthetic sanity set (seed write-up §7.4): linear start→goal trajectories at constant velocity.
+"""Synthetic sanity set: linear start→goal trajectories at constant velocity.
 
 Written in the one trajectory schema (flow_planner_common.trajectory_schema). Waypoint k (0-based) is at
 time (k+1)·dt, so positions[k] = start + (k+1)/H · (goal − start), positions[-1] = goal, and every velocity

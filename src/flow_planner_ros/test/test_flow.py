@@ -1,4 +1,4 @@
-"""One flow-matching formulation for training and sampling (seed write-up §3)."""
+"""One flow-matching formulation for training and sampling."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Separate normalization per group (seed write-up §5)."""
+"""Separate normalization per group."""
 
 from __future__ import annotations
 

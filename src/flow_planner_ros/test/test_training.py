@@ -1,5 +1,5 @@
 """A short real CPU training run on the synthetic set: loss, accuracy against the linear ground truth,
-conditioning sensitivity (seed write-up §4.3, §6.3), diagnostics and resume."""
+conditioning sensitivity, diagnostics and resume."""
 
 from __future__ import annotations
 
