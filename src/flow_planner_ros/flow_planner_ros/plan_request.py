@@ -82,10 +82,12 @@ def _within(
 ) -> None:
     outside = np.flatnonzero((values < lower) | (values > upper))
     if outside.size:
+        shown = outside[:4]  # a bounded message, whatever the request holds
         details = ", ".join(
-            f"{joint_names[i]}={values[i]:.4f} not in [{lower[i]:.4f}, {upper[i]:.4f}] {unit}" for i in outside
+            f"{joint_names[i]}={values[i]:.4g} not in [{lower[i]:.4f}, {upper[i]:.4f}] {unit}" for i in shown
         )
-        raise PlanRequestError(f"{name} beyond limits: {details}")
+        more = f" and {outside.size - shown.size} more" if outside.size > shown.size else ""
+        raise PlanRequestError(f"{name} beyond limits: {details}{more}")
 
 
 @dataclass(frozen=True)
