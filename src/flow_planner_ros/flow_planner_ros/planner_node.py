@@ -210,6 +210,10 @@ class PlannerNode(Node):
             self._work.trigger()
 
     def _answer(self, request: PlanTrajectory.Request, response: PlanTrajectory.Response) -> None:
+        if len(request.obstacles) > 0:  # never plan as if a given obstacle were not there
+            response.success = False
+            response.message = "invalid request: obstacles are not supported by this planner's model yet"
+            return
         fields = RequestFields(
             start_positions=list(request.start_positions),
             start_velocities=list(request.start_velocities),
