@@ -12,6 +12,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
+from flow_planner_common.obstacles import MAX_OBSTACLES, Box, ObstacleError
 from flow_planner_common.robot import JOINT_NAMES, NUM_JOINTS
 
 #: The MJCF file (shipped as package data next to this module).
@@ -32,13 +33,18 @@ TABLE_BODY = "table"
 #: Static environment geoms an arm must not touch.
 ENV_GEOMS: tuple[str, ...] = ("table_top", "floor")
 ARM_BASE_BODIES: tuple[str, str] = ("left_base", "right_base")
+#: Obstacle slots (boxes), sized and placed per episode by `place_obstacles`.
+OBSTACLE_GEOMS: tuple[str, ...] = tuple(f"obstacle_{i}" for i in range(MAX_OBSTACLES))
+#: Collision bits of an enabled obstacle (like the table: it collides with both arms and the tray).
+OBSTACLE_CONTYPE, OBSTACLE_CONAFFINITY = 1, 14
+OBSTACLE_RGBA = np.array([0.75, 0.2, 0.2, 1.0])
 DEFAULT_CAMERA = "overview"
 #: Position actuators (targets, rad) and velocity actuators (targets, rad/s), in JOINT_NAMES order.
 POSITION_ACTUATORS: tuple[str, ...] = tuple(name.removesuffix("_joint") + "_pos" for name in JOINT_NAMES)
 VELOCITY_ACTUATORS: tuple[str, ...] = tuple(name.removesuffix("_joint") + "_vel" for name in JOINT_NAMES)
 
 # Geom groups used by collision classification.
-GROUP_OTHER, GROUP_ENV, GROUP_LEFT, GROUP_RIGHT, GROUP_TRAY = 0, 1, 2, 3, 4
+GROUP_OTHER, GROUP_ENV, GROUP_LEFT, GROUP_RIGHT, GROUP_TRAY, GROUP_OBSTACLE = 0, 1, 2, 3, 4, 5
 
 
 def load_model(path: str | Path | None = None) -> mujoco.MjModel:
@@ -81,6 +87,7 @@ class SceneIndex:
     tray_qpos_adr: int  # 7 values: x y z qw qx qy qz
     tray_dof_adr: int  # 6 values
     geom_group: np.ndarray  # (ngeom,) GROUP_* per geom
+    obstacle_geoms: np.ndarray  # (MAX_OBSTACLES,) obstacle slot geom ids
 
     @classmethod
     def from_model(cls, model: mujoco.MjModel) -> SceneIndex:
@@ -95,6 +102,8 @@ class SceneIndex:
             group[mask] = label
         tray_body = _id(model, mujoco.mjtObj.mjOBJ_BODY, TRAY_BODY)
         group[model.geom_bodyid == tray_body] = GROUP_TRAY
+        obstacle_geoms = np.array([_id(model, mujoco.mjtObj.mjOBJ_GEOM, n) for n in OBSTACLE_GEOMS])
+        group[obstacle_geoms] = GROUP_OBSTACLE
         index = cls(
             qpos_adr=np.array([model.jnt_qposadr[j] for j in joints]),
             dof_adr=np.array([model.jnt_dofadr[j] for j in joints]),
@@ -108,6 +117,7 @@ class SceneIndex:
             tray_qpos_adr=int(model.jnt_qposadr[tray_joint]),
             tray_dof_adr=int(model.jnt_dofadr[tray_joint]),
             geom_group=group,
+            obstacle_geoms=obstacle_geoms,
         )
         assert index.qpos_adr.shape == (NUM_JOINTS,)
         return index
@@ -122,13 +132,55 @@ def classify_contacts(index: SceneIndex, geom_pairs: np.ndarray) -> tuple[bool, 
     """(arm-arm contact, arm-environment contact) among (n, 2) contact geom id pairs."""
     if len(geom_pairs) == 0:
         return False, False
-    groups = index.geom_group[geom_pairs]
-    codes = _PAIR_CODE[groups[:, 0], groups[:, 1]]
-    return bool((codes == 1).any()), bool((codes == 2).any())
+    codes = _codes(index, geom_pairs)
+    return bool((codes == ARM_ARM).any()), bool((codes == ARM_ENV).any())
 
 
-# _PAIR_CODE[group_a, group_b]: 1 arm-arm, 2 arm-environment, 0 anything else.
-_PAIR_CODE = np.zeros((5, 5), dtype=np.int8)
-_PAIR_CODE[GROUP_LEFT, GROUP_RIGHT] = _PAIR_CODE[GROUP_RIGHT, GROUP_LEFT] = 1
+def obstacle_contacts(index: SceneIndex, geom_pairs: np.ndarray) -> tuple[bool, bool]:
+    """(arm-obstacle contact, tray-obstacle contact) among (n, 2) contact geom id pairs."""
+    if len(geom_pairs) == 0:
+        return False, False
+    codes = _codes(index, geom_pairs)
+    return bool((codes == ARM_OBSTACLE).any()), bool((codes == TRAY_OBSTACLE).any())
+
+
+def _codes(index: SceneIndex, geom_pairs: np.ndarray) -> np.ndarray:
+    groups = index.geom_group[np.asarray(geom_pairs)]
+    return _PAIR_CODE[groups[:, 0], groups[:, 1]]
+
+
+# _PAIR_CODE[group_a, group_b]: the kind of a contact between two geom groups (0 = none of interest).
+ARM_ARM, ARM_ENV, ARM_OBSTACLE, TRAY_OBSTACLE = 1, 2, 3, 4
+_PAIR_CODE = np.zeros((6, 6), dtype=np.int8)
+_PAIR_CODE[GROUP_LEFT, GROUP_RIGHT] = _PAIR_CODE[GROUP_RIGHT, GROUP_LEFT] = ARM_ARM
 for _arm in (GROUP_LEFT, GROUP_RIGHT):
-    _PAIR_CODE[GROUP_ENV, _arm] = _PAIR_CODE[_arm, GROUP_ENV] = 2
+    _PAIR_CODE[GROUP_ENV, _arm] = _PAIR_CODE[_arm, GROUP_ENV] = ARM_ENV
+    _PAIR_CODE[GROUP_OBSTACLE, _arm] = _PAIR_CODE[_arm, GROUP_OBSTACLE] = ARM_OBSTACLE
+_PAIR_CODE[GROUP_OBSTACLE, GROUP_TRAY] = _PAIR_CODE[GROUP_TRAY, GROUP_OBSTACLE] = TRAY_OBSTACLE
+
+
+def place_obstacles(model: mujoco.MjModel, index: SceneIndex, boxes: tuple[Box, ...] | list[Box]) -> None:
+    """Size, place and enable one obstacle slot per box (world frame); disable and hide the others.
+
+    Each slot is a static body holding one box geom. This changes the model in place, no recompilation: body pose,
+    geom size, the bounding sphere and box of the collision broad phase, the collision bits of geom and body, and
+    the colour. Call mj_forward (or mj_kinematics) afterwards.
+    """
+    if len(boxes) > MAX_OBSTACLES:
+        raise ObstacleError(f"{len(boxes)} obstacles, the scene has {MAX_OBSTACLES} slots")
+    for slot, geom in enumerate(index.obstacle_geoms):
+        body = model.geom_bodyid[geom]
+        used = slot < len(boxes)
+        half = np.asarray(boxes[slot].size, dtype=float) / 2 if used else np.full(3, _HIDDEN_HALF_SIZE)
+        model.body_pos[body] = boxes[slot].center if used else (0.0, 0.0, -1.0)
+        model.body_quat[body] = boxes[slot].quaternion() if used else (1.0, 0.0, 0.0, 0.0)
+        model.geom_size[geom] = half
+        model.geom_rbound[geom] = float(np.linalg.norm(half))
+        model.geom_aabb[geom] = np.concatenate([np.zeros(3), half])
+        contype, conaffinity = (OBSTACLE_CONTYPE, OBSTACLE_CONAFFINITY) if used else (0, 0)
+        model.geom_contype[geom] = model.body_contype[body] = contype
+        model.geom_conaffinity[geom] = model.body_conaffinity[body] = conaffinity
+        model.geom_rgba[geom] = OBSTACLE_RGBA if used else 0.0
+
+
+_HIDDEN_HALF_SIZE = 0.0025

@@ -13,6 +13,7 @@ warnings, runaway velocities, deep penetration. An unstable state raises `Simula
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,8 @@ import mujoco
 import numpy as np
 
 from data_collector_ros.interpolation import HermiteTrajectory
-from data_collector_ros.scene import ARMS, SceneIndex, classify_contacts, load_model
+from data_collector_ros.scene import ARMS, SceneIndex, classify_contacts, load_model, obstacle_contacts, place_obstacles
+from flow_planner_common.obstacles import Box
 from flow_planner_common.robot import HOME_POSITIONS, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
 
 ARM_JOINTS = NUM_JOINTS // 2
@@ -63,6 +65,8 @@ class ExecutionStats:
     steps: int = 0
     arm_arm_contact: bool = False
     arm_env_contact: bool = False
+    arm_obstacle_contact: bool = False
+    tray_obstacle_contact: bool = False
     first_collision: str = ""
     max_position_excess: float = 0.0  # rad beyond a position limit (0 = within)
     max_velocity_ratio: float = 0.0  # max |qd| / velocity limit
@@ -120,6 +124,7 @@ class Simulation:
         self._inv_vel_limits = 1.0 / JOINT_VELOCITY_LIMITS
         #: Physics steps between two monitor samples (collisions, limits, stability); 5 = every 10 ms.
         self.monitor_interval = monitor_interval
+        self.obstacles: tuple[Box, ...] = ()
         self.reset()
 
     # ----------------------------------------------------------------- state
@@ -148,6 +153,12 @@ class Simulation:
         mujoco.mj_forward(self.model, self.data)
         self.reset_stats()
         return self.state()
+
+    def set_obstacles(self, boxes: Sequence[Box]) -> None:
+        """Place the scene's boxes (at most MAX_OBSTACLES; [] = none); they stay until set again."""
+        place_obstacles(self.model, self.index, list(boxes))
+        self.obstacles = tuple(boxes)
+        mujoco.mj_forward(self.model, self.data)
 
     def state(self) -> SimState:
         d = self.data
@@ -277,14 +288,18 @@ class Simulation:
             if deepest < -limits.max_penetration:
                 self._fail(f"penetration {-deepest:.3f} m at t={d.time:.3f}")
             arm_arm, arm_env = classify_contacts(self.index, contacts.geom)
-            if (arm_arm or arm_env) and not s.first_collision:
+            arm_obstacle, tray_obstacle = obstacle_contacts(self.index, contacts.geom)
+            if (arm_arm or arm_env or arm_obstacle or tray_obstacle) and not s.first_collision:
                 s.first_collision = self._describe_collision(contacts.geom)
             s.arm_arm_contact |= arm_arm
             s.arm_env_contact |= arm_env
+            s.arm_obstacle_contact |= arm_obstacle
+            s.tray_obstacle_contact |= tray_obstacle
 
     def _describe_collision(self, pairs: np.ndarray) -> str:
         for g1, g2 in pairs:
-            if classify_contacts(self.index, np.array([[g1, g2]])) != (False, False):
+            pair = np.array([[g1, g2]])
+            if any(classify_contacts(self.index, pair)) or any(obstacle_contacts(self.index, pair)):
                 names = (mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_GEOM, int(g)) for g in (g1, g2))
                 return f"{' / '.join(names)} at t={self.data.time:.3f}"
         return ""

@@ -1,7 +1,8 @@
 """The one success function of the project (see the README), for an executed trajectory of either phase.
 
 Success = end effectors within `ee_tolerance` of their targets at the end (carry: tray within `tray_position_tolerance`
-and `tray_angle_tolerance` of its goal pose), no arm-arm / arm-table contact, no joint position or velocity limit
+and `tray_angle_tolerance` of its goal pose, tilted at most `max_tray_tilt` from level throughout), no arm-arm,
+arm-table, arm-obstacle or tray-obstacle contact, no joint position or velocity limit
 exceeded (commanded velocities must be within the limits; measured ones may exceed them by `velocity_tolerance`
 for PD tracking overshoot), tray not dropped (never below its start height minus `drop_margin`; in the carry phase
 also still grasped at the end).
@@ -27,6 +28,7 @@ class SuccessCriteria:
     position_tolerance: float = 1e-3  # rad beyond a position limit (joint-limit constraint softness)
     velocity_tolerance: float = 0.10  # fraction above a velocity limit allowed for the measured velocity
     drop_margin: float = 0.03  # m
+    max_tray_tilt: float = math.radians(10.0)  # rad from level, at any time of the carry
 
 
 @dataclass(frozen=True)
@@ -69,10 +71,19 @@ def evaluate_success(
             )
         if not grasped:
             reasons.append("tray dropped: not grasped at the end")
+        metrics["max_tray_tilt"] = stats.max_tray_tilt
+        if stats.max_tray_tilt > c.max_tray_tilt:
+            reasons.append(
+                f"tray tilted {math.degrees(stats.max_tray_tilt):.1f} deg > {math.degrees(c.max_tray_tilt):.0f} deg"
+            )
     if stats.arm_arm_contact:
         reasons.append(f"arm-arm collision ({stats.first_collision})")
     if stats.arm_env_contact:
         reasons.append(f"arm-table collision ({stats.first_collision})")
+    if stats.arm_obstacle_contact:
+        reasons.append(f"arm-obstacle collision ({stats.first_collision})")
+    if stats.tray_obstacle_contact:
+        reasons.append(f"tray-obstacle collision ({stats.first_collision})")
     if stats.max_position_excess > c.position_tolerance:
         reasons.append(f"joint position limit exceeded by {stats.max_position_excess:.4f} rad")
     if stats.max_command_velocity_ratio > 1.0:
