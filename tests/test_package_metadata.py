@@ -41,6 +41,7 @@ THIRD_PARTY = {
     "imageio_ffmpeg": ("python3-imageio-ffmpeg-pip", "imageio-ffmpeg"),
     "rosbags": ("python3-rosbags-pip", "rosbags"),
     "scipy": ("python3-scipy", "scipy"),
+    "ray": ("python3-ray-pip", "ray"),
 }
 
 

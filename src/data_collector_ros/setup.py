@@ -32,7 +32,8 @@ setup(
         (f"share/{PACKAGE}/mjcf", [f"{PACKAGE}/assets/dual_arm_tray.xml"]),
     ],
     # Runtime Python dependencies (pip names); ROS ones are in package.xml.
-    install_requires=["setuptools", "numpy", "pyyaml", "tqdm", "mujoco", "imageio", "imageio-ffmpeg", "rosbags"],
+    install_requires=["setuptools", "numpy", "pyyaml", "tqdm", "mujoco", "imageio", "imageio-ffmpeg", "rosbags",
+                      "ray"],
     zip_safe=False,
     maintainer="flow-planner team",
     maintainer_email="team@flow-planner.dev",
@@ -43,6 +44,7 @@ setup(
             "sim_bridge = data_collector_ros.sim_bridge:main",
             "collector = data_collector_ros.collector_node:main",
             "merge = data_collector_ros.merge:entry_point",
+            "collect_ray = data_collector_ros.collect_ray:entry_point",
         ],
     },
 )
