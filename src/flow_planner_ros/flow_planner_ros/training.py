@@ -3,10 +3,14 @@
 Outputs, next to `out` (a `.safetensors` checkpoint holding the EMA weights, see checkpoint.py):
 - `<out>.state.safetensors`: raw weights, EMA weights, optimizer tensors, RNG state + JSON progress (resume);
 - `<out>.log.csv`: one row per epoch (epoch, step, lr, train_loss, val_loss, samples_per_s, elapsed_s).
+
+Under torchrun (see distributed.py) every rank trains on its share of each global batch through DDP; rank 0 alone
+logs, validates and writes these files, and the losses it logs are those of the whole global batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import json
@@ -19,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from flow_planner_ros.checkpoint import (
@@ -29,6 +34,7 @@ from flow_planner_ros.checkpoint import (
     save_checkpoint,
 )
 from flow_planner_ros.dataset import FlowDataset, TrajectoryData, split_by_episode
+from flow_planner_ros.distributed import DistContext, all_reduce_sum, barrier, rank_share
 from flow_planner_ros.flow import FlowMatching
 from flow_planner_ros.models import build_model, count_parameters
 from flow_planner_ros.normalization import Normalizer
@@ -142,13 +148,20 @@ def save_state(
 
 def train(
     data_path: str | Path, config: dict[str, Any], out: str | Path, epochs: int | None = None, device: str = "cpu",
-    resume: bool = False, progress_bar: bool = True, log: Any = print,
+    resume: bool = False, progress_bar: bool = True, log: Any = print, dist_ctx: DistContext | None = None,
 ) -> TrainResult:
-    """Train a velocity model on `data_path` with `config` (see config.py) and write the checkpoint `out`."""
+    """Train a velocity model on `data_path` with `config` (see config.py) and write the checkpoint `out`.
+
+    With `dist_ctx` from distributed.setup() under torchrun this is one rank of a DDP job (its device is used)."""
+    ctx = dist_ctx or DistContext(device=device)
+    if ctx.enabled:
+        device = ctx.device
+    if not ctx.is_main:
+        progress_bar, log = False, lambda *_args, **_kwargs: None
     out = Path(out)
     tcfg = config["training"]
     epochs = int(epochs if epochs is not None else tcfg["epochs"])
-    if device == "cuda" and not torch.cuda.is_available():
+    if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda requested but CUDA is not available")
     if device == "cpu" and tcfg.get("num_threads"):
         torch.set_num_threads(int(tcfg["num_threads"]))
@@ -169,6 +182,10 @@ def train(
 
     model = build_model(config["model"], channels, cond_dim, horizon).to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
+    # The module that runs forward and backward: DDP averages the gradients over the ranks during backward.
+    net: nn.Module = model
+    if ctx.enabled:
+        net = DistributedDataParallel(model, device_ids=[ctx.local_rank] if device.startswith("cuda") else None)
     flow = FlowMatching(float(config["flow"]["sigma"]))
     opt = torch.optim.AdamW(
         model.parameters(), lr=float(tcfg["learning_rate"]), weight_decay=float(tcfg["weight_decay"])
@@ -197,44 +214,62 @@ def train(
         normalizer = Normalizer.from_dict(prog["normalizer"]) if "normalizer" in prog else normalizer
         start_epoch, step, elapsed, history = prog["epoch"], prog["global_step"], prog["elapsed_s"], prog["history"]
         log(f"resuming from epoch {start_epoch} (step {step}) of {state_path(out)}")
-    elif not resume:
+    elif not resume and ctx.is_main:
         log_path(out).unlink(missing_ok=True)
+    where = f"{device} x {ctx.world_size} processes (DDP)" if ctx.enabled else device
     log(f"model {config['model']['type']}: {n_params:,} parameters; {len(train_ds)} train / {len(val_ds)} val "
-        f"trajectories; {steps_per_epoch} steps/epoch on {device}")
+        f"trajectories; {steps_per_epoch} steps/epoch on {where}")
 
+    barrier(ctx)  # rank 0 has removed an old log before any rank looks at it
     new_log = not log_path(out).exists()
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if ctx.is_main:
+        out.parent.mkdir(parents=True, exist_ok=True)
     train_loss = history["train_loss"][-1] if history["train_loss"] else float("nan")
     val_loss = history["val_loss"][-1] if history["val_loss"] else float("nan")
     samples_per_s = float("nan")
     bar = tqdm(range(start_epoch, epochs), initial=start_epoch, total=epochs, disable=not progress_bar, desc="train")
-    with open(log_path(out), "a", newline="") as log_file:
-        writer = csv.writer(log_file)
-        if new_log:
+    log_context = open(log_path(out), "a", newline="") if ctx.is_main else contextlib.nullcontext()  # noqa: SIM115
+    with log_context as log_file:
+        writer = csv.writer(log_file) if ctx.is_main else None
+        if writer is not None and new_log:
             writer.writerow(["epoch", "step", "lr", "train_loss", "val_loss", "samples_per_s", "elapsed_s"])
         for epoch in bar:
             model.train()
+            if ctx.enabled:  # per-rank noise draws, reproducible per (seed, epoch, rank), also after a resume
+                torch.manual_seed(seed + 1 + epoch * ctx.world_size + ctx.rank)
             t0 = time.perf_counter()
-            perm = torch.randperm(len(train_ds), generator=generator)
+            perm = torch.randperm(len(train_ds), generator=generator)  # the same on every rank (shared seed)
             losses = []
             for i in range(steps_per_epoch):
                 idx = perm[i * batch_size : (i + 1) * batch_size]
-                x1, cond = train_ds.x[idx].to(device), train_ds.cond[idx].to(device)
+                # This rank's share; its loss is weighted so that DDP's mean over the ranks is the global batch mean.
+                mine, weight = rank_share(idx, ctx), 1.0
+                if ctx.enabled:
+                    weight = len(mine) * ctx.world_size / len(idx)
+                    if len(mine) == 0:  # a last batch smaller than the world: take part with zero weight
+                        mine, weight = idx[:1], 0.0
+                x1, cond = train_ds.x[mine].to(device), train_ds.cond[mine].to(device)
                 lr = base_lr * lr_factor(step, int(tcfg["warmup_steps"]), total_steps)
                 for group in opt.param_groups:
                     group["lr"] = lr
-                loss = flow.loss(model, x1, cond, generator=None)
+                loss = flow.loss(net, x1, cond, generator=None)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                (loss * weight if ctx.enabled else loss).backward()
                 nn.utils.clip_grad_norm_(model.parameters(), float(tcfg["grad_clip"]))
                 opt.step()
                 ema_update(ema, model, float(tcfg["ema_decay"]), step)
-                losses.append(loss.item())
+                # This rank's part of the global batch loss (the parts of all ranks sum to it).
+                losses.append(loss.item() * weight / ctx.world_size if ctx.enabled else loss.item())
                 step += 1
+            if ctx.enabled:
+                train_loss = all_reduce_sum([float(np.sum(losses))], ctx)[0] / steps_per_epoch
+            else:
+                train_loss = float(np.mean(losses))
             dt_epoch = time.perf_counter() - t0
             elapsed += dt_epoch
             samples_per_s = len(train_ds) / dt_epoch
-            train_loss = float(np.mean(losses))
+            if not ctx.is_main:  # rank 0 validates, logs and writes; the others go on to the next epoch
+                continue
             val_loss = validation_loss(ema, flow, val_ds, 256)
             history["train_loss"].append(train_loss)
             history["val_loss"].append(val_loss)
@@ -261,6 +296,7 @@ def train(
                 "normalizer": {k: v.tolist() for k, v in normalizer.to_dict().items()},
             })
     bar.close()
+    barrier(ctx)  # every rank returns after rank 0 has written the checkpoint
     if start_epoch >= epochs:
         log(f"nothing to do: already trained for {start_epoch} >= {epochs} epochs")
     return TrainResult(out, max(start_epoch, epochs), step, train_loss, val_loss, samples_per_s, n_params)

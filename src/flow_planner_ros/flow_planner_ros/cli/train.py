@@ -2,6 +2,10 @@
 
 Writes CKPT (safetensors: EMA weights + normalization + metadata), CKPT.state.safetensors (resume) and
 CKPT.log.csv (per-epoch losses).
+
+Data-parallel on N processes (DDP; gloo on CPU, nccl with --device cuda, one GPU per process):
+    torchrun --nproc_per_node N install/flow_planner_ros/lib/flow_planner_ros/train --data ... --out CKPT
+Rank 0 alone logs and writes the files; the global batch is config's batch_size (split over the processes).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
+        from flow_planner_ros import distributed
         from flow_planner_ros.config import load_config
         from flow_planner_ros.training import log_path, state_path, train
 
@@ -34,7 +39,14 @@ def main(argv: list[str] | None = None) -> int:
         check_output_file(args.out, "--out")
         for extra in (state_path(args.out), log_path(args.out)):
             check_output_file(extra, "--out companion file")
-        result = train(args.data, config, args.out, args.epochs, args.device, args.resume, not args.no_progress)
+        ctx = distributed.setup(args.device)
+        try:
+            result = train(args.data, config, args.out, args.epochs, args.device, args.resume, not args.no_progress,
+                           dist_ctx=ctx)  # fmt: skip
+        finally:
+            distributed.teardown(ctx)
+        if not ctx.is_main:
+            return 0
         print(
             f"done: {result.epochs} epochs, train_loss {result.train_loss:.5f}, val_loss {result.val_loss:.5f}, "
             f"{result.samples_per_s:.0f} samples/s, {result.num_parameters:,} parameters -> {result.checkpoint}"
