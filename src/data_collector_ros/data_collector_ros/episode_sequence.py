@@ -103,8 +103,13 @@ def run_episode(
     seed: int,
     step: PhaseStep[T],
     may_attach: Callable[[T], bool] = lambda _: True,
+    tray_goal: np.ndarray | None = None,
 ) -> EpisodeResult[T]:
-    """Reach -> attach -> carry for one tray pose; `may_attach(reach)` false skips the attach attempt."""
+    """Reach -> attach -> carry for one tray pose; `may_attach(reach)` false skips the attach attempt.
+
+    `tray_goal` (7,): the carry's goal pose (a scene's); None = `task.carry_goal_pose(tray_pose)`. The scene's
+    obstacles are whatever is placed in the simulation (Simulation.set_obstacles).
+    """
     sim = scene.sim
     start = scene.reset(tray_pose)
     targets, quats = handle_targets(sim.model, sim.index, tray_pose)
@@ -114,7 +119,7 @@ def run_episode(
     )
     attached = bool(may_attach(reach) and scene.attach())
     carry_start = scene.state() if attached else scene.reset_attached(tray_pose, reach_ik.positions)
-    tray_goal = task.carry_goal_pose(tray_pose)
+    tray_goal = task.carry_goal_pose(tray_pose) if tray_goal is None else np.asarray(tray_goal, dtype=float)
     targets, quats = handle_targets(sim.model, sim.index, tray_goal)
     carry_ik = ik.solve(targets, quats, seed_positions=carry_start.positions, seed=seed)
     carry = step(
