@@ -3,7 +3,9 @@
     collector --ros-args -p output_dir:=DIR -p start_index:=I -p count:=N [--params-file config/collector.yaml]
 
 Collects grid indices [start_index, start_index + count), prints a progress bar (stderr) and one summary line
-(stdout), and exits 0 when done; invalid parameters give one error line and exit code 2.
+(stdout), and exits 0 when done; invalid parameters give one error line and exit code 2. `count:=0` collects
+nothing and says so ("collector: nothing to do: count is 0") with exit code 0. Ctrl-C (or SIGINT from a process
+manager, even twice) stops it cleanly with exit code 0: finished episodes are kept and a rerun resumes after them.
 
 It publishes what it executes, by default in its own namespace (`~/...`, i.e. /collector_<shard>/... under the
 launch file) so that several shards never interleave on one topic and a sim_bridge on the same domain does not
@@ -39,6 +41,8 @@ from data_collector_ros.collector import CollectorConfig, ShardCollector, ShardS
 from data_collector_ros.episode import EpisodeConfig
 from data_collector_ros.grid import GridConfig
 from data_collector_ros.simulation import SimState
+from flow_planner_common.launch_arguments import LaunchArgument
+from flow_planner_common.node_main import ignore_further_interrupts
 from flow_planner_common.robot import DEFAULT_DT
 from flow_planner_common.ros_messages import arm_trajectories, joint_state, pose_stamped
 
@@ -71,6 +75,15 @@ PARAMETERS: dict[str, object] = {
     "right_trajectory_topic": "~/right_arm_controller/joint_trajectory",
     "frame_id": "world",
 }
+#: Arguments of collect.launch.py; the parameter ones override the params file only when given.
+COLLECT_ARGUMENTS: tuple[LaunchArgument, ...] = (
+    LaunchArgument("output_dir", str, "where the .npz files go"),
+    LaunchArgument("start_index", int, "first grid index", low=0),
+    LaunchArgument("count", int, "grid indices to collect in all (0 = nothing to do)", low=0),
+    LaunchArgument("record_bag", bool, "record one MCAP rosbag2 per episode (true or false)"),
+    LaunchArgument("shards", int, "collector processes (disjoint shards of the indices)", "2", low=1,
+                   parameter=False),
+)  # fmt: skip
 SIM_TIMESTEP = 0.002  # s, the MJCF's physics step (only used to turn joint_states_rate into a step count)
 
 
@@ -198,6 +211,16 @@ class CollectorNode(Node):
         return collector.run(progress=bool(self.params["progress"]))
 
 
+def summary_line(summary: ShardSummary) -> str:
+    """The closing line; a run that wrote nothing (everything already finished) has no success rate to show."""
+    if summary.trajectories == 0:
+        return (
+            f"nothing new: done {summary.done}, skipped {summary.skipped} episodes already finished,"
+            f" failed {summary.failed}; 0 trajectories written"
+        )
+    return summary.line()
+
+
 def main(args: list[str] | None = None) -> None:
     rclpy.init(args=args)
     try:
@@ -206,14 +229,25 @@ def main(args: list[str] | None = None) -> None:
         print(f"collector: invalid parameters: {exc}", file=sys.stderr, flush=True)
         rclpy.try_shutdown()
         sys.exit(2)
-    try:
-        summary = node.collect()
     except KeyboardInterrupt:
-        sys.exit(130)
+        ignore_further_interrupts()
+        rclpy.try_shutdown()
+        sys.exit(0)
+    summary = None
+    try:
+        if node.config.count == 0:
+            print("collector: nothing to do: count is 0", flush=True)
+        else:
+            summary = node.collect()
+    except KeyboardInterrupt:
+        ignore_further_interrupts()  # a second SIGINT must not interrupt the cleanup below
+        print("collector: interrupted; finished episodes are kept, a rerun resumes after them", flush=True)
     finally:
+        ignore_further_interrupts()
         node.destroy_node()
         rclpy.try_shutdown()
-    print(f"collector: {summary.line()}", flush=True)
+    if summary is not None:
+        print(f"collector: {summary_line(summary)}", flush=True)
     sys.exit(0)
 
 
