@@ -16,12 +16,19 @@ in the first iteration candidate 1 is the straight line), scores them in one bat
 collisions on every waypoint, no physics), refits mean and std on the `num_elites` best with smoothing `alpha`,
 and keeps the best plan seen. It stops after `iterations`, or early when the best plan is feasible and improved by
 less than `tolerance` (relative) in an iteration. Everything random comes from the generator passed in.
+
+Routes. The search above starts from the straight line, which a box across the path blocks. When it ends without a
+feasible plan, the search restarts from each of the `routes` given by the caller (knot offsets bending the line
+over, beside or under an obstacle, see data_collector_ros.routes), `route_iterations` iterations each, and the best
+plan over all searches wins (feasible first, then cost). On empty scenes the first search finds a feasible plan and
+no route is tried, so the expert stays as fast as the straight-line search.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import mujoco
 import numpy as np
@@ -42,6 +49,8 @@ class CEMConfig:
     min_std: float = 0.005  # rad
     alpha: float = 0.8  # weight of the elite statistics in the update
     tolerance: float = 1e-3  # relative improvement below which a feasible plan stops the search
+    route_iterations: int = 4  # iterations of the search restarted from each route
+    route_std: float = 0.15  # rad, initial spread around a route
     weights: CostWeights = field(default_factory=CostWeights)
     limits: CostLimits = field(default_factory=CostLimits)
 
@@ -88,8 +97,34 @@ class CEMPlanner:
         goal_positions: np.ndarray,
         rng: np.random.Generator,
         init_mean: np.ndarray | None = None,
+        routes: Sequence[np.ndarray] = (),
     ) -> CEMPlan:
-        """Plan one phase from context.start_positions/velocities to goal_positions (12,)."""
+        """Plan one phase from context.start_positions/velocities to goal_positions (12,); `routes`: knot offsets
+        (num_knots, 12) to restart from when the search from the straight line finds nothing feasible."""
+        started = time.perf_counter()
+        best = self._search(context, goal_positions, rng, init_mean, self.config.iterations, self.config.init_std)
+        total_iterations, total_evaluations = best.iterations, best.evaluations
+        for route in routes if not best.feasible else ():
+            found = self._search(
+                context, goal_positions, rng, route, self.config.route_iterations, self.config.route_std
+            )
+            total_iterations += found.iterations
+            total_evaluations += found.evaluations
+            if (found.feasible, -found.cost) > (best.feasible, -best.cost):
+                best = found
+        return replace(
+            best, iterations=total_iterations, evaluations=total_evaluations, seconds=time.perf_counter() - started
+        )
+
+    def _search(
+        self,
+        context: PhaseContext,
+        goal_positions: np.ndarray,
+        rng: np.random.Generator,
+        init_mean: np.ndarray | None,
+        iterations: int,
+        init_std: float,
+    ) -> CEMPlan:
         cfg, started = self.config, time.perf_counter()
         basis = self.basis(context.dt)
         start = np.asarray(context.start_positions, dtype=float)
@@ -97,11 +132,11 @@ class CEMPlanner:
         goal = np.asarray(goal_positions, dtype=float)
         shape = (cfg.num_knots, NUM_JOINTS)
         mean = np.zeros(shape) if init_mean is None else np.array(init_mean, dtype=float).reshape(shape)
-        std = np.full(shape, cfg.init_std)
+        std = np.full(shape, init_std)
         best: tuple[float, np.ndarray, int] | None = None  # (cost, knots, index into the last report)
         best_report = best_pos = best_vel = None
         evaluations, iteration = 0, 0
-        for iteration in range(1, cfg.iterations + 1):
+        for iteration in range(1, iterations + 1):
             knots = mean[None] + std[None] * rng.standard_normal((cfg.num_candidates, *shape))
             knots[0] = mean
             if iteration == 1 and init_mean is not None:
@@ -120,7 +155,8 @@ class CEMPlanner:
             mean = cfg.alpha * elites.mean(axis=0) + (1 - cfg.alpha) * mean
             std = np.maximum(cfg.alpha * elites.std(axis=0) + (1 - cfg.alpha) * std, cfg.min_std)
             improved = previous - best[0]
-            if iteration >= cfg.min_iterations and best_report[1] and improved <= cfg.tolerance * abs(best[0]):
+            settled = improved <= cfg.tolerance * abs(best[0])
+            if iteration >= min(cfg.min_iterations, iterations) and best_report[1] and settled:
                 break
         assert best is not None and best_report is not None
         return CEMPlan(

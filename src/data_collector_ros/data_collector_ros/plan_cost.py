@@ -9,7 +9,8 @@ kinematics and collision detection on a private copy of the model in which
 
 Cost terms (each a number per candidate, weighted by `CostWeights`):
 - goal: squared end-effector error (m^2) at the last waypoint, summed over both arms;
-- collision: sum over waypoints and contacts of max(0, clearance - distance) (m); arm-arm, arm-table, arm-tray;
+- collision: sum over waypoints and contacts of max(0, clearance - distance) (m); arm-arm, arm-table, arm-tray,
+  arm-obstacle and (carry) tray-obstacle; the scene's boxes are placed on the private model per context;
 - limits: joint position excess (rad, summed) + joint speed above `speed_fraction` of the limit (rad/s, summed);
 - jerk: mean squared third time derivative of the waypoint positions (rad^2/s^6), start state included;
 - tilt (carry): mean squared tray tilt from level (rad^2);
@@ -31,11 +32,14 @@ import numpy as np
 from data_collector_ros.scene import (
     GROUP_ENV,
     GROUP_LEFT,
+    GROUP_OBSTACLE,
     GROUP_RIGHT,
     GROUP_TRAY,
     HANDLE_SITES,
     SceneIndex,
+    place_obstacles,
 )
+from flow_planner_common.obstacles import Box
 from flow_planner_common.robot import JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS, PHASE_CARRY
 
 TERMS: tuple[str, ...] = ("goal", "collision", "limits", "jerk", "tilt", "grip")
@@ -74,6 +78,7 @@ class PhaseContext:
     tray_pose: np.ndarray  # (7,) at the start of the phase
     ee_targets: np.ndarray  # (2, 3) end-effector targets at the end
     dt: float
+    obstacles: tuple[Box, ...] = ()  # the scene's boxes
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,7 @@ class PlanCost:
         m, idx = self.model, self.index
         arm_geoms = np.isin(idx.geom_group, (GROUP_LEFT, GROUP_RIGHT))
         tray_geoms = idx.geom_group == GROUP_TRAY
-        m.geom_margin[arm_geoms] = self.limits.clearance
+        m.geom_margin[arm_geoms | tray_geoms] = self.limits.clearance
         m.geom_conaffinity[tray_geoms] |= 2 | 4  # arm contype bits: tray geoms now collide with the arms
         handle_geoms = {f"{site}_geom" for site in HANDLE_SITES}
         tool_geoms = {"left_tool_geom", "right_tool_geom"}
@@ -110,9 +115,11 @@ class PlanCost:
         arm = np.isin(groups, (GROUP_LEFT, GROUP_RIGHT))
         relevant = np.zeros((m.ngeom, m.ngeom), dtype=bool)
         relevant[np.ix_(arm, arm)] = groups[:, None][arm] != groups[None, :][:, arm]
-        for other in (GROUP_ENV, GROUP_TRAY):
+        for other in (GROUP_ENV, GROUP_TRAY, GROUP_OBSTACLE):
             relevant[np.ix_(arm, groups == other)] = True
             relevant[np.ix_(groups == other, arm)] = True
+        tray, obstacle = groups == GROUP_TRAY, groups == GROUP_OBSTACLE
+        relevant[np.ix_(tray, obstacle)] = relevant[np.ix_(obstacle, tray)] = True
         for tool in tool_geoms:
             for handle in handle_geoms:
                 a, b = names.index(tool), names.index(handle)
@@ -121,6 +128,12 @@ class PlanCost:
         self._left_tool = int(idx.tool_bodies[0])
         self._right_tool = int(idx.tool_bodies[1])
         self._tray_q = slice(idx.tray_qpos_adr, idx.tray_qpos_adr + 7)
+        self._obstacles: tuple[Box, ...] = ()
+
+    def _place(self, obstacles: tuple[Box, ...]) -> None:
+        if obstacles != self._obstacles:
+            place_obstacles(self.model, self.index, list(obstacles))
+            self._obstacles = tuple(obstacles)
 
     def evaluate(self, positions: np.ndarray, velocities: np.ndarray, context: PhaseContext) -> CostReport:
         """Score (N, 60, 12) candidates (velocities: their time derivatives at the waypoints)."""
@@ -128,6 +141,7 @@ class PlanCost:
         n, _, joints = positions.shape
         if joints != NUM_JOINTS:
             raise ValueError(f"expected (N, H, {NUM_JOINTS}) positions, got {positions.shape}")
+        self._place(context.obstacles)
         kin = self._kinematics(positions, context)
         lim = self.limits
         terms = np.zeros((n, len(TERMS)))

@@ -9,7 +9,7 @@ arm bases at (0, ±0.35, 0.75)). Templates put boxes against the straight path f
 - ``barrier``: a wall on the table just beyond the start tray's leading edge, across the path; the goal is above
   and beyond it: lift before moving;
 - ``platform``: a box under the goal, its top just below the tray: the tray's edge must clear its side first;
-- ``bar``: a bar across the middle of the straight path at the tray's height there: pass over it (or under);
+- ``bar``: an overhead bar just above the resting tray, between the arms: slide out from under it, then rise;
 - ``handle_box``: a box on one tool's straight approach to its handle, above the handle: approach differently.
 
 Which cells are valid (IK reachable, nothing in collision at start and goal) is decided by `scene_validity`
@@ -178,9 +178,10 @@ def _goal(
     distance = min(distance, config.max_translation)
     if keep_heading:
         distance = min(distance, _room(config, (x, y), heading))
-    for turn in (0.0, math.pi, math.pi / 2, -math.pi / 2):  # the heading, or the first turn of it that stays in reach
+    (x_low, x_high), (y_low, y_high) = config.goal_x_range, config.goal_y_range
+    for turn in (0.0, math.pi, math.pi / 2, -math.pi / 2):  # the heading, or the first turn of it in reach
         gx, gy = x + distance * math.cos(heading + turn), y + distance * math.sin(heading + turn)
-        if config.goal_x_range[0] <= gx <= config.goal_x_range[1] and config.goal_y_range[0] <= gy <= config.goal_y_range[1]:
+        if x_low <= gx <= x_high and y_low <= gy <= y_high:
             break
     else:
         gx = float(np.clip(gx, *config.goal_x_range))
@@ -239,15 +240,15 @@ def _platform(config, start, heading, size, placement, rng):
 
 
 def _bar(config, start, heading, size, placement, rng):
-    goal = _goal(config, start, heading, rng.uniform(0.22, config.max_translation),
-                 rng.uniform(0.12, config.goal_height_range[1]), rng, keep_heading=True)  # fmt: skip
+    goal = _goal(config, start, heading, rng.uniform(0.26, config.max_translation),
+                 rng.uniform(0.14, config.goal_height_range[1]), rng, keep_heading=True)  # fmt: skip
     heading, _ = _direction(start, goal)
-    s = 0.4 + 0.2 * placement  # fraction of the way where the bar crosses the straight path
-    mid = np.array(start[:2]) + s * (np.array(goal[:2]) - np.array(start[:2]))
-    mid_z = TRAY_REST_Z + s * (goal[2] - TRAY_REST_Z)  # the straight path's tray centre height there (approx.)
-    thickness = 0.04 + 0.03 * size
-    length = rng.uniform(0.20, 0.32)  # narrower than the tray: the arms pass beside it
-    bar = Box((float(mid[0]), float(mid[1]), mid_z + 0.01), (thickness, length, 0.04), heading)
+    depth = 0.05 + 0.04 * size  # along the path
+    gap = 0.04 + 0.04 * placement  # between the resting tray's top and the bar
+    shift = rng.uniform(0.0, 0.05)  # towards the goal
+    centre = (start[0] + shift * math.cos(heading), start[1] + shift * math.sin(heading))
+    z = TRAY_REST_Z + TRAY_TOP + gap + 0.015
+    bar = Box((centre[0], centre[1], z), (depth, rng.uniform(0.20, 0.30), 0.03), heading)
     return goal, [bar]
 
 
