@@ -4,6 +4,7 @@
 #   make demo    setup, then the demo of what exists so far
 #   make bench   setup, then every benchmark script (numbers printed, never asserted)
 #   make pipeline  setup, then the default checkpoint from nothing: collect -> merge -> train -> evaluate, shipped
+#                  (COLLECT=ray: collection on Ray; TRAIN_NPROC=N: training with N torchrun processes)
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
@@ -47,8 +48,12 @@ bench: setup
 	@for script in $(BENCHMARKS); do echo "=== $$script"; $(IN_WS) python $$script || exit 1; done
 
 # Reproduces src/flow_planner_ros/checkpoints/default.* (EPISODES, EPOCHS, ... override; see tools/pipeline.sh).
+# COLLECT=ray collects with Ray tasks (SHARDS workers; RAY_ADDRESS=HOST:PORT joins a cluster), TRAIN_NPROC=N trains
+# with N torchrun processes (DDP; TRAIN_DEVICE=cuda for GPUs), e.g. `make pipeline COLLECT=ray TRAIN_NPROC=2`.
+COLLECT ?= ros
+TRAIN_NPROC ?= 1
 pipeline: setup
-	$(IN_WS) tools/pipeline.sh --ship
+	$(IN_WS) COLLECT=$(COLLECT) TRAIN_NPROC=$(TRAIN_NPROC) tools/pipeline.sh --ship
 	rm -f $(BUILD_STAMP) && $(MAKE) --no-print-directory setup
 
 clean:

@@ -7,15 +7,19 @@
 #   1. collect  SHARDS collector processes over grid indices [0, EPISODES) of the collector's 10 x 10 tray grid
 #               (config/collector.yaml; each index = one episode = a reach and a carry trajectory, so the data set
 #               has 2 * EPISODES trajectories) -> WORK_DIR/expert/traj_*.npz
+#               COLLECT=ray: one `collect_ray` run instead (Ray tasks, SHARDS workers; the same files), on a local
+#               Ray instance or, with RAY_ADDRESS=HOST:PORT, on that cluster (WORK_DIR must then be shared)
 #   2. merge    -> WORK_DIR/expert.npz (validated, stacked)
-#   3. train    config/flow_config.yaml, EPOCHS epochs -> WORK_DIR/default.safetensors (+ .log.csv)
+#   3. train    config/flow_config.yaml, EPOCHS epochs -> WORK_DIR/default.safetensors (+ .log.csv);
+#               TRAIN_NPROC=N > 1: under torchrun with N processes on this machine (DDP), TRAIN_DEVICE=cuda on GPUs
 #   4. evaluate both planners on EVAL_EPISODES (held-out tray poses) -> WORK_DIR/eval/{flow,cem}.json, plots, video
 #   5. metadata WORK_DIR/default.json: data set size and hash, training command, epochs, losses, evaluation summary
 # --ship copies default.safetensors and default.json into src/flow_planner_ros/checkpoints/ (rebuild to install).
 # Per-stage wall times go to WORK_DIR/stage_times.txt (and into the metadata).
 #
 # Environment overrides: EPISODES (1000), SHARDS (2), EPOCHS (30), SEED (0), EVAL_EPISODES
-# (config/eval_episodes.yaml), EVAL_LIMIT (all), VIDEO_EPISODES (3), ROS_DOMAIN_ID (one derived from the PID).
+# (config/eval_episodes.yaml), EVAL_LIMIT (all), VIDEO_EPISODES (3), ROS_DOMAIN_ID (one derived from the PID),
+# COLLECT (ros | ray), RAY_ADDRESS (none: a local Ray instance), TRAIN_NPROC (1), TRAIN_DEVICE (cpu).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,7 +29,7 @@ WORK=""
 for arg in "$@"; do
   case "$arg" in
     --ship) SHIP=1 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     -*) echo "pipeline: error: unknown option $arg" >&2; exit 2 ;;
     *) WORK="$arg" ;;
   esac
@@ -37,6 +41,10 @@ EPOCHS="${EPOCHS:-30}"
 SEED="${SEED:-0}"
 EVAL_EPISODES="${EVAL_EPISODES:-config/eval_episodes.yaml}"
 VIDEO_EPISODES="${VIDEO_EPISODES:-3}"
+COLLECT="${COLLECT:-ros}"
+RAY_ADDRESS="${RAY_ADDRESS:-}"
+TRAIN_NPROC="${TRAIN_NPROC:-1}"
+TRAIN_DEVICE="${TRAIN_DEVICE:-cpu}"
 export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( $$ % 100 + 1 ))}"
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 
@@ -45,12 +53,16 @@ if [[ -z "${VIRTUAL_ENV:-}" && -f .venv/bin/activate ]]; then source .venv/bin/a
 if [[ -f install/setup.bash ]]; then set +u; source install/setup.bash; set -u; fi
 BIN_DC="install/data_collector_ros/lib/data_collector_ros"
 BIN_FP="install/flow_planner_ros/lib/flow_planner_ros"
-for exe in "$BIN_DC/collector" "$BIN_DC/merge" "$BIN_FP/train" "$BIN_FP/evaluate"; do
+for exe in "$BIN_DC/collector" "$BIN_DC/collect_ray" "$BIN_DC/merge" "$BIN_FP/train" "$BIN_FP/evaluate"; do
   [[ -x "$exe" ]] || { echo "pipeline: error: $exe missing: colcon build the workspace first" >&2; exit 2; }
 done
-for n in "$EPISODES" "$SHARDS" "$EPOCHS"; do
-  [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "pipeline: error: EPISODES, SHARDS, EPOCHS must be positive integers" >&2; exit 2; }
+for n in "$EPISODES" "$SHARDS" "$EPOCHS" "$TRAIN_NPROC"; do
+  [[ "$n" =~ ^[1-9][0-9]*$ ]] || {
+    echo "pipeline: error: EPISODES, SHARDS, EPOCHS, TRAIN_NPROC must be positive integers" >&2; exit 2; }
 done
+[[ "$COLLECT" == ros || "$COLLECT" == ray ]] || { echo "pipeline: error: COLLECT must be ros or ray" >&2; exit 2; }
+[[ "$TRAIN_DEVICE" == cpu || "$TRAIN_DEVICE" == cuda ]] || {
+  echo "pipeline: error: TRAIN_DEVICE must be cpu or cuda" >&2; exit 2; }
 mkdir -p "$WORK/eval"
 TIMES="$WORK/stage_times.txt"
 : > "$TIMES"
@@ -78,10 +90,23 @@ collect() {
   grep -h "^collector: done" "$WORK"/collect_[0-9]*.log >&2 || true
 }
 
-stage collect collect
+collect_ray() {  # the same grid indices and files as collect(), as Ray tasks
+  local address=()
+  [[ -n "$RAY_ADDRESS" ]] && address=(--address "$RAY_ADDRESS")
+  "$BIN_DC/collect_ray" --output-dir "$WORK/expert" --start-index 0 --count "$EPISODES" --seed "$SEED" \
+    --num-workers "$SHARDS" --params-file config/collector.yaml --no-progress "${address[@]}" \
+    > "$WORK/collect_ray.log" 2>&1 || {
+    echo "pipeline: error: collect_ray failed (see $WORK/collect_ray.log)" >&2; exit 1; }
+  grep -h "^collect_ray: " "$WORK/collect_ray.log" >&2 || true
+}
+
+if [[ "$COLLECT" == ray ]]; then stage collect collect_ray; else stage collect collect; fi
 stage merge "$BIN_DC/merge" --input "$WORK/expert" --output "$WORK/expert.npz"
 TRAIN_CMD=("$BIN_FP/train" --data "$WORK/expert.npz" --config config/flow_config.yaml --out "$WORK/default.safetensors"
-           --epochs "$EPOCHS" --seed "$SEED" --resume --no-progress)
+           --epochs "$EPOCHS" --seed "$SEED" --device "$TRAIN_DEVICE" --resume --no-progress)
+if (( TRAIN_NPROC > 1 )); then  # DDP on this machine (torchrun picks a free port with --standalone)
+  TRAIN_CMD=(python -m torch.distributed.run --standalone --nproc_per_node "$TRAIN_NPROC" "${TRAIN_CMD[@]}")
+fi
 stage train "${TRAIN_CMD[@]}"
 evaluate_both() {
   local limit=()
