@@ -27,7 +27,7 @@ no route is tried, so the expert stays as fast as the straight-line search.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import mujoco
@@ -97,13 +97,15 @@ class CEMPlanner:
         goal_positions: np.ndarray,
         rng: np.random.Generator,
         init_mean: np.ndarray | None = None,
-        routes: Sequence[np.ndarray] = (),
+        routes: Sequence[np.ndarray] | Callable[[], Sequence[np.ndarray]] = (),
     ) -> CEMPlan:
         """Plan one phase from context.start_positions/velocities to goal_positions (12,); `routes`: knot offsets
         (num_knots, 12) to restart from when the search from the straight line finds nothing feasible."""
         started = time.perf_counter()
         best = self._search(context, goal_positions, rng, init_mean, self.config.iterations, self.config.init_std)
         total_iterations, total_evaluations = best.iterations, best.evaluations
+        if not best.feasible and callable(routes):
+            routes = routes()  # built only when needed: each route costs IK solves
         for route in routes if not best.feasible else ():
             found = self._search(
                 context, goal_positions, rng, route, self.config.route_iterations, self.config.route_std

@@ -20,9 +20,12 @@ from data_collector_ros.cem import CEMPlan, CEMPlanner
 from data_collector_ros.episode_sequence import PhaseTask, SimulationScene, judge_phase, phase_verdict, run_episode
 from data_collector_ros.ik import IKSolver
 from data_collector_ros.plan_cost import PhaseContext
+from data_collector_ros.routes import RouteBuilder
+from data_collector_ros.scene_family import SceneEpisode
 from data_collector_ros.simulation import SimState, Simulation, SimulationUnstable
 from data_collector_ros.success import SuccessResult
 from data_collector_ros.task import TaskConfig
+from flow_planner_common.obstacles import boxes_to_array
 from flow_planner_common.robot import DEFAULT_DT
 from flow_planner_common.trajectory_schema import TrajectoryRecord
 
@@ -74,6 +77,8 @@ class EpisodeRunner:
         self.config = config or EpisodeConfig()
         self.observer = observer
         self.scene = SimulationScene(sim, self.config.grasp_tolerance)
+        self.routes = RouteBuilder(ik, planner.basis(self.config.dt))
+        self._scene: SceneEpisode | None = None
 
     def run(
         self,
@@ -82,11 +87,19 @@ class EpisodeRunner:
         seed: int,
         tolerate_unstable: bool = False,
         on_record: Callable[[TrajectoryRecord], None] | None = None,
+        scene: SceneEpisode | None = None,
     ) -> list[PhaseOutcome]:
         """Both phases of one episode. `on_record(record)` is called as soon as a phase is judged.
 
-        SimulationUnstable propagates unless `tolerate_unstable`, in which case the phase is recorded as failed.
+        With a `scene`, its obstacles are placed and its start and goal used (`tray_pose` is then ignored); without,
+        the scene is empty and the carry goal is the task's. SimulationUnstable propagates unless
+        `tolerate_unstable`, in which case the phase is recorded as failed.
         """
+        self.sim.set_obstacles(scene.obstacles if scene is not None else ())
+        self._scene = scene
+        tray_goal = None
+        if scene is not None:
+            tray_pose, tray_goal = scene.start_pose(float(self.sim.rest_tray_pose[2])), scene.goal_pose()
 
         def step(task: PhaseTask) -> PhaseOutcome:
             outcome = self.run_phase(task, grid_index, tolerate_unstable)
@@ -94,13 +107,15 @@ class EpisodeRunner:
                 on_record(outcome.record)
             return outcome
 
-        episode = run_episode(self.scene, self.ik, self.task, tray_pose, seed, step, lambda r: not r.unstable)
+        episode = run_episode(
+            self.scene, self.ik, self.task, tray_pose, seed, step, lambda r: not r.unstable, tray_goal=tray_goal
+        )
         return episode.phases
 
     def run_phase(self, task: PhaseTask, grid_index: int, tolerate_unstable: bool = False) -> PhaseOutcome:
         """Plan from the task's start state to its joint goal, execute in the simulation, judge, build the record."""
         dt = self.config.dt
-        plan = cem_plan(self.planner, task, task.start, dt)
+        plan = cem_plan(self.planner, task, task.start, dt, self.routes)
         try:
             self.execute(task.phase, plan.positions, plan.velocities)
             result = judge_phase(self.sim, task)
@@ -122,6 +137,7 @@ class EpisodeRunner:
             success=result.success,
             cost=plan.cost,
             dt=dt,
+            **scene_fields(self._scene),
         )
         return PhaseOutcome(record, plan, result, task.ik_success)
 
@@ -142,7 +158,25 @@ class EpisodeRunner:
             self.observer.on_state(sim.state())
 
 
-def cem_plan(planner: CEMPlanner, task: PhaseTask, start: SimState, dt: float) -> CEMPlan:
-    """The CEM expert's plan for a phase from `start` (seeded by the episode seed and the phase)."""
-    context = PhaseContext(task.phase, start.positions, start.velocities, task.tray_start, task.ee_targets, dt)
-    return planner.plan(context, task.goal, np.random.default_rng([task.seed, task.phase]))
+def cem_plan(
+    planner: CEMPlanner, task: PhaseTask, start: SimState, dt: float, routes: RouteBuilder | None = None
+) -> CEMPlan:
+    """The CEM expert's plan for a phase from `start` (seeded by the episode seed and the phase), avoiding the
+    task's obstacles; with `routes`, restarts from bent routes when the straight-line search finds nothing."""
+    context = PhaseContext(
+        task.phase, start.positions, start.velocities, task.tray_start, task.ee_targets, dt, task.obstacles
+    )
+
+    def alternatives() -> list[np.ndarray]:
+        return routes.routes(
+            task.phase, start.positions, start.velocities, task.goal, task.tray_start, task.tray_goal, task.seed
+        )
+
+    rng = np.random.default_rng([task.seed, task.phase])
+    return planner.plan(context, task.goal, rng, routes=alternatives if routes is not None else ())
+
+
+def scene_fields(scene: SceneEpisode | None) -> dict[str, object]:
+    """A record's scene fields (schema 2): the boxes as a fixed-size array, their mask and the template."""
+    obstacles, mask = boxes_to_array(scene.obstacles if scene is not None else ())
+    return {"obstacles": obstacles, "obstacle_mask": mask, "template": scene.template if scene else "empty"}

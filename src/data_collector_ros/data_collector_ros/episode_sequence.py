@@ -23,6 +23,7 @@ from data_collector_ros.ik import IKSolver
 from data_collector_ros.simulation import SimState, Simulation
 from data_collector_ros.success import SuccessResult, evaluate_simulation
 from data_collector_ros.task import TaskConfig, handle_targets
+from flow_planner_common.obstacles import Box
 from flow_planner_common.robot import PHASE_CARRY, PHASE_REACH
 
 IK_FAILED = "IK did not converge"
@@ -41,6 +42,7 @@ class PhaseTask:
     ee_targets: np.ndarray  # (2, 3) end-effector targets
     tray_start: np.ndarray  # (7,)
     tray_goal: np.ndarray  # (7,)
+    obstacles: tuple[Box, ...] = ()  # the scene's boxes (placed in the simulation)
 
 
 #: Plans, executes and judges one phase; its result type is the caller's (a record, a report row).
@@ -115,8 +117,11 @@ def run_episode(
     targets, quats = handle_targets(sim.model, sim.index, tray_pose)
     reach_ik = ik.solve(targets, quats, seed_positions=start.positions, seed=seed)
     reach = step(
-        PhaseTask(PHASE_REACH, seed, start, reach_ik.positions, reach_ik.success, targets, tray_pose, tray_pose)
-    )
+        PhaseTask(
+            PHASE_REACH, seed, start, reach_ik.positions, reach_ik.success, targets, tray_pose, tray_pose,
+            sim.obstacles,
+        )
+    )  # fmt: skip
     attached = bool(may_attach(reach) and scene.attach())
     carry_start = scene.state() if attached else scene.reset_attached(tray_pose, reach_ik.positions)
     tray_goal = task.carry_goal_pose(tray_pose) if tray_goal is None else np.asarray(tray_goal, dtype=float)
@@ -125,7 +130,7 @@ def run_episode(
     carry = step(
         PhaseTask(
             PHASE_CARRY, seed, carry_start, carry_ik.positions, carry_ik.success, targets, carry_start.tray_pose,
-            tray_goal,
+            tray_goal, sim.obstacles,
         )
     )  # fmt: skip
     return EpisodeResult(reach, carry, attached)

@@ -21,8 +21,10 @@ import numpy as np
 
 from flow_planner_common.robot import PHASE_NAMES
 from flow_planner_common.trajectory_schema import (
+    SCHEMA_VERSION,
     SchemaError,
     TrajectoryRecord,
+    load_npz,
     read_trajectory,
     stack_records,
     write_dataset,
@@ -49,6 +51,19 @@ def collect_records(inputs: list[Path], report=print) -> tuple[list[TrajectoryRe
                 continue
             records[key] = record
     return [records[key] for key in sorted(records)], skipped
+
+
+def schema_versions(inputs: list[Path]) -> dict[int, int]:
+    """schema_version -> number of readable traj_*.npz files in the inputs that carry it."""
+    counts: dict[int, int] = {}
+    for folder in inputs:
+        for path in sorted(folder.glob("traj_*.npz")):
+            try:
+                version = int(np.asarray(load_npz(path)["schema_version"]).reshape(-1)[0])
+            except (SchemaError, KeyError, IndexError, ValueError, TypeError):
+                continue
+            counts[version] = counts.get(version, 0) + 1
+    return counts
 
 
 def statistics(records: list[TrajectoryRecord]) -> list[str]:
@@ -109,6 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     problem = output_problem(args.output)
     if problem:
         print(f"merge: error: {problem}", file=sys.stderr)
+        return EXIT_BAD_ARGUMENTS
+    versions = schema_versions(args.input)
+    if len(versions) > 1:
+        found = ", ".join(f"{count} file(s) of schema {v}" for v, count in sorted(versions.items()))
+        print(
+            f"merge: error: mixed schema versions ({found}); this merge writes schema {SCHEMA_VERSION}: "
+            "merge each version separately or re-collect the old files",
+            file=sys.stderr,
+        )
         return EXIT_BAD_ARGUMENTS
     records, skipped = collect_records(args.input)
     for message in skipped:

@@ -53,7 +53,7 @@ class RouteBuilder:
     def __init__(self, ik: IKSolver, basis: TrajectoryBasis, config: RouteConfig | None = None) -> None:
         self.ik, self.basis, self.config = ik, basis, config or RouteConfig()
         self.model, self.index = ik.model, ik.index
-        self.data = mujoco.MjData(ik.model)
+        self.data = ik.data  # the IK solver's scratch data: used between its solves, never during one
 
     def routes(
         self,

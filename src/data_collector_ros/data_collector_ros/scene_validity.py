@@ -34,7 +34,7 @@ class StraightReach:
 
     def __init__(self, sim: Simulation, ik: IKSolver, dt: float = DEFAULT_DT) -> None:
         self.model, self.index, self.ik, self.dt = sim.model, sim.index, ik, dt
-        self.data = mujoco.MjData(sim.model)
+        self.data = ik.data  # the IK solver's scratch data: used after its solve, never during one
 
     def __call__(self, tray_start: np.ndarray) -> np.ndarray:
         targets, quats = handle_targets(self.model, self.index, tray_start)

@@ -1,23 +1,26 @@
 """The one trajectory data schema: per-trajectory `.npz` files and merged datasets.
 
 A per-trajectory file holds one trajectory (one phase of one episode); a merged dataset holds the
-same keys stacked on a leading axis. Files are written atomically (temp file + os.replace) and
-read with allow_pickle=False. Every reader validates shapes, dtypes and finiteness.
+same keys stacked on a leading axis. Schema 2 adds the scene: `obstacles` (MAX_OBSTACLES, 7) boxes
+(flow_planner_common.obstacles: centre, full size, yaw), their `obstacle_mask` and the scene `template`;
+files of another schema version are refused with a message that says so. Files are written atomically
+(temp file + os.replace) and read with allow_pickle=False. Every reader validates shapes, dtypes and finiteness.
 """
 
 from __future__ import annotations
 
 import zipfile
 import zlib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
 from flow_planner_common.atomic_file import TEMP_SUFFIX, atomic_path
+from flow_planner_common.obstacles import BOX_DIM, MAX_OBSTACLES
 from flow_planner_common.robot import HORIZON, JOINT_NAMES, NUM_JOINTS, PHASE_NAMES
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 POSE_DIM = 7  # x, y, z, qw, qx, qy, qz
 
 
@@ -52,6 +55,9 @@ FIELDS: dict[str, FieldSpec] = {
     "dt": FieldSpec((), "float64"),
     "joint_names": FieldSpec((NUM_JOINTS,), "str"),
     "schema_version": FieldSpec((), "int64"),
+    "obstacles": FieldSpec((MAX_OBSTACLES, BOX_DIM), "float64"),
+    "obstacle_mask": FieldSpec((MAX_OBSTACLES,), "bool"),
+    "template": FieldSpec((), "str"),
 }
 
 
@@ -74,6 +80,9 @@ class TrajectoryRecord:
     dt: float
     joint_names: tuple[str, ...] = JOINT_NAMES
     schema_version: int = SCHEMA_VERSION
+    obstacles: np.ndarray = field(default_factory=lambda: np.zeros((MAX_OBSTACLES, BOX_DIM)))
+    obstacle_mask: np.ndarray = field(default_factory=lambda: np.zeros(MAX_OBSTACLES, dtype=bool))
+    template: str = "empty"
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Arrays with the schema's dtypes, validated."""
@@ -119,6 +128,10 @@ def validate_arrays(arrays: dict[str, np.ndarray], stacked: bool = False) -> int
     With stacked=True every field has a leading trajectory axis of one common length.
     Raises SchemaError naming the first problem found.
     """
+    if "schema_version" in arrays:
+        versions = np.unique(np.asarray(arrays["schema_version"])).tolist()
+        if versions != [SCHEMA_VERSION]:
+            raise SchemaError(f"schema_version {versions}, this reader knows {SCHEMA_VERSION} (re-collect or convert)")
     missing = sorted(set(FIELDS) - set(arrays))
     if missing:
         raise SchemaError(f"missing keys: {', '.join(missing)}")
@@ -144,9 +157,6 @@ def validate_arrays(arrays: dict[str, np.ndarray], stacked: bool = False) -> int
     rows = names.reshape(-1, NUM_JOINTS)
     if not all(tuple(row) == JOINT_NAMES for row in rows):
         raise SchemaError(f"joint_names: expected {list(JOINT_NAMES)}")
-    versions = np.unique(np.asarray(arrays["schema_version"]))
-    if versions.tolist() != [SCHEMA_VERSION]:
-        raise SchemaError(f"schema_version {versions.tolist()}, this reader knows {SCHEMA_VERSION}")
     phases = set(np.unique(np.asarray(arrays["phase"])).tolist())
     if not phases <= set(PHASE_NAMES):
         raise SchemaError(f"phase: unknown values {sorted(phases - set(PHASE_NAMES))}")
