@@ -2,6 +2,11 @@
 serves /flow_planner/plan (plan_request validation, planning_pipeline), executes plans on the two arm controllers'
 JointTrajectory topics and replans in a receding horizon (execution state machine) when execution_steps < 60.
 
+The /flow_planner/execute action (flow_planner_msgs/action/ExecutePlan) plans and executes through the same queue,
+validation, pipeline and state machine, with feedback (phase, replans, distance to the goal, time left) until the
+goal is reached; canceling it publishes a smooth stop from where the running plan is (stop_trajectory) and reports
+canceled once the arm is at rest. Each plan's end-effector paths go to `marker_topic` (plan_markers, latched).
+
 Parameters: declared from planner_settings (descriptions, ranges; `ros2 param describe` shows them); read-only ones
 are set at start, the others may change while the node runs and are validated as a whole before they apply.
 
@@ -20,28 +25,35 @@ execution) is cross-faded from the running plan at the moment it is published, s
 
 from __future__ import annotations
 
+import math
 import sys
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from ament_index_python.packages import get_package_share_directory
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.action import ActionServer, CancelResponse
+from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.task import Future
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
+from visualization_msgs.msg import MarkerArray
 
 from flow_planner_common.node_main import spin_node_main
 from flow_planner_common.ros_messages import arm_trajectories, joint_trajectory
+from flow_planner_msgs.action import ExecutePlan
 from flow_planner_msgs.msg import PlannerStatus
 from flow_planner_msgs.srv import PlanTrajectory
 from flow_planner_ros.execution import Decision, Execution, ExecutionLimits
 from flow_planner_ros.flow_sampler import FlowSampler
+from flow_planner_ros.plan_markers import plan_markers
 from flow_planner_ros.plan_request import (
     JointStateSample,
     PlanRequest,
@@ -53,7 +65,12 @@ from flow_planner_ros.plan_request import (
 )
 from flow_planner_ros.planner_settings import PLANNER_PARAMETERS, ParameterSpec, PlannerSettings, SettingsError
 from flow_planner_ros.planning_pipeline import PlanningPipeline, PlanResult
+from flow_planner_ros.stop_trajectory import plan_state_at, stop_trajectory
 from flow_planner_ros.trajectory_safety import SafetyLimits
+
+#: The action's name, beside the /flow_planner/plan service.
+EXECUTE_ACTION = "/flow_planner/execute"
+Reply = Callable[[PlanTrajectory.Response], None]
 
 
 def default_checkpoint_path() -> Path:
@@ -74,6 +91,21 @@ def parameter_descriptor(spec: ParameterSpec) -> ParameterDescriptor:
     else:
         descriptor.floating_point_range = [FloatingPointRange(from_value=spec.low, to_value=spec.high, step=0.0)]
     return descriptor
+
+
+@dataclass
+class GoalRun:
+    """An ExecutePlan goal: its handle, the future of its result, and what the result summarizes."""
+
+    handle: ServerGoalHandle
+    done: Future
+    execution: Execution | None = None
+    started: float = math.nan  # node clock when its first plan was published
+    stop_until: float | None = None  # canceled: when the stop trajectory ends
+    last_trajectory: JointTrajectory | None = None
+    path_length: float = 0.0
+    last_measured: np.ndarray | None = None
+    last_feedback: float = -math.inf
 
 
 class PlannerNode(Node):
@@ -108,17 +140,26 @@ class PlannerNode(Node):
         self._latest_state: JointStateSample | None = None
         self._execution: Execution | None = None
         self._request_counter = 0
-        self._pending: deque[tuple[PlanTrajectory.Request, Callable[[PlanTrajectory.Response], None]]] = deque()
+        self._pending: deque[tuple[PlanTrajectory.Request, Reply, GoalRun | None]] = deque()
+        self._runs: dict[int, GoalRun] = {}  # ExecutePlan goals by the request_id of their execution
         self.create_subscription(JointState, s.joint_states_topic, self._on_joint_states, 10)
         self._left_pub = self.create_publisher(JointTrajectory, s.left_controller_topic, 10)
         self._right_pub = self.create_publisher(JointTrajectory, s.right_controller_topic, 10)
         self._status_pub = self.create_publisher(PlannerStatus, s.status_topic, 10)
+        latched = QoSProfile(
+            depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
+        )
+        self._marker_pub = self.create_publisher(MarkerArray, s.marker_topic, latched)
         service_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
         # Reentrant: a queued request's callback stays pending until it is planned, and must not block the others.
         self._service = self.create_service(
             PlanTrajectory, "/flow_planner/plan", self._on_plan, qos_profile=service_qos,
             callback_group=ReentrantCallbackGroup(),
         )
+        self._action = ActionServer(
+            self, ExecutePlan, EXECUTE_ACTION, execute_callback=self._on_execute,
+            cancel_callback=lambda _: CancelResponse.ACCEPT, callback_group=ReentrantCallbackGroup(),
+        )  # fmt: skip
         self._work = self.create_guard_condition(self._plan_next)
         self.create_timer(self.sampler.dt / 2, self._on_execution_tick)
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -170,11 +211,11 @@ class PlannerNode(Node):
             self._work.trigger()
         return await done
 
-    def _enqueue(self, request: PlanTrajectory.Request, reply: Callable[[PlanTrajectory.Response], None]) -> bool:
+    def _enqueue(self, request: PlanTrajectory.Request, reply: Reply, run: GoalRun | None = None) -> bool:
         """Queue a request, or answer it "busy" now when `max_pending_requests` are already waiting."""
         limit = self.settings.max_pending_requests
         if len(self._pending) < limit:
-            self._pending.append((request, reply))
+            self._pending.append((request, reply, run))
             return True
         busy = PlanTrajectory.Response(success=False)
         busy.message = f"busy: {len(self._pending)} requests are waiting (max_pending_requests={limit}); retry later"
@@ -197,10 +238,13 @@ class PlannerNode(Node):
         self._take_waiting_requests()
         if not self._pending:
             return
-        request, reply = self._pending.popleft()
+        request, reply, run = self._pending.popleft()
         response = PlanTrajectory.Response()
         try:
-            self._answer(request, response)
+            if run is not None and run.handle.is_cancel_requested:
+                response.message = "canceled before it was planned"
+            else:
+                self._answer(request, response, run)
         except Exception as exc:  # a model failure must not take the node down
             response.success = False
             response.message = f"planning failed: {type(exc).__name__}: {exc}"
@@ -209,7 +253,7 @@ class PlannerNode(Node):
         if self._pending:
             self._work.trigger()
 
-    def _answer(self, request: PlanTrajectory.Request, response: PlanTrajectory.Response) -> None:
+    def _answer(self, request: PlanTrajectory.Request, response: PlanTrajectory.Response, run: GoalRun | None) -> None:
         if len(request.obstacles) > 0:  # never plan as if a given obstacle were not there
             response.success = False
             response.message = "invalid request: obstacles are not supported by this planner's model yet"
@@ -248,7 +292,104 @@ class PlannerNode(Node):
             result.positions, result.velocities, self.settings.joint_names, self.sampler.dt
         )
         if plan_request.execute:
-            self._start_execution(plan_request, result)
+            self._start_execution(plan_request, result, run)
+            if run is not None:
+                run.last_trajectory = response.trajectory
+        self._publish_markers(result.positions, plan_request.goal_positions)
+
+    def _publish_markers(self, positions: np.ndarray, goal: np.ndarray) -> None:
+        stamp = self.get_clock().now().to_msg()
+        self._marker_pub.publish(plan_markers(positions, goal, self.settings.frame_id, stamp))
+
+    # -- action -----------------------------------------------------------------------------------------------
+    async def _on_execute(self, handle: ServerGoalHandle) -> ExecutePlan.Result:
+        """Plan and execute the goal through the request queue; resolve when it ends (see GoalRun)."""
+        goal = handle.request
+        request = PlanTrajectory.Request(
+            start_positions=goal.start_positions, start_velocities=goal.start_velocities,
+            joint_names=goal.joint_names, goal_positions=goal.goal_positions, num_samples=goal.num_samples,
+            integration_steps=goal.integration_steps, seed=goal.seed, execute=True, obstacles=goal.obstacles,
+        )  # fmt: skip
+        run = GoalRun(handle, Future())
+        handle.publish_feedback(ExecutePlan.Feedback(phase="planning", goal_error=math.nan))
+        planned = Future()
+        if self._enqueue(request, planned.set_result, run):
+            self._work.trigger()
+        response: PlanTrajectory.Response = await planned
+        if not response.success:
+            if handle.is_cancel_requested:
+                handle.canceled()
+                return ExecutePlan.Result(outcome="canceled", message=response.message, goal_error=math.nan)
+            handle.abort()
+            return ExecutePlan.Result(outcome="refused", message=response.message, goal_error=math.nan)
+        result: ExecutePlan.Result = await run.done
+        if result.outcome == "reached":
+            handle.succeed()
+        elif result.outcome == "canceled":
+            handle.canceled()
+        else:
+            handle.abort()
+        return result
+
+    def _track_runs(self, now: float) -> None:
+        """Per timer tick: stop canceled goals, finish stopped ones, measure path length, publish feedback."""
+        measured = self._measured_positions()
+        for run in list(self._runs.values()):
+            if measured is not None:
+                if run.last_measured is not None:
+                    run.path_length += float(np.sum(np.abs(measured - run.last_measured)))
+                run.last_measured = measured
+            if run.stop_until is None and run.handle.is_cancel_requested:
+                self._stop(run, now)
+            if run.stop_until is not None and now >= run.stop_until:
+                self._complete_run(run, "canceled", "canceled: the arm was stopped smoothly")
+                continue
+            if now - run.last_feedback >= 1.0 / self.settings.feedback_rate:
+                run.last_feedback = now
+                run.handle.publish_feedback(self._feedback(run, now, measured))
+
+    def _feedback(self, run: GoalRun, now: float, measured: np.ndarray | None) -> ExecutePlan.Feedback:
+        execution = run.execution
+        error = execution.goal_error(measured)
+        if run.stop_until is not None:
+            phase, left = "stopping", run.stop_until - now
+        else:
+            phase = "final_approach" if execution.final_approach else "executing"
+            left = execution.published_at + len(execution.positions) * execution.dt - now
+        return ExecutePlan.Feedback(
+            phase=phase, replans=execution.replans, goal_error=math.nan if error is None else error,
+            time_left=max(0.0, left), elapsed=now - run.started,
+        )  # fmt: skip
+
+    def _stop(self, run: GoalRun, now: float) -> None:
+        """Cancel: a smooth stop from where the running plan is now, replacing it on the controllers."""
+        execution, dt = run.execution, self.sampler.dt
+        position, velocity = plan_state_at(execution.positions, execution.velocities, dt, now - execution.published_at)
+        positions, velocities = stop_trajectory(
+            position, velocity, dt, self.settings.stop_deceleration, self.settings.position_limits
+        )
+        self._publish(positions, velocities)
+        run.last_trajectory = joint_trajectory(positions, velocities, self.settings.joint_names, dt)
+        run.stop_until = now + len(positions) * dt
+        if self._execution is execution:
+            self._execution = None
+        self._report(execution, "canceled", f"canceled: stopping within {len(positions) * dt:.2f} s")
+
+    def _complete_run(self, run: GoalRun, outcome: str, message: str) -> None:
+        execution = run.execution
+        self._runs.pop(execution.request_id, None)
+        if run.done.done():
+            return
+        times = execution.planning_times
+        error = execution.goal_error(self._measured_positions())
+        run.done.set_result(
+            ExecutePlan.Result(
+                success=outcome == "reached", outcome=outcome, message=message, replans=execution.replans,
+                duration=self._now() - run.started, goal_error=math.nan if error is None else error,
+                path_length=run.path_length, mean_planning_time=float(np.mean(times)) if times else 0.0,
+                last_trajectory=run.last_trajectory or JointTrajectory(),
+            )
+        )  # fmt: skip
 
     # -- execution --------------------------------------------------------------------------------------------
     def _publish(self, positions: np.ndarray, velocities: np.ndarray) -> None:
@@ -256,7 +397,7 @@ class PlannerNode(Node):
         self._left_pub.publish(left)
         self._right_pub.publish(right)
 
-    def _start_execution(self, request: PlanRequest, result: PlanResult) -> None:
+    def _start_execution(self, request: PlanRequest, result: PlanResult, run: GoalRun | None = None) -> None:
         if self._execution is not None:
             self._report(self._execution, "preempted", "preempted by a new request")
         self._request_counter += 1
@@ -265,9 +406,14 @@ class PlannerNode(Node):
             self._request_counter, request, result.positions, result.velocities, self._now(), self.sampler.dt,
             planning_times=[result.planning_time],
         )  # fmt: skip
+        if run is not None:
+            run.execution, run.started = self._execution, self._execution.published_at
+            self._runs[self._execution.request_id] = run
         self._report(self._execution, "executing", "plan published")
 
     def _on_execution_tick(self) -> None:
+        if self._runs:
+            self._track_runs(self._now())
         execution = self._execution
         if execution is None:
             return
@@ -295,6 +441,12 @@ class PlannerNode(Node):
         self._publish(result.positions, result.velocities)
         execution.adopt(result.positions, result.velocities, self._now(), result.planning_time)
         self._report(execution, "executing", f"replan {execution.replans}")
+        self._publish_markers(result.positions, request.goal_positions)
+        run = self._runs.get(execution.request_id)
+        if run is not None:
+            run.last_trajectory = joint_trajectory(
+                result.positions, result.velocities, self.settings.joint_names, self.sampler.dt
+            )
 
     def _finish(self, execution: Execution, state: str, message: str) -> None:
         self._report(execution, state, message)
@@ -318,6 +470,9 @@ class PlannerNode(Node):
         )
         if state != "executing":
             self.get_logger().info(f"request {execution.request_id}: {state}: {message}")
+        run = self._runs.get(execution.request_id)
+        if run is not None and state in ("reached", "failed", "preempted"):
+            self._complete_run(run, state, message)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -70,6 +70,9 @@ PLANNER_PARAMETERS: tuple[ParameterSpec, ...] = (
                   0.01, 60.0),
     ParameterSpec("max_pending_requests", 64, "requests that may wait for planning; more are answered "
                   "success=false 'busy' at once", 1, 1000),
+    ParameterSpec("stop_deceleration", 2.0, "rad/s^2; peak joint deceleration of the smooth stop when an "
+                  "ExecutePlan goal is canceled", 0.1, 100.0),
+    ParameterSpec("feedback_rate", 10.0, "Hz; ExecutePlan feedback while a goal executes", 0.5, 100.0),
     ParameterSpec("joint_names", list(JOINT_NAMES), f"the {NUM_JOINTS} joints, left arm then right arm, as the "
                   "controllers and /joint_states name them", read_only=True),
     ParameterSpec("joint_states_topic", "/joint_states", "measured joint states", read_only=True),
@@ -78,6 +81,9 @@ PLANNER_PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("right_controller_topic", "/right_arm_controller/joint_trajectory", "right arm JointTrajectory",
                   read_only=True),
     ParameterSpec("status_topic", "/flow_planner/status", "PlannerStatus of executions", read_only=True),
+    ParameterSpec("marker_topic", "/flow_planner/markers", "visualization_msgs/MarkerArray of each plan's "
+                  "end-effector paths (latched)", read_only=True),
+    ParameterSpec("frame_id", "world", "frame of the markers (the scene's world frame)", read_only=True),
     ParameterSpec("position_limits_lower", NAN_LIST, "rad, 12 values; [nan] = the robot description's",
                   read_only=True),
     ParameterSpec("position_limits_upper", NAN_LIST, "rad, 12 values; [nan] = the robot description's",
@@ -109,11 +115,15 @@ class PlannerSettings:
     start_state_tolerance: float
     joint_states_timeout: float
     max_pending_requests: int
+    stop_deceleration: float
+    feedback_rate: float
     joint_names: tuple[str, ...]
     joint_states_topic: str
     left_controller_topic: str
     right_controller_topic: str
     status_topic: str
+    marker_topic: str
+    frame_id: str
     position_limits: np.ndarray  # (12, 2)
     velocity_limits: np.ndarray  # (12,)
 
