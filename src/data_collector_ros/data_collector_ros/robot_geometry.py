@@ -42,7 +42,10 @@ def _collides(model: mujoco.MjModel, geom: int) -> bool:
 
 
 def geometry_from_model(model: mujoco.MjModel) -> RobotGeometry:
-    """Kinematic chains, collision shapes (cylinders as capsules), tray boxes and the table of a compiled scene."""
+    """Kinematic chains, collision shapes, tray boxes and the table of a compiled scene.
+
+    Capsules and boxes stay exact; a cylinder becomes the capsule of its radius and axis, or its bounding box when it
+    is no longer than its radius (the shoulder: a capsule's cap would reach 6 cm below it, next to the table)."""
     data = mujoco.MjData(model)
     mujoco.mj_kinematics(model, data)
     arms: list[dict[str, np.ndarray]] = []
@@ -75,8 +78,11 @@ def geometry_from_model(model: mujoco.MjModel) -> RobotGeometry:
                 continue
             rot, pos, size = _mat(model.geom_quat[geom]), model.geom_pos[geom].copy(), model.geom_size[geom]
             kind = int(model.geom_type[geom])
-            if kind in (mujoco.mjtGeom.mjGEOM_CAPSULE, mujoco.mjtGeom.mjGEOM_CYLINDER):
+            stubby = kind == mujoco.mjtGeom.mjGEOM_CYLINDER and size[1] <= size[0]
+            if kind == mujoco.mjtGeom.mjGEOM_CAPSULE or (kind == mujoco.mjtGeom.mjGEOM_CYLINDER and not stubby):
                 caps.append((chain.index(body), pos - rot[:, 2] * size[1], pos + rot[:, 2] * size[1], float(size[0])))
+            elif stubby:  # its bounding box: a capsule's caps would reach a radius beyond its ends
+                boxes.append((chain.index(body), pos, rot, np.array([size[0], size[0], size[1]])))
             elif kind == mujoco.mjtGeom.mjGEOM_BOX:
                 boxes.append((chain.index(body), pos, rot, size.copy()))
             else:

@@ -335,35 +335,34 @@ class CollisionChecker:
     def _min_pairs(
         self, cheap: np.ndarray, refine: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
     ) -> np.ndarray:
-        """Minimum over pairs of lower bounds: `cheap` (C, P, Q) bounds everywhere, `refine(ci, pi, qi)` (tighter
+        """Minimum over pairs of lower bounds: `cheap` (P, Q, C) bounds everywhere, `refine(ci, pi, qi)` (tighter
         lower bounds) for the pairs that can still be a configuration's minimum below max_distance."""
-        c, q = cheap.shape[0], cheap.shape[2]
+        p, q, c = cheap.shape
         if cheap.size == 0:
             return np.full(c, np.inf)
-        flat = cheap.reshape(c, -1)
-        rows = np.arange(c)
-        first = flat.argmin(axis=1)
-        best = flat[rows, first]
+        flat = cheap.reshape(p * q, c)
+        cols = np.arange(c)
+        first = flat.argmin(axis=0)
+        best = flat[first, cols].astype(np.float64)
         refined = np.zeros(flat.shape, dtype=bool)
         # round 1: each configuration's most promising pair; round 2: every pair whose bound is below that result
         todo = best < self.max_distance
-        ci, cj = rows[todo], first[todo]
-        best = best.astype(np.float64)
+        ci, pj = cols[todo], first[todo]
         if len(ci):
-            best[ci] = refine(ci, cj // q, cj % q)
-            refined[ci, cj] = True
-        mask = (flat < np.minimum(best, self.max_distance)[:, None]) & ~refined
-        ci, cj = np.nonzero(mask)
+            best[ci] = refine(ci, pj // q, pj % q)
+            refined[pj, ci] = True
+        mask = (flat < np.minimum(best, self.max_distance)[None, :]) & ~refined
+        pj, ci = np.nonzero(mask)
         if len(ci):
-            np.minimum.at(best, ci, refine(ci, cj // q, cj % q))
+            np.minimum.at(best, ci, refine(ci, pj // q, pj % q))
             refined |= mask
-        return np.minimum(best, np.where(refined, np.inf, flat).min(axis=1).astype(np.float64))
+        return np.minimum(best, np.where(refined, np.inf, flat).min(axis=0).astype(np.float64))
 
     def _cap_cap(self, a: _Capsules, b: _Capsules) -> np.ndarray:
         reach = (a.radius + a.half_len)[:, None] + (b.radius + b.half_len)[None, :] + _F32_SLACK
         ma, mb = _f32(a.mid), _f32(b.mid)
-        dx, dy, dz = (ma[:, :, None, k] - mb[:, None, :, k] for k in range(3))
-        cheap = np.sqrt(dx * dx + dy * dy + dz * dz) - reach.astype(np.float32)  # bounding spheres
+        dx, dy, dz = (ma[:, :, k].T[:, None, :] - mb[:, :, k].T[None, :, :] for k in range(3))
+        cheap = np.sqrt(dx * dx + dy * dy + dz * dz) - reach.astype(np.float32)[:, :, None]  # bounding spheres
 
         def refine(ci: np.ndarray, pi: np.ndarray, qi: np.ndarray) -> np.ndarray:
             ca, cb = _rows(a.p0, ci), _rows(b.p0, ci)
@@ -375,7 +374,7 @@ class CollisionChecker:
     def _cap_box(self, a: _Capsules, b: _Boxes) -> np.ndarray:
         # the box SDF at the capsule's midpoint minus half its length and its radius
         reach = a.half_len + a.radius + _F32_SLACK
-        cheap = _sdf_in_frames(a.mid, b) - reach.astype(np.float32)[:, None]
+        cheap = _sdf_in_frames(a.mid, b) - reach.astype(np.float32)[:, None, None]
 
         def refine(ci: np.ndarray, pi: np.ndarray, qi: np.ndarray) -> np.ndarray:
             ca, cb = _rows(a.p0, ci), _rows(b.center, ci)
@@ -389,7 +388,7 @@ class CollisionChecker:
     def _box_box(self, a: _Boxes, b: _Boxes) -> np.ndarray:
         # the SDF of box b at box a's centre minus a's circumradius
         reach = _norm(a.half) + _F32_SLACK
-        cheap = _sdf_in_frames(a.center, b) - reach.astype(np.float32)[:, None]
+        cheap = _sdf_in_frames(a.center, b) - reach.astype(np.float32)[:, None, None]
 
         def refine(ci: np.ndarray, pi: np.ndarray, qi: np.ndarray) -> np.ndarray:
             ca, cb = _rows(a.center, ci), _rows(b.center, ci)
@@ -409,13 +408,14 @@ def _f32(array: np.ndarray) -> np.ndarray:
 
 
 def _sdf_in_frames(points: np.ndarray, boxes: _Boxes) -> np.ndarray:
-    """Box SDF (float32) of points (C|1, P, 3) against boxes (C|1, Q): (C, P, Q); component-wise for speed."""
-    pts = _f32(points)[:, :, None, :]  # (C, P, 1, 3)
-    center, rot = _f32(boxes.center)[:, None], _f32(boxes.rot)[:, None]  # (C, 1, Q, 3), (C, 1, Q, 3, 3)
-    rel = [pts[..., i] - center[..., i] for i in range(3)]
-    half = boxes.half.astype(np.float32)
+    """Box SDF (float32) of points (C|1, P, 3) against boxes (C|1, Q): (P, Q, C), configurations last for speed."""
+    pts = _f32(points).transpose(1, 2, 0)[:, None]  # (P, 1, 3, C)
+    center = _f32(boxes.center).transpose(1, 2, 0)[None]  # (1, Q, 3, C)
+    rot = _f32(boxes.rot).transpose(1, 2, 3, 0)[None]  # (1, Q, 3, 3, C)
+    rel = [pts[:, :, i] - center[:, :, i] for i in range(3)]
+    half = boxes.half.astype(np.float32)[None, :, :, None]  # (1, Q, 3, 1)
     q = [
-        np.abs(rel[0] * rot[..., 0, j] + rel[1] * rot[..., 1, j] + rel[2] * rot[..., 2, j]) - half[:, j]
+        np.abs(rel[0] * rot[:, :, 0, j] + rel[1] * rot[:, :, 1, j] + rel[2] * rot[:, :, 2, j]) - half[:, :, j]
         for j in range(3)
     ]
     inside = np.minimum(np.maximum(np.maximum(q[0], q[1]), q[2]), 0.0)
