@@ -22,7 +22,8 @@ ALL_PACKAGES = ("flow_planner_msgs", *PYTHON_PACKAGES)
 # Import name of a ROS package = its package.xml key. Everything else maps to a rosdep key and a pip name.
 ROS_MODULES = {
     "rclpy", "std_msgs", "std_srvs", "sensor_msgs", "geometry_msgs", "trajectory_msgs", "builtin_interfaces",
-    "rosgraph_msgs", "rcl_interfaces", "ament_index_python", "launch", "launch_ros", *ALL_PACKAGES,
+    "rosgraph_msgs", "rcl_interfaces", "ament_index_python", "launch", "launch_ros", "shape_msgs", "visualization_msgs",
+    *ALL_PACKAGES,
 }  # fmt: skip
 #: import name -> (package.xml key, setup.py install_requires name)
 THIRD_PARTY = {
