@@ -153,7 +153,16 @@ def start_ray(address: str | None, num_workers: int | None) -> tuple[int, float]
         cpus = num_workers or os.cpu_count() or 1
         ray.init(address="local", num_cpus=cpus, **common)
     else:
-        ray.init(address=address, **common)
+        try:
+            ray.init(address=address, **common)
+        except (ConnectionError, RuntimeError, ray.exceptions.RayError) as exc:
+            text = " ".join(str(exc).split())
+            if "InvalidAuthToken" in f"{text} {exc.__cause__}":
+                raise ArgumentError(
+                    f"--address {address}: the cluster wants its authentication token: export RAY_AUTH_MODE=token "
+                    "here with the head node's token in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+                ) from exc
+            raise ArgumentError(f"--address {address}: cannot join the Ray cluster ({text[:200]})") from exc
         cpus = num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     return cpus, time.perf_counter() - started
 
@@ -176,7 +185,11 @@ def main(argv: list[str] | None = None) -> int:
         if c.count == 0:
             print(f"{PROG}: nothing to do (count 0)", flush=True)
             return EXIT_OK
-        workers, startup = start_ray(address, args.num_workers)
+        try:
+            workers, startup = start_ray(address, args.num_workers)
+        except ArgumentError as exc:
+            print(f"{PROG}: error: {exc}", file=sys.stderr, flush=True)
+            return EXIT_BAD_ARGUMENTS
         where = f"cluster {address}" if address else "a local Ray instance"
         span = f"[{c.start_index}, {c.start_index + c.count})"
         print(f"{PROG}: {where} up in {startup:.1f} s; grid indices {span} of a {c.grid.nx}x{c.grid.ny} grid into "
