@@ -6,14 +6,23 @@ joint_trajectory_controller topics; every trajectory is checked against the JTC 
 the speed its waypoints imply from the arm's commanded state, within `implied_speed_margin` of the velocity limits),
 a rejected one is logged with its reason and changes nothing, an accepted one replaces the arm's running trajectory
 from the last commanded state (no jump). Services: `~/reset` (std_srvs/Trigger: home pose, tray at the `tray_pose`
-parameter, set it first with the standard parameter services) and `~/set_grasp` (std_srvs/SetBool: attach when both
-end effectors are within `grasp_tolerance` of their handles / detach).
+parameter, the boxes of the `obstacles` parameter placed; set both first with the standard parameter services) and
+`~/set_grasp` (std_srvs/SetBool: attach when both end effectors are within `grasp_tolerance` of their handles /
+detach).
+
+Scene: `obstacles` holds 7 numbers per box (centre x y z, full edge lengths x y z, yaw about world z; m, rad; empty =
+none; at most MAX_OBSTACLES boxes). Bad values (non-finite, not 7 per box, too many boxes, sizes or distance out of
+range) are refused when set: the parameter service answers with the reason and nothing changes; so is a bad
+`tray_pose`. A reset whose scene has an arm or the tray touching a box at the start is refused with the reason and
+changes nothing. After every successful reset, and once at start-up, the scene is published latched (reliable,
+transient local, depth 1) in `frame_id`: `scene_obstacles_topic` (flow_planner_msgs/ObstacleArray, ids box_<i>) and
+`scene_markers_topic` (visualization_msgs/MarkerArray: a DELETEALL, then one CUBE per box, marker id i = box_<i>).
 
 Threading: the physics runs in its own thread, paced against the wall clock by `real_time_factor` (1 real time,
 > 1 faster, 0 as fast as possible) — a ROS timer cannot express "as fast as possible" and would tie physics
 pacing to executor load. ROS callbacks run in a SingleThreadedExecutor in the main thread; one lock guards the
 simulation, so a callback never sees a half-stepped state. mj_step releases the GIL, so both threads progress.
-If the physics diverges, the node logs it and resets the scene (the last reset's tray pose).
+If the physics diverges, the node logs it and resets the scene (the last reset's tray pose and boxes).
 """
 
 from __future__ import annotations
@@ -22,22 +31,81 @@ import sys
 import threading
 import time
 
+import mujoco
 import numpy as np
+from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
+from visualization_msgs.msg import MarkerArray
 
 from data_collector_ros.jtc_contract import TrajectoryRejected, validate_trajectory
+from data_collector_ros.scene import obstacle_contacts
 from data_collector_ros.simulation import Simulation, SimulationUnstable
 from flow_planner_common.node_main import spin_node_main
+from flow_planner_common.obstacles import BOX_DIM, MAX_OBSTACLES, Box, ObstacleError
 from flow_planner_common.robot import JOINT_NAMES, LEFT_ARM_JOINTS, RIGHT_ARM_JOINTS
-from flow_planner_common.ros_messages import duration_seconds, joint_state, pose_stamped, time_msg
+from flow_planner_common.ros_messages import (
+    duration_seconds,
+    joint_state,
+    obstacle_array,
+    obstacle_markers,
+    pose_stamped,
+    time_msg,
+)
+from flow_planner_msgs.msg import ObstacleArray
 
 MAX_IMPLIED_SPEED_MARGIN = 1.0  # the most a launch file may loosen the implied-speed check (2x the limits)
+#: QoS of the scene topics: a subscriber that joins later still gets the current scene.
+LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def obstacles_from_parameter(value: object) -> tuple[Box, ...]:
+    """The boxes of an `obstacles` parameter value: 7 numbers per box (cx cy cz sx sy sz yaw); None or empty = none.
+    ObstacleError with one clear reason otherwise."""
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+        raise ObstacleError(f"obstacles must be a list of numbers (7 per box: cx cy cz sx sy sz yaw), got {value!r}")
+    values = list(value)
+    if not values:
+        return ()
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise ObstacleError(f"obstacles must be numbers (7 per box: cx cy cz sx sy sz yaw), got {values}")
+    if len(values) % BOX_DIM:
+        raise ObstacleError(
+            f"obstacles needs {BOX_DIM} values per box (cx cy cz sx sy sz yaw), got {len(values)} values"
+        )
+    if len(values) // BOX_DIM > MAX_OBSTACLES:
+        raise ObstacleError(f"obstacles has {len(values) // BOX_DIM} boxes, at most {MAX_OBSTACLES} are supported")
+    rows = np.asarray(values, dtype=float).reshape(-1, BOX_DIM)
+    boxes = []
+    for i, row in enumerate(rows):
+        if not np.all(np.isfinite(row)):
+            raise ObstacleError(f"obstacles box {i}: non-finite value in {row.tolist()}")
+        try:
+            boxes.append(Box.from_array(row))
+        except ObstacleError as exc:
+            raise ObstacleError(f"obstacles box {i}: {exc}") from None
+    return tuple(boxes)
+
+
+def tray_pose_from_parameter(value: object) -> np.ndarray:
+    """The (7,) tray pose of a `tray_pose` parameter value (x y z qw qx qy qz); ValueError with the reason."""
+    pose = np.asarray(value, dtype=float)
+    if pose.shape != (7,):
+        raise ValueError(f"tray_pose must have 7 values (x y z qw qx qy qz), got {pose.tolist()}")
+    if not np.all(np.isfinite(pose)):
+        raise ValueError(f"tray_pose must be finite, got {pose.tolist()}")
+    if np.linalg.norm(pose[3:]) < 1e-9:
+        raise ValueError("tray_pose quaternion (qw qx qy qz) has zero norm")
+    return pose
 
 
 class SimBridge(Node):
@@ -52,7 +120,17 @@ class SimBridge(Node):
         self.publish_clock = bool(self.declare_parameter("publish_clock", False).value)
         self.frame_id = self.declare_parameter("frame_id", "world").value
         self.grasp_tolerance = float(self.declare_parameter("grasp_tolerance", 0.02).value)
-        self.declare_parameter("tray_pose", self.sim.rest_tray_pose.tolist())
+        self.declare_parameter(
+            "tray_pose",
+            self.sim.rest_tray_pose.tolist(),
+            ParameterDescriptor(description="tray pose x y z qw qx qy qz (world frame) that ~/reset puts the tray at"),
+        )
+        obstacles_descriptor = ParameterDescriptor(
+            description=f"scene boxes placed by ~/reset: {BOX_DIM} numbers per box (centre x y z, full edge lengths "
+            f"x y z, yaw about world z; m, rad), at most {MAX_OBSTACLES} boxes; empty = no obstacles",
+            dynamic_typing=True,  # so that an empty list (typed bool by YAML and `ros2 param set`) clears the scene
+        )
+        self.declare_parameter("obstacles", None, obstacles_descriptor)
         margin_descriptor = ParameterDescriptor(
             description="fraction above the joint velocity limits tolerated for the speed a trajectory's waypoints "
             "imply (cubic Hermite from the commanded state through every point); faster trajectories are rejected",
@@ -68,6 +146,8 @@ class SimBridge(Node):
                 ("tray_pose_topic", "/tray_pose"),
                 ("left_controller_topic", "/left_arm_controller/joint_trajectory"),
                 ("right_controller_topic", "/right_arm_controller/joint_trajectory"),
+                ("scene_obstacles_topic", "/scene/obstacles"),
+                ("scene_markers_topic", "/scene/markers"),
             )
         }
         if not 0.0 <= self.implied_speed_margin <= MAX_IMPLIED_SPEED_MARGIN:
@@ -76,9 +156,17 @@ class SimBridge(Node):
             raise ValueError("joint_states_rate must be > 0 and real_time_factor >= 0")
         self.steps_per_publish = max(1, round(1.0 / (rate * self.sim.timestep)))
         self.lock = threading.Lock()
-        self.reset_pose = self._tray_pose_parameter()
+        self.reset_pose = tray_pose_from_parameter(self.get_parameter("tray_pose").value)
+        boxes = obstacles_from_parameter(self.get_parameter("obstacles").value)
+        self._checker = Simulation(scene_path or None)  # a scratch copy of the scene: start poses checked there
+        self._check_scene(self.reset_pose, boxes)
+        self.sim.set_obstacles(boxes)
         self.sim.reset(self.reset_pose)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.joint_pub = self.create_publisher(JointState, topics["joint_states_topic"], 10)
+        self.obstacles_pub = self.create_publisher(ObstacleArray, topics["scene_obstacles_topic"], LATCHED)
+        self.markers_pub = self.create_publisher(MarkerArray, topics["scene_markers_topic"], LATCHED)
+        self._publish_scene(boxes)
         self.tray_pub = self.create_publisher(PoseStamped, topics["tray_pose_topic"], 10)
         self.clock_pub = self.create_publisher(Clock, "/clock", 10) if self.publish_clock else None
         for arm, joints, topic in (
@@ -97,14 +185,44 @@ class SimBridge(Node):
         self._thread.start()
         self.get_logger().info(
             f"sim_bridge running: rtf={self.real_time_factor},"
-            f" {1.0 / (self.steps_per_publish * self.sim.timestep):.0f} Hz joint states, dt={self.sim.timestep} s"
+            f" {1.0 / (self.steps_per_publish * self.sim.timestep):.0f} Hz joint states, dt={self.sim.timestep} s,"
+            f" {len(boxes)} obstacles"
         )
 
-    def _tray_pose_parameter(self) -> np.ndarray:
-        pose = np.asarray(self.get_parameter("tray_pose").value, dtype=float)
-        if pose.shape != (7,):
-            raise ValueError(f"tray_pose must have 7 values (x y z qw qx qy qz), got {pose.tolist()}")
-        return pose
+    # ----------------------------------------------------------------- scene
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Refuse a bad `obstacles` or `tray_pose` when it is set (nothing changes), with the reason."""
+        for parameter in parameters:
+            try:
+                if parameter.name == "obstacles":
+                    obstacles_from_parameter(parameter.value)
+                elif parameter.name == "tray_pose":
+                    tray_pose_from_parameter(parameter.value)
+            except ValueError as exc:
+                self.get_logger().error(f"parameter {parameter.name} refused: {exc}")
+                return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
+
+    def _check_scene(self, pose: np.ndarray, boxes: tuple[Box, ...]) -> None:
+        """ObstacleError if, with the arms at home and the tray at `pose`, an arm or the tray touches a box (checked
+        in the scratch simulation, so the running one is untouched)."""
+        checker = self._checker
+        checker.set_obstacles(boxes)
+        checker.reset(pose)
+        data = checker.data
+        for g1, g2 in data.contact.geom[: data.ncon]:
+            if any(obstacle_contacts(checker.index, np.array([[g1, g2]]))):
+                names = " / ".join(
+                    mujoco.mj_id2name(checker.model, mujoco.mjtObj.mjOBJ_GEOM, int(g)) or f"geom {g}" for g in (g1, g2)
+                )
+                raise ObstacleError(f"the scene starts in collision ({names}): move the boxes or the tray")
+
+    def _scene_stamp(self) -> Time:
+        return time_msg(self.sim.time) if self.publish_clock else self.get_clock().now().to_msg()
+
+    def _publish_scene(self, boxes: tuple[Box, ...]) -> None:
+        self.obstacles_pub.publish(obstacle_array(boxes, self.frame_id, self._scene_stamp()))
+        self.markers_pub.publish(obstacle_markers(boxes, self.frame_id))
 
     # ------------------------------------------------------------------ loop
     def _run(self) -> None:
@@ -163,15 +281,21 @@ class SimBridge(Node):
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         try:
-            pose = self._tray_pose_parameter()
+            pose = tray_pose_from_parameter(self.get_parameter("tray_pose").value)
+            boxes = obstacles_from_parameter(self.get_parameter("obstacles").value)
+            self._check_scene(pose, boxes)
             with self.lock:
+                self.sim.set_obstacles(boxes)
                 self.sim.reset(pose)
                 self.reset_pose = pose
                 self._pacing_origin = (time.monotonic(), self.sim.time)
         except ValueError as exc:
-            response.success, response.message = False, str(exc)
+            response.success, response.message = False, f"reset refused, nothing changed: {exc}"
+            self.get_logger().error(response.message)
             return response
-        response.success, response.message = True, f"reset: tray at {np.round(pose, 4).tolist()}"
+        self._publish_scene(boxes)
+        response.success = True
+        response.message = f"reset: tray at {np.round(pose, 4).tolist()}, {len(boxes)} obstacles"
         return response
 
     def _on_set_grasp(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:

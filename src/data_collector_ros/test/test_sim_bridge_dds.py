@@ -1,11 +1,15 @@
-"""The sim_bridge node as a separate process, over real DDS: tracking, replacement, rejections, services."""
+"""The sim_bridge node as a separate process, over real DDS: tracking, replacement, rejections, services, scenes
+(obstacles set by parameters, placed in the physics on reset, published latched)."""
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +21,16 @@ from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from visualization_msgs.msg import Marker, MarkerArray
 
+from data_collector_ros.sim_bridge import obstacles_from_parameter
+from flow_planner_common.arm_kinematics import ee_positions
 from flow_planner_common.motion import min_jerk_waypoints
+from flow_planner_common.obstacles import MAX_OBSTACLES, Box, ObstacleError
 from flow_planner_common.robot import (
     DEFAULT_DT,
     HOME_POSITIONS,
@@ -30,21 +39,26 @@ from flow_planner_common.robot import (
     LEFT_ARM_JOINTS,
     RIGHT_ARM_JOINTS,
 )
+from flow_planner_common.ros_messages import boxes_from_obstacle_array
+from flow_planner_msgs.msg import ObstacleArray
 
 WORKSPACE = Path(__file__).resolve().parents[3]
 BRIDGE = WORKSPACE / "install" / "data_collector_ros" / "lib" / "data_collector_ros" / "sim_bridge"
 TRACKING_TOLERANCE = 5e-3  # rad, at the end of a trajectory
 
 
-@pytest.fixture
-def bridge(ros_domain_id: int, tmp_path: Path):
+@contextlib.contextmanager
+def running_bridge(log_path: Path, *parameters: str) -> Iterator[subprocess.Popen]:
+    """The bridge process (real_time_factor 2, /clock) with extra `name:=value` parameters; SIGINT at the end."""
     if not BRIDGE.exists():
         pytest.fail(f"{BRIDGE} missing: colcon build the workspace first")
-    log = open(tmp_path / "bridge.log", "w+")  # noqa: SIM115 - closed below
+    log = open(log_path, "w+")  # noqa: SIM115 - closed below
     args = [str(BRIDGE), "--ros-args", "-p", "real_time_factor:=2.0", "-p", "publish_clock:=true"]
+    for parameter in parameters:
+        args += ["-p", parameter]
     process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
     try:
-        yield process, tmp_path / "bridge.log"
+        yield process
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -52,6 +66,12 @@ def bridge(ros_domain_id: int, tmp_path: Path):
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+@pytest.fixture
+def bridge(ros_domain_id: int, tmp_path: Path):
+    with running_bridge(tmp_path / "bridge.log") as process:
+        yield process, tmp_path / "bridge.log"
 
 
 class Client:
@@ -237,3 +257,178 @@ def test_out_of_range_speed_margin_is_one_line(ros_domain_id: int, value: str) -
     lines = [line for line in result.stderr.splitlines() if line.startswith("sim_bridge: cannot start")]
     assert len(lines) == 1 and "implied_speed_margin out of range" in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------------------------------------------ scenes
+#: A box under the left end effector (home: (0.49, 0.48, 1.12)), clear of the arm, the tray and its handles.
+BLOCK = Box((0.52, 0.50, 0.90), (0.2, 0.12, 0.24), 0.0)
+#: Two boxes of another scene: a yawed post beside the right arm and a wall in front of the tray.
+SCENE = (Box((0.75, -0.45, 0.85), (0.06, 0.06, 0.2), 0.3), Box((0.8, 0.0, 0.85), (0.05, 0.6, 0.2), 0.0))
+LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def flat(boxes) -> list[float]:
+    return [float(v) for box in boxes for v in box.as_array()]
+
+
+def set_parameters(client: Client, **values: list[float]) -> list:
+    """SetParameters on the bridge (double arrays); the per-parameter results."""
+    parameters = [
+        ParameterMsg(name=name, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE_ARRAY, double_array_value=v))
+        for name, v in values.items()
+    ]
+    response = client.call(SetParameters, "/sim_bridge/set_parameters", SetParameters.Request(parameters=parameters))
+    return list(response.results)
+
+
+def latched_scene(client: Client, timeout: float = 10.0) -> tuple[ObstacleArray, MarkerArray]:
+    """The scene as a subscriber that joins now receives it (transient local): a fresh subscription each call."""
+    got: dict[str, object] = {}
+    subs = [
+        client.node.create_subscription(ObstacleArray, "/scene/obstacles", lambda m: got.update(obstacles=m), LATCHED),
+        client.node.create_subscription(MarkerArray, "/scene/markers", lambda m: got.update(markers=m), LATCHED),
+    ]
+    end = time.monotonic() + timeout
+    while len(got) < 2 and time.monotonic() < end:
+        client.executor.spin_once(timeout_sec=0.05)
+    for sub in subs:
+        client.node.destroy_subscription(sub)
+    assert len(got) == 2, f"latched scene not received (got {sorted(got)})"
+    return got["obstacles"], got["markers"]
+
+
+def assert_scene(client: Client, boxes) -> None:
+    obstacles, markers = latched_scene(client)
+    assert obstacles.header.frame_id == "world"
+    assert [o.id for o in obstacles.obstacles] == [f"box_{i}" for i in range(len(boxes))]
+    got = boxes_from_obstacle_array(obstacles, frame_id="world")
+    np.testing.assert_allclose(flat(got), flat(boxes), atol=1e-9)
+    assert markers.markers[0].action == Marker.DELETEALL
+    cubes = markers.markers[1:]
+    assert [m.type for m in cubes] == [Marker.CUBE] * len(boxes) and [m.id for m in cubes] == list(range(len(boxes)))
+    for cube, box in zip(cubes, boxes, strict=True):
+        assert cube.header.frame_id == "world"
+        assert (cube.scale.x, cube.scale.y, cube.scale.z) == pytest.approx(box.size)
+        assert (cube.pose.position.x, cube.pose.position.y, cube.pose.position.z) == pytest.approx(box.center)
+
+
+def reset(client: Client) -> Trigger.Response:
+    return client.call(Trigger, "/sim_bridge/reset", Trigger.Request())
+
+
+def test_resets_into_a_given_scene_and_publishes_it_latched(ros_domain_id: int, tmp_path: Path) -> None:
+    from geometry_msgs.msg import PoseStamped
+
+    with running_bridge(tmp_path / "bridge.log", f"obstacles:={flat([BLOCK])}"):
+        client = Client(ros_domain_id)
+        try:
+            client.wait_for_states()
+            assert_scene(client, [BLOCK])  # the start-up scene, from the parameter
+            pose = [0.45, 0.05, 0.76, math.cos(0.2), 0.0, 0.0, math.sin(0.2)]
+            results = set_parameters(client, obstacles=flat(SCENE), tray_pose=pose)
+            assert all(r.successful for r in results), results
+            response = reset(client)
+            assert response.success and "2 obstacles" in response.message, response.message
+            assert_scene(client, SCENE)  # subscribers created after the reset still get it
+            poses: list[PoseStamped] = []
+            client.node.create_subscription(PoseStamped, "/tray_pose", poses.append, 10)
+            client.spin_for(0.5)
+            p, q = poses[-1].pose.position, poses[-1].pose.orientation
+            assert (p.x, p.y) == pytest.approx((0.45, 0.05), abs=2e-3)
+            assert 2 * math.atan2(q.z, q.w) == pytest.approx(0.4, abs=0.01)
+            assert set_parameters(client, obstacles=[])[0].successful  # empty = no obstacles
+            assert reset(client).success
+            obstacles, markers = latched_scene(client)
+            assert obstacles.obstacles == [] and [m.action for m in markers.markers] == [Marker.DELETEALL]
+        finally:
+            client.close()
+
+
+def test_a_box_in_the_scene_stops_the_arm(bridge, client: Client) -> None:
+    """The left arm lowers its end effector through BLOCK: with the box placed it stops on top (contact), without
+    it the same trajectory arrives."""
+    assert set_parameters(client, obstacles=flat([BLOCK]))[0].successful
+    assert reset(client).success
+    home = client.wait_for_states()
+    goal = home.copy()
+    goal[1] += 0.4  # left shoulder lift: end effector from z 1.12 down to 0.91, the box top is at 1.02
+    positions, velocities = min_jerk_waypoints(home[:6], goal[:6], DEFAULT_DT)
+    times = DEFAULT_DT * np.arange(1, len(positions) + 1)
+    client.send("left", LEFT_ARM_JOINTS, positions, velocities, times)
+    client.spin_for(times[-1] / 2 + 0.8)  # real_time_factor 2
+    blocked = client.samples[-1][1]
+    assert np.abs(blocked - goal).max() > 0.1, "the arm passed through the box"
+    ee_z = ee_positions(blocked[None])[0, 0, 2]
+    assert ee_z > BLOCK.center[2] + BLOCK.size[2] / 2 - 0.03, f"end effector at z {ee_z:.3f} went into the box"
+
+    assert set_parameters(client, obstacles=[])[0].successful
+    assert reset(client).success
+    client.spin_for(0.3)
+    client.samples.clear()
+    client.send("left", LEFT_ARM_JOINTS, positions, velocities, times)
+    client.spin_for(times[-1] / 2 + 0.8)
+    assert np.abs(client.samples[-1][1] - goal).max() < TRACKING_TOLERANCE
+
+
+def test_bad_scenes_are_refused_with_one_reason(bridge, client: Client) -> None:
+    _, log_path = bridge
+    client.wait_for_states()
+    assert set_parameters(client, obstacles=flat([BLOCK]))[0].successful
+    assert reset(client).success
+    cases = {
+        "nan": ([math.nan, *flat([BLOCK])[1:]], "non-finite"),
+        "8 values": ([*flat([BLOCK]), 0.1], "7 values per box"),
+        "5 boxes": (flat([BLOCK] * (MAX_OBSTACLES + 1)), f"5 boxes, at most {MAX_OBSTACLES}"),
+        "negative size": ([*flat([BLOCK])[:3], 0.1, -0.1, 0.1, 0.0], "edge lengths must be in"),
+    }
+    for name, (value, reason) in cases.items():
+        (result,) = set_parameters(client, obstacles=value)
+        assert not result.successful and reason in result.reason and "\n" not in result.reason, (name, result)
+    (result,) = set_parameters(client, tray_pose=[0.5, 0.0, math.nan, 1.0, 0.0, 0.0, 0.0])
+    assert not result.successful and "finite" in result.reason
+    # A valid box on the tray: accepted as a value, refused by the reset, which changes nothing.
+    assert set_parameters(client, obstacles=[0.5, 0.0, 0.8, 0.1, 0.1, 0.1, 0.0])[0].successful
+    response = reset(client)
+    assert not response.success and "starts in collision" in response.message and "tray" in response.message
+    assert_scene(client, [BLOCK])  # still the last good scene
+    assert reset(client).success is False  # the parameter still holds the bad scene
+    assert set_parameters(client, obstacles=flat(SCENE))[0].successful
+    assert reset(client).success  # alive and working
+    assert_scene(client, SCENE)
+    log = log_path.read_text()
+    assert log.count("parameter obstacles refused") == len(cases) and "Traceback" not in log, log
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [("[0.5, 0.0, 0.9, 0.1, 0.1, 0.1]", "7 values per box"), ("[0.5, 0.0, 0.76, 0.2, 0.2, 0.2, 0.0]", "collision")],
+)
+def test_bad_start_up_scene_is_one_line(ros_domain_id: int, value: str, reason: str) -> None:
+    args = [str(BRIDGE), "--ros-args", "-p", f"obstacles:={value}"]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=60, env=os.environ)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.startswith("sim_bridge: cannot start")]
+    assert len(lines) == 1 and reason in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("boxes", "list of numbers"),
+        ([True] * 7, "must be numbers"),
+        ([0.5, 0.0, 0.9, 0.1, 0.1, 0.1], "7 values per box"),
+        ([0.5, 0.0, 0.9, 0.1, 0.1, 0.1, math.inf], "box 0: non-finite"),
+        (flat([BLOCK] * 5), "5 boxes"),
+        ([*flat([BLOCK]), 0.5, 0.0, 0.9, 0.1, 0.0, 0.1, 0.0], "box 1: box edge lengths"),
+    ],
+)
+def test_obstacles_parameter_parsing(value, reason: str) -> None:
+    with pytest.raises(ObstacleError, match=reason):
+        obstacles_from_parameter(value)
+
+
+def test_obstacles_parameter_empty_and_integers() -> None:
+    assert obstacles_from_parameter(None) == obstacles_from_parameter([]) == ()
+    (box,) = obstacles_from_parameter([1, 0, 1, 1, 1, 1, 0])
+    assert box == Box((1.0, 0.0, 1.0), (1.0, 1.0, 1.0), 0.0)
