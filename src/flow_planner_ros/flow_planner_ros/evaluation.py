@@ -8,7 +8,16 @@ the controllers, each cut where the next one took over) and the simulation's jud
 - `limit_violations`: waypoints of the published trajectories outside the joint position or velocity limits, plus
   one if the simulation measured a limit excess (the success function's position/velocity checks).
 `summarize` aggregates the per-episode rows into the report, `write_report` writes it as strict JSON and `table`
-compares reports side by side. The episodes file is flow_planner_ros.episodes_file, the plots
+compares reports side by side. Scenes (obstacles) add, over the valid episodes:
+- `collisions`: episodes with any arm or tray contact with an obstacle (the simulation's contact monitor, every
+  10 ms), in either phase;
+- `min_clearance` / `min_clearance_median`: per episode, the smallest signed distance (m, negative = penetration)
+  between any arm or tray geom and any obstacle box over the executed motion (MuJoCo's mj_geomDistance on states
+  every 10 ms of sim time, settling included); the report gives its minimum and median over episodes with boxes;
+- `per_template`: episodes, success rate, collisions, invalid episodes and median clearance per template label;
+- `invalid_episodes`: the episodes the scene validity check refused ({count, episodes: [{index, template,
+  reason}]}); they are in `rows` but left out of every rate and mean (`episodes` counts all rows,
+  `valid_episodes` the ones that ran). The episodes file is flow_planner_ros.episodes_file, the plots
 flow_planner_ros.evaluation_plots.
 """
 
@@ -110,14 +119,16 @@ def _mean(values: list[float]) -> float:
 
 
 def summarize(planner: str, rows: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
-    """The report: overall and per-phase aggregates over the per-episode rows, plus `meta`."""
-    report: dict[str, Any] = {"planner": planner, "episodes": len(rows)}
-    report["success_rate"] = _mean([float(r["success"]) for r in rows])
+    """The report: overall and per-phase aggregates over the valid episodes' rows, per template, plus `meta`."""
+    valid = [r for r in rows if r.get("valid", True)]
+    invalid = [r for r in rows if not r.get("valid", True)]
+    report: dict[str, Any] = {"planner": planner, "episodes": len(rows), "valid_episodes": len(valid)}
+    report["success_rate"] = _mean([float(r["success"]) for r in valid])
     all_times: list[float] = []
     all_violations = 0
     phases: dict[str, Any] = {}
     for name in PHASES:
-        ran = [r["phases"][name] for r in rows if name in r["phases"]]
+        ran = [r["phases"][name] for r in valid if name in r["phases"]]
         times = [t for p in ran for t in p["planning_times"]]
         all_times += times
         violations = int(sum(p["limit_violations"] for p in ran))
@@ -131,6 +142,7 @@ def summarize(planner: str, rows: list[dict[str, Any]], meta: dict[str, Any]) ->
             "mean_jerk": _mean([p["mean_jerk"] for p in ran]),
             "path_length": _mean([p["path_length"] for p in ran]),
             "limit_violations": violations,
+            "collisions": sum(bool(p.get("arm_obstacle_contact") or p.get("tray_obstacle_contact")) for p in ran),
             "planning_time_p50": percentile(times, 50),
             "planning_time_p95": percentile(times, 95),
             "planning_time_mean": _mean(times),
@@ -142,9 +154,37 @@ def summarize(planner: str, rows: list[dict[str, Any]], meta: dict[str, Any]) ->
     report["limit_violations"] = all_violations
     report["planning_time_p50"] = percentile(all_times, 50)
     report["planning_time_p95"] = percentile(all_times, 95)
+    report["collisions"] = sum(bool(r.get("collision")) for r in valid)
+    clearances = [r["min_clearance"] for r in valid if r.get("min_clearance") is not None]
+    report["min_clearance"] = min(clearances) if clearances else None
+    report["min_clearance_median"] = float(np.median(clearances)) if clearances else None
+    report["invalid_episodes"] = {
+        "count": len(invalid),
+        "episodes": [{"index": r["index"], "template": r.get("template"), "reason": r.get("invalid_reason", "")}
+                     for r in invalid],
+    }  # fmt: skip
+    report["per_template"] = per_template(rows)
     report["rows"] = rows
     report |= meta
     return report
+
+
+def per_template(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """{template: {episodes (valid), success_rate, successes, collisions, invalid, min_clearance_median}}."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in sorted({str(r.get("template", "empty")) for r in rows}):
+        mine = [r for r in rows if str(r.get("template", "empty")) == name]
+        valid = [r for r in mine if r.get("valid", True)]
+        clearances = [r["min_clearance"] for r in valid if r.get("min_clearance") is not None]
+        out[name] = {
+            "episodes": len(valid),
+            "successes": sum(bool(r["success"]) for r in valid),
+            "success_rate": _mean([float(r["success"]) for r in valid]),
+            "collisions": sum(bool(r.get("collision")) for r in valid),
+            "invalid": len(mine) - len(valid),
+            "min_clearance_median": float(np.median(clearances)) if clearances else None,
+        }
+    return out
 
 
 def _jsonable(value: Any) -> Any:
@@ -177,8 +217,19 @@ def table(reports: list[dict[str, Any]]) -> str:
                         else f"{format(v, fmt):>14s}" for v in values)  # fmt: skip
         lines.append(f"{label:34s}{cells}")
 
-    row("episodes", [r["episodes"] for r in reports], "d")
+    def mm(value: Any) -> Any:
+        return None if value is None else 1000 * value
+
+    row("episodes (valid)", [r.get("valid_episodes", r["episodes"]) for r in reports], "d")
+    row("invalid episodes (not counted)", [r.get("invalid_episodes", {}).get("count", 0) for r in reports], "d")
     row("success rate (episode)", [r["success_rate"] for r in reports], ".2f")
+    templates = sorted({t for r in reports for t in r.get("per_template", {})})
+    for name in templates:
+        cells = [r.get("per_template", {}).get(name) for r in reports]
+        row(f"  {name}: success", [f"{c['successes']}/{c['episodes']}" if c else None for c in cells], "s")
+    row("collisions (episodes)", [r.get("collisions") for r in reports], "d")
+    row("min clearance (mm)", [mm(r.get("min_clearance")) for r in reports], ".1f")
+    row("median episode min clearance (mm)", [mm(r.get("min_clearance_median")) for r in reports], ".1f")
     for phase in PHASES:
         p = [r["phases"][phase] for r in reports]
         row(f"{phase}: success rate", [x["success_rate"] for x in p], ".2f")

@@ -2,7 +2,8 @@
 topics.
 
 - The bridge (data_collector_ros SimBridge) runs *in this process*, so the one success function can read its
-  simulation; it is driven only through its ROS interfaces: ~/reset (after setting its `tray_pose` parameter),
+  simulation; it is driven only through its ROS interfaces: ~/reset (after setting its `tray_pose` and `obstacles`
+  parameters),
   ~/set_grasp, and the two joint_trajectory_controller topics. The harness is an EpisodeScene
   (data_collector_ros.episode_sequence) over those interfaces.
 - Flow: the `planner` node runs as its own process (flow_planner_ros.planner_process) and is called over DDS:
@@ -10,7 +11,12 @@ topics.
   (reached / failed / preempted).
 - A plan computed here (the CEM expert) is published on the two controller topics.
 - Everything published on the controller topics is captured, so a phase's executed plans can be measured.
-Waiting is measured in simulated time; while waiting, the simulation's qpos is sampled every FRAME_DT.
+- The scene's boxes go to the bridge with the tray pose: its `obstacles` parameter (7 numbers per box) is set with
+  `tray_pose` before ~/reset, which places them and publishes the scene (a bridge without that parameter gets them
+  placed in its simulation directly, Simulation.set_obstacles; they stay through its resets).
+Waiting is measured in simulated time; while waiting, the simulation's qpos is sampled every FRAME_DT into a
+recording (video, plots) and every TRACE_DT (the simulation's monitor interval, 10 ms) into the phase's trace, from
+which `Clearance` measures the smallest distance between the robot (arms, tray) and the obstacles.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ class EvaluationHarness:
     """The bridge (in process), the planner (a process, flow only) and a client node, on one executor thread."""
 
     FRAME_DT = 0.05  # s of sim time between recorded states
+    TRACE_DT = 0.01  # s of sim time between traced states (the simulation's monitor interval: 5 steps of 2 ms)
     RESET_SETTLE = 0.1  # s of sim time after a reset: fresh /joint_states of the new scene reach the planner
 
     def __init__(self, real_time_factor: float, planner: PlannerLaunch | None = None) -> None:
@@ -80,6 +87,9 @@ class EvaluationHarness:
         self.statuses: list[Any] = []
         self.commands: list[tuple[str, np.ndarray, np.ndarray]] = []
         self.grasp_message = ""
+        self.obstacles: tuple[Any, ...] = ()  # the boxes `reset` places
+        self.trace: list[np.ndarray] = []  # qpos every TRACE_DT since begin_phase
+        self._next_trace = 0.0
         self.node.create_subscription(PlannerStatus, "/flow_planner/status", self._on_status, 100)
         self.publishers = {}
         for arm in ("left", "right"):
@@ -168,13 +178,25 @@ class EvaluationHarness:
         with self.bridge.lock:
             return self.sim.state()
 
+    def set_obstacles(self, boxes: Any) -> None:
+        """The boxes the next `reset` places (a sequence of flow_planner_common.obstacles.Box)."""
+        self.obstacles = tuple(boxes)
+
     def reset(self, tray_pose: np.ndarray) -> Any:
-        """Set the bridge's tray_pose parameter and call its ~/reset; the state after RESET_SETTLE."""
+        """Set the bridge's tray_pose and obstacles parameters and call its ~/reset; the state after
+        RESET_SETTLE."""
         from rclpy.parameter import Parameter
 
-        result = self.bridge.set_parameters([Parameter("tray_pose", value=[float(a) for a in tray_pose])])
-        if not result[0].successful:
-            raise RuntimeError(f"cannot set the bridge's tray_pose: {result[0].reason}")
+        parameters = [Parameter("tray_pose", value=[float(a) for a in tray_pose])]
+        if self.bridge.has_parameter("obstacles"):
+            flat = [float(v) for box in self.obstacles for v in box.as_array()]
+            parameters.append(Parameter("obstacles", Parameter.Type.DOUBLE_ARRAY, flat))
+        else:  # a bridge that does not take a scene: its resets keep whatever boxes its simulation holds
+            with self.bridge.lock:
+                self.sim.set_obstacles(self.obstacles)
+        for result in self.bridge.set_parameters(parameters):
+            if not result.successful:
+                raise RuntimeError(f"cannot set the bridge's scene: {result.reason}")
         response = self._call(self.reset_client, self._types["Trigger"].Request(), 10.0)
         if not response.success:
             raise RuntimeError(f"bridge reset failed: {response.message}")
@@ -201,6 +223,8 @@ class EvaluationHarness:
             self.commands.clear()
         with self.bridge.lock:
             self.sim.reset_stats()
+            self.trace = [self.sim.data.qpos.copy()]
+            self._next_trace = self.sim.time + self.TRACE_DT
             return self.sim.state()
 
     # ---------------------------------------------------------------------------------------------- waiting
@@ -217,10 +241,15 @@ class EvaluationHarness:
         next_sample = self.sim.time
         while True:
             now = self.sim.time
-            if record is not None and now >= next_sample:
+            if now >= self._next_trace or (record is not None and now >= next_sample):
                 with self.bridge.lock:
-                    record.append((self.sim.time, self.sim.data.qpos.copy()))
-                next_sample = now + self.FRAME_DT
+                    qpos, now = self.sim.data.qpos.copy(), self.sim.time
+                if now >= self._next_trace:
+                    self.trace.append(qpos)
+                    self._next_trace = now + self.TRACE_DT - 1e-9
+                if record is not None and now >= next_sample:
+                    record.append((now, qpos))
+                    next_sample = now + self.FRAME_DT
             if condition():
                 return True
             if (now >= sim_limit and sim_seconds > 0) or time.monotonic() > wall_limit:
@@ -296,3 +325,40 @@ class EvaluationHarness:
         elif final_msg.state != "reached":
             notes.append(f"planner: {final_msg.state}: {final_msg.message}")
         return PlanAttempt(times, [round_trip], notes)
+
+
+class Clearance:
+    """Signed distance (m) between the robot (arm and tray geoms) and the placed obstacle boxes, by MuJoCo's
+    mj_geomDistance on a scratch MjData (negative: penetration). Distances beyond DISTMAX read as DISTMAX."""
+
+    DISTMAX = 0.5
+
+    def __init__(self, model: Any) -> None:
+        import mujoco
+
+        from data_collector_ros.scene import GROUP_LEFT, GROUP_RIGHT, GROUP_TRAY, SceneIndex
+
+        self._mujoco = mujoco
+        self.model, self.data = model, mujoco.MjData(model)
+        self.index = SceneIndex.from_model(model)
+        group = self.index.geom_group
+        names = {GROUP_LEFT: "left arm", GROUP_RIGHT: "right arm", GROUP_TRAY: "tray"}
+        self.robot = [(int(g), names[int(group[g])]) for g in np.flatnonzero(np.isin(group, list(names)))]
+        self._fromto = np.zeros(6)
+
+    def over(self, samples: list[np.ndarray], obstacles: int) -> tuple[float | None, str]:
+        """(smallest distance over the qpos `samples`, "what to which box"); (None, "") without obstacles."""
+        if obstacles == 0 or not samples:
+            return None, ""
+        mj, m, d = self._mujoco, self.model, self.data
+        best, what = float("inf"), ""
+        boxes = [int(g) for g in self.index.obstacle_geoms[:obstacles]]
+        for qpos in samples:
+            d.qpos[:] = qpos
+            mj.mj_kinematics(m, d)
+            for box_number, box in enumerate(boxes):
+                for geom, name in self.robot:
+                    dist = mj.mj_geomDistance(m, d, geom, box, self.DISTMAX, self._fromto)
+                    if dist < best:
+                        best, what = float(dist), f"{name} - obstacle {box_number}"
+        return best, what

@@ -1,29 +1,40 @@
 """`evaluate`'s episodes: the shared reach -> attach -> carry sequence (data_collector_ros.episode_sequence) run
 through the evaluation harness, one report row per episode.
 
-Each phase: the planner plans and the plan executes through the controller topics (flow: the planner node over
-DDS, /flow_planner/plan with execute=true, until its final status; cem: the CEM expert plans here from the measured
-state and the harness publishes its plan), then the harness waits for the controllers to finish, settles SETTLE s
-of sim time and the one success function judges the simulation. If the grasp fails, the carry phase runs from a
-reset with the arms at the reach goal and the tray attached (row flag `carry_from_reset`; the episode counts as
-failed). Planning time: flow = the node's own planning time per plan (replans included), cem = the CEM's wall
-time; the flow service round trip is reported too.
+Before each episode its scene's boxes are placed in the bridge's simulation and the scene is validated
+(data_collector_ros.scene_validity.check_scene: IK reach and carry, nothing in collision at the start, the grasp and
+the goal); an invalid episode gets a row with `valid: false` and the reason, runs no phase and is left out of the
+rates (evaluation.summarize).
+
+Each phase: the planner plans and the plan executes through the controller topics, then the harness waits for the
+controllers to finish, settles SETTLE s of sim time and the one success function judges the simulation:
+- flow: the planner node over DDS, /flow_planner/plan with execute=true, until its final status. The request
+  carries no obstacles: the model does not see them yet (the node refuses requests with obstacles);
+- cem: the CEM expert plans here from the measured state, with the scene's boxes in its cost and restarts from
+  bent routes (data_collector_ros.routes.RouteBuilder), and the harness publishes its plan;
+- straight: the minimum-jerk joint-space line from the measured state to the IK goal
+  (flow_planner_common.motion.reference_trajectory), no search, published like the CEM plan.
+If the grasp fails, the carry phase runs from a reset with the arms at the reach goal and the tray attached (row
+flag `carry_from_reset`; the episode counts as failed). Planning time: flow = the node's own planning time per plan
+(replans included), cem and straight = their wall time here; the flow service round trip is reported too. Per phase
+the row also has the simulation's obstacle contacts (arm, tray) and the minimum clearance between the robot and the
+boxes over the executed motion (evaluation_harness.Clearance on states every 10 ms of sim time).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from data_collector_ros.episode_sequence import PhaseTask, judge_phase, phase_verdict, run_episode
+from data_collector_ros.scene_family import SceneEpisode
 from flow_planner_common.robot import DEFAULT_DT, PHASE_NAMES, PHASE_REACH
 from flow_planner_ros.episodes_file import EpisodeSet
 from flow_planner_ros.evaluation import phase_metrics
-from flow_planner_ros.evaluation_harness import EvaluationHarness, PlanAttempt, Record
+from flow_planner_ros.evaluation_harness import Clearance, EvaluationHarness, PlanAttempt, Record
 from flow_planner_ros.evaluation_media import joint_curves, write_video
 
 
@@ -31,7 +42,7 @@ from flow_planner_ros.evaluation_media import joint_curves, write_video
 class EvaluationSettings:
     """The planner under evaluation and how it is asked."""
 
-    planner: str  # "flow" | "cem"
+    planner: str  # "flow" | "cem" | "straight"
     seed: int = 0  # seeds IK restarts, CEM and flow sampling
     execution_steps: int = 60  # flow: the planner's execution_steps (plans are cut after it but the last)
     num_samples: int = 0  # flow: 0 = the planner's default
@@ -49,7 +60,10 @@ class EvaluationRun:
 
 
 class EvaluationRunner:
-    """Runs episodes through an EvaluationHarness with the flow planner (over DDS) or the CEM expert (here)."""
+    """Runs episodes through an EvaluationHarness with the flow planner (over DDS), the CEM expert or the straight
+    line (both here)."""
+
+    PLANNERS = ("flow", "cem", "straight")
 
     SETTLE = 0.25  # s of sim time after a trajectory ends, before judging (as the collector does)
 
@@ -57,50 +71,73 @@ class EvaluationRunner:
         from data_collector_ros.cem import CEMConfig, CEMPlanner
         from data_collector_ros.grid import GridConfig
         from data_collector_ros.ik import IKSolver
+        from data_collector_ros.routes import RouteBuilder
         from data_collector_ros.task import TaskConfig
 
+        if settings.planner not in self.PLANNERS:
+            raise ValueError(f"planner must be one of {', '.join(self.PLANNERS)} (got {settings.planner!r})")
         self.harness, self.settings = harness, settings
         self.task = GridConfig().task_box(TaskConfig())
         self.ik = IKSolver(harness.sim.model)
-        self.cem = CEMPlanner(harness.sim.model, CEMConfig()) if settings.planner == "cem" else None
         self.dt = DEFAULT_DT
+        self.cem = CEMPlanner(harness.sim.model, CEMConfig()) if settings.planner == "cem" else None
+        self.routes = RouteBuilder(self.ik, self.cem.basis(self.dt)) if self.cem is not None else None
+        self.clearance = Clearance(harness.sim.model)
         self._records: dict[str, Record] | None = None
 
     def run(self, episodes: EpisodeSet) -> EvaluationRun:
-        from data_collector_ros.task import tray_pose
-
         s = self.settings
         rows, curves, recordings = [], None, []
         record_video = s.video_dir is not None and s.video_episodes > 0
         for i in range(len(episodes)):
-            x, y, yaw = episodes.xy_yaw(i)
-            pose = tray_pose(x, y, yaw, float(self.harness.sim.rest_tray_pose[2]))
             in_video = record_video and i < s.video_episodes
-            row, records = self.episode(i, pose, i == 0 or in_video)
+            row, records = self.episode(i, episodes.scenes[i], curves is None or in_video, episodes.legacy)
             rows.append(row)
-            planned = {name: p.pop("planned") for name, p in row["phases"].items()}
-            if i == 0:
-                curves = joint_curves(records, planned, self.harness.sim.index.qpos_adr, self.dt)
-            if in_video:
-                recordings.append(records)
+            if row["valid"]:
+                planned = {name: p.pop("planned") for name, p in row["phases"].items()}
+                if curves is None:
+                    curves = joint_curves(records, planned, self.harness.sim.index.qpos_adr, self.dt, i)
+                if in_video:
+                    recordings.append(records)
             if not s.quiet:
-                print(_progress_line(i, episodes, row), flush=True)
+                print(_progress_line(i, len(episodes), row), flush=True)
         videos: list[Path] = []
         if recordings:
             path = Path(s.video_dir) / f"evaluate_{s.planner}.mp4"
             videos = write_video(self.harness.sim.model, recordings, path, self.harness.FRAME_DT)
         return EvaluationRun(rows, curves, videos)
 
-    def episode(self, index: int, pose: np.ndarray, record: bool) -> tuple[dict[str, Any], dict[str, Record]]:
+    def episode(
+        self, index: int, scene: SceneEpisode, record: bool, legacy: bool = False
+    ) -> tuple[dict[str, Any], dict[str, Record]]:
         """One episode's report row (phases still carrying their first published plan, `planned`) and, if
-        `record`, the states sampled per phase."""
-        self._records = {} if record else None
+        `record`, the states sampled per phase. The scene's boxes are placed and the scene validated first; an
+        invalid scene runs nothing (`valid` false, `invalid_reason`). `legacy`: an old tray-pose episode, whose
+        carry goal is the task's (run_episode's default)."""
+        from data_collector_ros.scene_validity import check_scene
+
         seed = int(self.settings.seed) * 100_003 + index
-        episode = run_episode(self.harness, self.ik, self.task, pose, seed, self.phase)
+        self.harness.set_obstacles(scene.obstacles)
+        with self.harness.locked() as sim:
+            pose = scene.start_pose(float(sim.rest_tray_pose[2]))
+            check = check_scene(sim, self.ik, scene, seed=seed)
         row: dict[str, Any] = {
-            "index": index, "tray_pose": pose.tolist(),
-            "phases": {"reach": episode.reach, "carry": episode.carry},
-            "carry_from_reset": not episode.attached, "grasp": self.harness.grasp_message,
+            "index": index, "template": scene.template, "grid_index": scene.grid_index, "tray_pose": pose.tolist(),
+            "tray_goal": list(scene.tray_goal), "obstacles": [b.as_array().tolist() for b in scene.obstacles],
+            "valid": bool(check.valid),
+        }  # fmt: skip
+        if not check.valid:
+            row |= {"invalid_reason": check.reason, "success": False, "phases": {}}
+            return row, {}
+        self._records = {} if record else None
+        tray_goal = None if legacy else scene.goal_pose()
+        episode = run_episode(self.harness, self.ik, self.task, pose, seed, self.phase, tray_goal=tray_goal)
+        phases = {"reach": episode.reach, "carry": episode.carry}
+        clearances = [p["min_clearance"] for p in phases.values() if p["min_clearance"] is not None]
+        row |= {
+            "phases": phases, "carry_from_reset": not episode.attached, "grasp": self.harness.grasp_message,
+            "collision": any(p["arm_obstacle_contact"] or p["tray_obstacle_contact"] for p in phases.values()),
+            "min_clearance": min(clearances) if clearances else None,
         }  # fmt: skip
         row["success"] = bool(episode.reach["success"] and episode.carry["success"] and episode.attached)
         records, self._records = self._records or {}, None
@@ -118,8 +155,10 @@ class EvaluationRunner:
         start = harness.begin_phase()
         if self.settings.planner == "flow":
             attempt = self._plan_flow(task, record)
-        else:
+        elif self.settings.planner == "cem":
             attempt = self._plan_cem(task, start, record)
+        else:
+            attempt = self._plan_straight(task, start, record)
         harness.wait_until_executed(30.0, record)
         harness.advance(self.SETTLE, record)
         with harness.locked() as sim:
@@ -152,7 +191,12 @@ class EvaluationRunner:
             "goal": task.goal.tolist(),
             "ik_success": bool(task.ik_success),
             "planned": published[0][0].tolist() if published else [],
+            "arm_obstacle_contact": bool(stats.arm_obstacle_contact),
+            "tray_obstacle_contact": bool(stats.tray_obstacle_contact),
+            "first_collision": stats.first_collision,
         }
+        clearance, where = self.clearance.over(harness.trace, len(task.obstacles))
+        row |= {"min_clearance": clearance, "min_clearance_at": where, "clearance_samples": len(harness.trace)}
         return row
 
     def _plan_flow(self, task: PhaseTask, record: Record | None) -> PlanAttempt:
@@ -163,19 +207,36 @@ class EvaluationRunner:
     def _plan_cem(self, task: PhaseTask, start: Any, record: Record | None) -> PlanAttempt:
         from data_collector_ros.episode import cem_plan
 
-        plan = cem_plan(self.cem, task, start, self.dt)
+        plan = cem_plan(self.cem, task, start, self.dt, self.routes)
         accepted = self.harness.publish_plan(plan.positions, plan.velocities, self.dt, record)
         notes = [] if accepted else ["controllers did not accept the CEM trajectory"]
         return PlanAttempt([plan.seconds], [], notes)
 
+    def _plan_straight(self, task: PhaseTask, start: Any, record: Record | None) -> PlanAttempt:
+        """The minimum-jerk joint-space line from the measured start state to the IK goal: no search."""
+        from flow_planner_common.motion import reference_trajectory
 
-def _progress_line(i: int, episodes: EpisodeSet, row: dict[str, Any]) -> str:
+        t0 = time.perf_counter()
+        positions, velocities = reference_trajectory(start.positions, start.velocities, task.goal, self.dt)
+        seconds = time.perf_counter() - t0
+        accepted = self.harness.publish_plan(positions, velocities, self.dt, record)
+        notes = [] if accepted else ["controllers did not accept the straight trajectory"]
+        return PlanAttempt([seconds], [], notes)
+
+
+def _progress_line(i: int, count: int, row: dict[str, Any]) -> str:
+    x, y, yaw = row["tray_pose"][0], row["tray_pose"][1], 2 * math.atan2(row["tray_pose"][6], row["tray_pose"][3])
+    head = f"[{i + 1}/{count}] {row['template']} x={x:.3f} y={y:+.3f} yaw={yaw:+.2f}"
+    if not row["valid"]:
+        return f"{head}: INVALID ({row['invalid_reason']})"
     phases = " ".join(
         f"{name}={'ok' if p['success'] else 'FAIL'}(ee {1000 * p['ee_error']:.1f} mm)"
         for name, p in row["phases"].items()
     )
+    extra = []
+    if row["min_clearance"] is not None:
+        extra.append(f"clearance {1000 * row['min_clearance']:.0f} mm")
+    if row["collision"]:
+        extra.append("COLLISION")
     reasons = "; ".join(r for p in row["phases"].values() for r in p["reasons"][:1])
-    u, v, yaw = episodes.uvyaw[i]
-    return f"[{i + 1}/{len(episodes)}] u={u:.2f} v={v:.2f} yaw={yaw:+.2f}: {phases}" + (
-        f"  ({reasons})" if reasons else ""
-    )
+    return f"{head}: {phases}" + (f" [{', '.join(extra)}]" if extra else "") + (f"  ({reasons})" if reasons else "")

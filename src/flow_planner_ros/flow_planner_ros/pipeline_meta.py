@@ -1,11 +1,13 @@
 """The default checkpoint's metadata file (written by tools/pipeline.sh):
 
     python -m flow_planner_ros.pipeline_meta --data expert.npz --checkpoint default.safetensors --flow flow.json
-        --cem cem.json --times stage_times.txt --train-command "..." --out default.json
+        --cem cem.json [--straight straight.json] --times stage_times.txt --train-command "..." --out default.json
 
 Records the data set (trajectories, episodes, success rate, content hash as the training code computes it, file
 SHA-256), the training command and result (epochs, final train / validation loss, parameters, samples/s), the
-checkpoint's size and SHA-256, the per-stage wall times, and the evaluation summary of both planners.
+checkpoint's size and SHA-256, the per-stage wall times, and the evaluation summary of each planner evaluated
+(flow, cem and the straight-line baseline; scenes add collisions, invalid episodes, clearance and per-template
+success).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from flow_planner_ros.evaluation import PHASES, write_report
 
 SUMMARY_KEYS = (
     "episodes",
+    "valid_episodes",
     "success_rate",
     "mean_jerk",
     "path_length",
@@ -34,6 +37,10 @@ SUMMARY_KEYS = (
     "round_trip_time_p95",
     "execution_steps",
     "episodes_file",
+    "collisions",
+    "min_clearance",
+    "min_clearance_median",
+    "per_template",
 )
 PHASE_SUMMARY_KEYS = (
     "success_rate",
@@ -57,6 +64,7 @@ def sha256(path: Path) -> str:
 
 def evaluation_summary(report: dict[str, Any]) -> dict[str, Any]:
     out = {k: report.get(k) for k in SUMMARY_KEYS}
+    out["invalid_episodes"] = (report.get("invalid_episodes") or {}).get("count")
     out["phases"] = {p: {k: report["phases"][p].get(k) for k in PHASE_SUMMARY_KEYS} for p in PHASES}
     return out
 
@@ -107,7 +115,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
             for name, sec in (line.split() for line in Path(args.times).read_text().splitlines() if line)
         }
     evaluation = {}
-    for name, path in (("flow", args.flow), ("cem", args.cem)):
+    for name, path in (("flow", args.flow), ("cem", args.cem), ("straight", getattr(args, "straight", None))):
         if path and Path(path).is_file():
             evaluation[name] = evaluation_summary(json.loads(Path(path).read_text()))
     if {"flow", "cem"} <= set(evaluation):
@@ -131,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--flow", default=None)
     parser.add_argument("--cem", default=None)
+    parser.add_argument("--straight", default=None, help="the straight-line baseline's evaluate report")
     parser.add_argument("--times", default=None)
     parser.add_argument("--episodes", type=int, default=None)
     parser.add_argument("--shards", type=int, default=None)

@@ -130,3 +130,105 @@ def test_evaluate_refuses_an_alias_bomb_fast_with_one_short_line(tmp_path: Path)
     assert seconds < 20  # the interpreter and the imports; parsing stops at the first anchor
     assert int(result.stdout.split()[-1]) < 1024**2  # peak RSS in KiB: well under 1 GiB
     assert not report.exists()
+
+
+# ------------------------------------------------------------------------------------------------ scene form
+SCENE = """episodes:
+  - tray_start: [0.55, -0.05, 0.3]
+    tray_goal: [0.45, 0.1, 0.95, -0.2]
+    obstacles:
+      - {center: [0.6, 0.0, 0.8], size: [0.04, 0.5, 0.1], yaw: 0.3}
+    template: barrier
+    grid_index: 7
+  - tray_start: [0.5, 0.0, 0.0]
+    tray_goal: [0.5, 0.0, 0.96, 0.0]
+"""
+
+
+def test_scene_and_old_files_load(tmp_path: Path) -> None:
+    path = tmp_path / "scenes.yaml"
+    path.write_text(SCENE)
+    episodes = load_episodes(path, *BOX)
+    assert len(episodes) == 2 and not episodes.legacy and episodes.uvyaw is None
+    first, second = episodes.scenes
+    assert first.tray_start == (0.55, -0.05, 0.3) and first.tray_goal == (0.45, 0.1, 0.95, -0.2)
+    assert first.template == "barrier" and first.grid_index == 7
+    (box,) = first.obstacles
+    assert box.center == (0.6, 0.0, 0.8) and box.size == (0.04, 0.5, 0.1) and box.yaw == 0.3
+    assert second.obstacles == () and second.template == "empty"  # obstacles and template are optional
+    assert episodes.xy_yaw(0) == (0.55, -0.05, 0.3)
+    assert len(load_episodes(path, *BOX, limit=1)) == 1
+    # The old form: empty scenes, the task's carry goal (lifted 0.2 m from the resting height 0.76 m, same yaw).
+    path.write_text("tray_poses: [[0.5, 0.5, 0.1]]\n")
+    old = load_episodes(path, *BOX)
+    assert old.legacy and old.uvyaw.tolist() == [[0.5, 0.5, 0.1]]
+    (scene,) = old.scenes
+    assert scene.obstacles == () and scene.tray_start == pytest.approx((0.5, 0.0, 0.1))
+    assert scene.tray_goal == pytest.approx((0.5, 0.0, 0.96, 0.1))
+
+
+def _one(**fields: str) -> str:
+    base = {"tray_start": "[0.5, 0.0, 0.0]", "tray_goal": "[0.5, 0.0, 0.96, 0.0]", "obstacles": "[]"}
+    base |= fields
+    return "episodes:\n  - " + "\n    ".join(f"{k}: {v}" for k, v in base.items() if v is not None) + "\n"
+
+
+BOX_OK = "{center: [0.6, 0.0, 0.8], size: [0.04, 0.5, 0.1], yaw: 0.0}"
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (_one(obstacles="[{center: [0.6, .nan, 0.8], size: [0.1, 0.1, 0.1]}]"),
+         r"episodes\[0\].obstacles\[0\].center must be 3 finite numbers"),
+        (_one(obstacles="[{center: [0.6, 0.0, 0.8], size: [0.1, -0.1, 0.1]}]"),
+         r"episodes\[0\].obstacles\[0\].size must be positive"),
+        (_one(obstacles="[{center: [0.6, 0.0, 0.8], size: [0.1, 0.1, 9.0]}]"), "box edge lengths must be in"),
+        (_one(obstacles="[" + ", ".join([BOX_OK] * 5) + "]"), r"obstacles: at most 4 boxes \(got 5\)"),
+        (_one(obstacles="[{center: [0.6, 0.0, 0.8], size: [0.1, 0.1, 0.1], colour: red}]"),
+         r"obstacles\[0\]: unknown keys \['colour'\]"),
+        (_one(obstacles="[{center: [0.6, 0.0, 0.8]}]"), "'size' is missing"),
+        (_one(obstacles="[{center: [0.6, 0.0], size: [0.1, 0.1, 0.1]}]"), "center must be 3 finite numbers"),
+        (_one(obstacles="[[0.6, 0.0, 0.8, 0.1, 0.1, 0.1, 0.0]]"), r"obstacles\[0\] must be a mapping"),
+        (_one(obstacles="{center: [0.6, 0.0, 0.8]}"), "obstacles must be a list of boxes"),
+        (_one(obstacles=f"[{BOX_OK}]", yaw="0.1"), r"episodes\[0\]: unknown keys \['yaw'\]"),
+        (_one(tray_start="[0.5, 0.0]"), r"tray_start must be 3 finite numbers \[x, y, yaw\]"),
+        (_one(tray_goal="[0.5, 0.0, 0.96]"), r"tray_goal must be 4 finite numbers \[x, y, z, yaw\]"),
+        (_one(tray_goal="[0.5, 0.0, .inf, 0.0]"), "tray_goal must be 4 finite numbers"),
+        (_one(tray_start="[0.5, 0.0, true]"), "tray_start must be 3 finite numbers"),
+        (_one(tray_start="[2.5, 0.0, 0.0]"), r"tray_start x must be in \[-0.3, 0.9\] \(got 2.5\)"),
+        (_one(tray_goal="[0.5, 0.0, 0.5, 0.0]"), r"tray_goal z must be in \[0.75, 1.75\]"),
+        (_one(tray_goal=None), "'tray_goal' is missing"),
+        (_one(template="'two words'"), "template must be a name"),
+        (_one(grid_index="-5"), "grid_index must be an integer"),
+        ("episodes: []", "non-empty list of scenes"),
+        ("episodes: [[0.5, 0.0, 0.0]]", r"episodes\[0\] must be a mapping"),
+        ("episodes: [{tray_start: [0.5, 0, 0], tray_goal: [0.5, 0, 0.9, 0]}]\nextra: 1", r"unknown keys \['extra'\]"),
+        ("episodes: [{tray_start: [0.5, 0, 0], tray_goal: [0.5, 0, 0.9, 0]}]\ntray_poses: [[0.5, 0.5, 0]]",
+         "not both"),
+    ],
+)  # fmt: skip
+def test_bad_scenes_are_refused(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "e.yaml"
+    path.write_text(text)
+    with pytest.raises(EpisodesError, match=match) as info:
+        load_episodes(path, *BOX)
+    assert "\n" not in str(info.value)
+
+
+def test_cli_bad_scene_is_one_clear_line_with_a_bounded_echo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "e.yaml"
+    report = tmp_path / "r.json"
+    for text, match in (
+        (_one(obstacles="[{center: [0.6, 0.0, 0.8], size: ['" + "z" * 5000 + "', 0.1, 0.1]}]"), "size must be 3"),
+        (_one(obstacles="[{center: [0.6, .nan, 0.8], size: [0.1, 0.1, 0.1]}]"), "center must be 3 finite"),
+        (_one(obstacles="[" + ", ".join([BOX_OK] * 5) + "]"), "at most 4 boxes"),
+    ):
+        path.write_text(text)
+        assert evaluate_cli.main(["--planner", "straight", "--episodes", str(path), "--report", str(report)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("evaluate: error:") and match in err and "\n" not in err, err
+        assert len(err) < len(str(path)) + 400, err
+    assert not report.exists()

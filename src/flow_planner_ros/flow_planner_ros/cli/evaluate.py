@@ -1,15 +1,19 @@
-"""evaluate --planner flow|cem --episodes FILE.yaml --report OUT.json [--checkpoint CKPT] [--video DIR]
+"""evaluate --planner straight|cem|flow --episodes FILE.yaml --report OUT.json [--checkpoint CKPT] [--video DIR]
 [--execution-steps K] [--plots DIR]: closed-loop evaluation of a planner on tray episodes in the physics sim.
 
-For each tray pose of the episodes file (flow_planner_ros.episodes_file) it runs a full reach -> attach -> carry
-episode (flow_planner_ros.evaluation_runner) through the same ROS 2 interfaces a real robot gets: the MuJoCo bridge
-in this process, the flow planner as its own process over DDS, the CEM expert publishing on the controller topics
-(flow_planner_ros.evaluation_harness). The report (flow_planner_ros.evaluation) is written as JSON and printed as a
-table; --plots and --video add PNG plots and an MP4.
+For each episode of the episodes file (flow_planner_ros.episodes_file: scenes with a tray start, a carry goal and
+boxes, or the old tray poses) it places the scene's boxes, validates the scene, and runs a full reach -> attach ->
+carry episode (flow_planner_ros.evaluation_runner) through the same ROS 2 interfaces a real robot gets: the MuJoCo
+bridge in this process, the flow planner as its own process over DDS, the CEM expert and the straight-line
+baseline publishing on the controller topics (flow_planner_ros.evaluation_harness). The report
+(flow_planner_ros.evaluation) is written as JSON and printed as a table; --plots and --video add PNG plots and an
+MP4.
 
-Bad input (missing files, bad or oversized YAML, anchors/aliases, u/v outside [0, 1], a workspace off the table, a
-bad checkpoint) gives one short line on stderr and exit code 2; a failure of the bridge or the planner at run time
-gives one line and exit code 1.
+Bad input (missing files, bad or oversized YAML, anchors/aliases, u/v outside [0, 1], a workspace off the table, bad
+scenes: non-finite numbers, wrong lengths, unknown keys, box sizes, too many boxes; a bad checkpoint) gives one short
+line on stderr and exit code 2; a failure of the bridge or the planner at run time gives one line and exit code 1.
+An episode whose scene is not valid (unreachable, in collision at the start, the grasp or the goal) is not an error:
+it is reported as invalid and left out of the rates.
 """
 
 from __future__ import annotations
@@ -27,8 +31,13 @@ from flow_planner_ros.cli.common import run_cli
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--planner", required=True, choices=("flow", "cem"))
-    parser.add_argument("--episodes", required=True, help="episodes YAML (tray_poses: [[u, v, yaw], ...])")
+    parser.add_argument(
+        "--planner", required=True, choices=("straight", "cem", "flow"),
+        help="straight: min-jerk joint line to the IK goal (no search); cem: the expert; flow: the planner node",
+    )  # fmt: skip
+    parser.add_argument(
+        "--episodes", required=True, help="episodes YAML (episodes: [{tray_start, tray_goal, obstacles}, ...])"
+    )
     parser.add_argument("--report", required=True, help="report JSON to write")
     parser.add_argument("--checkpoint", default=None, help="flow checkpoint (default: the installed default)")
     parser.add_argument("--video", default=None, help="folder for an MP4 of the first --video-episodes episodes")
@@ -80,7 +89,10 @@ def _body(args: argparse.Namespace) -> int:
         "episodes_file": str(args.episodes), "checkpoint": str(checkpoint) if checkpoint else None,
         "execution_steps": args.execution_steps if args.planner == "flow" else 60,
         "real_time_factor": args.real_time_factor, "seed": args.seed,
-        "workspace_x": list(episodes.x_range), "workspace_y": list(episodes.y_range),
+        "episodes_form": "tray_poses" if episodes.legacy else "scenes",
+        "workspace_x": list(episodes.x_range) if episodes.x_range else None,
+        "workspace_y": list(episodes.y_range) if episodes.y_range else None,
+        "planner_sees_obstacles": args.planner == "cem",  # flow: its model does not see them yet
         "wall_time_s": time.perf_counter() - started,
         "round_trip_time_p50": percentile(round_trips, 50), "round_trip_time_p95": percentile(round_trips, 95),
     }  # fmt: skip
