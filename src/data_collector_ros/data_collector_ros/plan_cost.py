@@ -4,7 +4,8 @@
 kinematics and collision detection on a private copy of the model in which
 - every arm geom carries a `clearance` margin, so contacts closer than `clearance` are reported with their distance;
 - the tray's geoms collide with the arms (the simulation never lets them touch physically, so an arm passing through
-  the tray would go unnoticed otherwise); contacts of a tool with a handle are the grasp and are ignored;
+  the tray would go unnoticed otherwise; the tray body's collision bits are widened too, since MuJoCo filters body
+  pairs by them); contacts of a tool with the tray are the grasp and are ignored;
 - in the carry phase the tray moves rigidly with the left tool (its pose follows from the tool's pose at the start).
 
 Cost terms (each a number per candidate, weighted by `CostWeights`):
@@ -35,7 +36,6 @@ from data_collector_ros.scene import (
     GROUP_OBSTACLE,
     GROUP_RIGHT,
     GROUP_TRAY,
-    HANDLE_SITES,
     SceneIndex,
     place_obstacles,
 )
@@ -107,7 +107,7 @@ class PlanCost:
         tray_geoms = idx.geom_group == GROUP_TRAY
         m.geom_margin[arm_geoms | tray_geoms] = self.limits.clearance
         m.geom_conaffinity[tray_geoms] |= 2 | 4  # arm contype bits: tray geoms now collide with the arms
-        handle_geoms = {f"{site}_geom" for site in HANDLE_SITES}
+        m.body_conaffinity[idx.tray_body] |= 2 | 4  # MuJoCo filters body pairs by the body bits too
         tool_geoms = {"left_tool_geom", "right_tool_geom"}
         names = [mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_GEOM, g) or "" for g in range(m.ngeom)]
         # _relevant[g1, g2]: the pair counts for the collision cost.
@@ -120,10 +120,9 @@ class PlanCost:
             relevant[np.ix_(groups == other, arm)] = True
         tray, obstacle = groups == GROUP_TRAY, groups == GROUP_OBSTACLE
         relevant[np.ix_(tray, obstacle)] = relevant[np.ix_(obstacle, tray)] = True
-        for tool in tool_geoms:
-            for handle in handle_geoms:
-                a, b = names.index(tool), names.index(handle)
-                relevant[a, b] = relevant[b, a] = False
+        for tool in tool_geoms:  # the tools hold the tray (and approach its handles): their contacts are the grasp
+            a = names.index(tool)
+            relevant[a, tray] = relevant[tray, a] = False
         self._relevant = relevant
         self._left_tool = int(idx.tool_bodies[0])
         self._right_tool = int(idx.tool_bodies[1])
