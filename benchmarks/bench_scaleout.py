@@ -41,6 +41,16 @@ def single_process(episodes: int) -> float:
         return 60 * summary.trajectories / (time.perf_counter() - started)
 
 
+def single_process_in_subprocess(episodes: int, one_thread: bool) -> float:
+    """The shard loop in a fresh process, with the default BLAS threads or one (as Ray gives a num_cpus=1 task)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"} if one_thread else {**os.environ}
+    if not one_thread:
+        env.pop("OMP_NUM_THREADS", None)
+    result = subprocess.run([sys.executable, __file__, "--single", str(episodes)], check=True, capture_output=True,
+                            text=True, env=env)  # fmt: skip
+    return float(result.stdout.strip().splitlines()[-1])
+
+
 def on_ray(episodes: int, workers: int) -> float:
     with tempfile.TemporaryDirectory() as output:
         started = time.perf_counter()
@@ -75,11 +85,16 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=24, help="episodes per collection measurement")
     parser.add_argument("--train-trajectories", type=int, default=1000, help="synthetic trajectories for training")
     parser.add_argument("--epochs", type=int, default=3, help="training epochs per measurement")
+    parser.add_argument("--single", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.single:
+        print(single_process(args.single))
+        return
     cores = os.cpu_count()
     print(f"machine: {cores} cores (shared with whatever else runs); default collector and flow_config.yaml")
 
-    one_process = single_process(args.episodes)
+    one_process = single_process_in_subprocess(args.episodes, one_thread=False)
+    one_thread = single_process_in_subprocess(args.episodes, one_thread=True)
     started = time.perf_counter()
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
     init_s = time.perf_counter() - started
@@ -95,8 +110,9 @@ def main() -> None:
     print(f"Ray start-up: ray.init {init_s:.1f} s, with 2 workers started and the collection stack imported "
           f"{startup_s:.1f} s; ray.shutdown {shutdown_s:.1f} s")  # fmt: skip
     print(f"collection ({args.episodes} episodes each, trajectories/min, Ray start-up excluded): single process "
-          f"{one_process:.0f}; Ray 1 worker {one_worker:.0f} ({one_worker / one_process:.2f}x); Ray 2 workers "
-          f"{two_workers:.0f} ({two_workers / one_process:.2f}x)")  # fmt: skip
+          f"{one_process:.0f} (OMP_NUM_THREADS=1: {one_thread:.0f}); Ray 1 worker {one_worker:.0f} "
+          f"({one_worker / one_process:.2f}x); Ray 2 workers {two_workers:.0f} ({two_workers / one_process:.2f}x; "
+          f"{two_workers / one_thread:.2f}x the one-thread single process)")  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         from flow_planner_ros.synthetic import write_synthetic_dataset
 
