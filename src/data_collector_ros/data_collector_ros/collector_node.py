@@ -40,6 +40,7 @@ from data_collector_ros.cem import CEMConfig
 from data_collector_ros.collector import CollectorConfig, ShardCollector, ShardSummary
 from data_collector_ros.episode import EpisodeConfig
 from data_collector_ros.grid import GridConfig
+from data_collector_ros.scene_family import FamilyConfig
 from data_collector_ros.simulation import SimState
 from flow_planner_common.launch_arguments import LaunchArgument
 from flow_planner_common.node_main import ignore_further_interrupts
@@ -52,6 +53,7 @@ PARAMETERS: dict[str, object] = {
     "start_index": 0,
     "count": 100,
     "seed": 0,
+    "scenes": "family",  # family = the cluttered scene family (scene_family.py); flat = the old tray-pose grid
     "grid_nx": 10,
     "grid_ny": 10,
     "workspace_x": [0.42, 0.58],
@@ -120,7 +122,11 @@ def config_from_parameters(p: dict[str, object]) -> CollectorConfig:
     episode = EpisodeConfig(
         dt=float(p["dt"]), state_every=max(1, round(1.0 / (rate * SIM_TIMESTEP))) if rate > 0 else 10**9
     )
+    scenes = str(p["scenes"])
+    if scenes not in ("family", "flat"):
+        raise ValueError(f"scenes must be family or flat (got {scenes[:40]!r})")
     return CollectorConfig(
+        family=FamilyConfig(seed=int(p["seed"])) if scenes == "family" else None,
         output_dir=Path(str(p["output_dir"])),
         start_index=int(p["start_index"]),
         count=int(p["count"]),

@@ -1,4 +1,6 @@
-"""The `collector` console script as real processes over real DDS: two shards, kill -9 and resume, bad parameters."""
+"""The `collector` console script as real processes over real DDS: two shards, kill -9 and resume, bad parameters.
+The flat tray-pose grid keeps the file count fixed (every index valid); the family path is tested in
+test_scene_family.py (invalid records, resume)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from flow_planner_common.trajectory_schema import read_trajectory
 
 WORKSPACE = Path(__file__).resolve().parents[3]
 COLLECTOR = WORKSPACE / "install" / "data_collector_ros" / "lib" / "data_collector_ros" / "collector"
-GRID = ["-p", "grid_nx:=3", "-p", "grid_ny:=2", "-p", "cem_candidates:=6", "-p", "cem_elites:=2"]
+GRID = ["-p", "scenes:=flat", "-p", "grid_nx:=3", "-p", "grid_ny:=2", "-p", "cem_candidates:=6", "-p", "cem_elites:=2"]
 GRID += ["-p", "cem_iterations:=1", "-p", "progress:=false"]
 
 
