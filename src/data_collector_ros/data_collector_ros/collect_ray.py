@@ -192,8 +192,9 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_BAD_ARGUMENTS
         where = f"cluster {address}" if address else "a local Ray instance"
         span = f"[{c.start_index}, {c.start_index + c.count})"
-        print(f"{PROG}: {where} up in {startup:.1f} s; grid indices {span} of a {c.grid.nx}x{c.grid.ny} grid into "
-              f"{c.output_dir}, {workers} workers", file=sys.stderr, flush=True)  # fmt: skip
+        grid = "the scene family" if c.family is not None else f"a {c.grid.nx}x{c.grid.ny} grid"
+        print(f"{PROG}: {where} up in {startup:.1f} s; grid indices {span} of {grid} into {c.output_dir}, "
+              f"{workers} workers", file=sys.stderr, flush=True)  # fmt: skip
         summary = collect_with_ray(config, workers, args.chunk_size, args.max_retries, progress=not args.no_progress)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted (finished files are kept; rerun to resume)", file=sys.stderr, flush=True)

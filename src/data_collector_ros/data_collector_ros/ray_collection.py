@@ -7,7 +7,9 @@ grid pose and the episode seed depend on (seed, grid index) only. The guarantees
   indices whose two files exist and validate and redoes the rest;
 - failed plans are written with success=false and counted, never fatal; a task that still fails after its retries
   is reported (its finished files stay) and the other chunks go on;
-- a task deletes only the temp files of its own chunk's trajectories, never those another task is writing.
+- a task deletes only the temp files of its own chunk's trajectories, never those another task is writing;
+- with the scene family (`CollectorConfig.family`), a refused scene leaves invalid_<i>.json as in the shard loop
+  and is counted as invalid (finished on a rerun).
 
 Progress: each task reports every finished episode (and its log lines) to a small actor that the driver polls,
 so one tqdm bar counts episodes over all tasks with trajectories/min, and the summary has per-worker counts.
@@ -28,7 +30,7 @@ from typing import Any
 import ray
 from tqdm import tqdm
 
-from data_collector_ros.collector import CollectorConfig, ShardCollector, is_finished
+from data_collector_ros.collector import CollectorConfig, ShardCollector, invalid_filename, is_finished
 from flow_planner_common.atomic_file import TEMP_SUFFIX
 from flow_planner_common.robot import PHASE_NAMES
 from flow_planner_common.trajectory_schema import remove_partial_files, trajectory_filename
@@ -59,15 +61,17 @@ def worker_name() -> str:
 
 class ChunkCollector(ShardCollector):
     """The shard loop for one chunk. Unlike ShardCollector.pending, it deletes only the temp files of its own
-    chunk's trajectories: other tasks write into the same folder at the same time."""
+    chunk's files: other tasks write into the same folder at the same time."""
 
     def pending(self) -> tuple[list[int], int]:
         output = Path(self.config.output_dir)
         output.mkdir(parents=True, exist_ok=True)
         mine = {trajectory_filename(i, phase) for i in self.config.indices for phase in PHASE_NAMES}
+        mine.update(invalid_filename(i) for i in self.config.indices)
         with os.scandir(output) as entries:
             names = [e.name for e in entries if e.name.endswith(TEMP_SUFFIX)]
-        partial = [name for name in names if name.split(".npz.")[0] + ".npz" in mine]
+        # A temp file is <target>.<random, no dot>.partial (atomic_file.atomic_path).
+        partial = [name for name in names if name[: -len(TEMP_SUFFIX)].rsplit(".", 1)[0] in mine]
         for name in partial:
             (output / name).unlink(missing_ok=True)
             self.log(f"removed partial file {name}")
@@ -102,7 +106,24 @@ def collect_chunk(
     base = {"chunk": chunk, "worker": worker, "pid": os.getpid()}
     report({**base, "kind": "started"})
 
+    # The shard loop calls before_episode for every index it runs and on_episode only for a scene it ran: an index
+    # without on_episode by the next before_episode (or the end) was refused by the scene filter (invalid_<i>.json).
+    running: list[int] = []
+
+    def refused_check() -> None:
+        while running:
+            grid_index = running.pop()
+            if (Path(config.output_dir) / invalid_filename(grid_index)).is_file():
+                report({**base, "kind": "invalid", "grid_index": grid_index})
+
+    def before(grid_index: int) -> None:
+        refused_check()
+        running.append(grid_index)
+        if before_episode is not None:
+            before_episode(grid_index)
+
     def on_episode(grid_index: int, outcomes: list) -> None:
+        running.clear()
         ok = [bool(o.result.success) for o in outcomes]
         report({
             **base, "kind": "episode", "grid_index": grid_index, "trajectories": len(ok), "successes": sum(ok),
@@ -112,8 +133,9 @@ def collect_chunk(
     def log(message: str) -> None:
         report({**base, "kind": "log", "message": message})
 
-    summary = ChunkCollector(config, on_episode=on_episode, log=log, before_episode=before_episode).run(progress=False)
-    counters = {"done": summary.done, "skipped": summary.skipped, "failed": summary.failed,
+    summary = ChunkCollector(config, on_episode=on_episode, log=log, before_episode=before).run(progress=False)
+    refused_check()
+    counters = {"done": summary.done, "skipped": summary.skipped, "failed": summary.failed, "invalid": summary.invalid,
                 "trajectories": summary.trajectories, "seconds": summary.seconds}  # fmt: skip
     report({**base, "kind": "finished", **counters})
     return counters
@@ -122,6 +144,7 @@ def collect_chunk(
 @dataclass
 class WorkerStats:
     episodes: int = 0
+    invalid: int = 0
     trajectories: int = 0
     failed: int = 0
     tasks: int = 0
@@ -135,6 +158,7 @@ class RaySummary:
     done: int = 0  # episodes run now
     skipped: int = 0  # episodes already finished on disk
     failed: int = 0  # episodes run now with at least one failed phase
+    invalid: int = 0  # scenes refused by the scene filter now (invalid_<i>.json written; finished on a rerun)
     unfinished: int = 0  # episodes of tasks that failed after their retries
     trajectories: int = 0
     successes: int = 0
@@ -153,15 +177,16 @@ class RaySummary:
         return self.successes / self.trajectories if self.trajectories else float("nan")
 
     def lines(self) -> list[str]:
+        rate = f"{100 * self.success_rate:.1f}%" if self.trajectories else "n/a (nothing run)"
         lines = [
-            f"done {self.done}, skipped {self.skipped}, failed {self.failed}, unfinished {self.unfinished} episodes; "
-            f"{self.trajectories} trajectories, CEM success rate {100 * self.success_rate:.1f}%, "
+            f"done {self.done}, skipped {self.skipped}, failed {self.failed}, invalid {self.invalid}, unfinished "
+            f"{self.unfinished} episodes; {self.trajectories} trajectories, CEM success rate {rate}, "
             f"{self.trajectories_per_minute:.1f} trajectories/min in {self.seconds:.1f} s; {self.tasks} tasks, "
             f"{self.task_retries} retried, {len(self.failed_tasks)} failed; {len(self.workers)} workers"
         ]
         for name, w in sorted(self.workers.items()):
             lines.append(f"  worker {name}: {w.episodes} episodes, {w.trajectories} trajectories, {w.failed} failed, "
-                         f"{w.tasks} task attempts")  # fmt: skip
+                         f"{w.invalid} invalid, {w.tasks} task attempts")  # fmt: skip
         lines += [f"  failed task {message}" for message in self.failed_tasks]
         return lines
 
@@ -216,13 +241,19 @@ def collect_with_ray(
                 worker.episodes += 1
                 worker.trajectories += event["trajectories"]
                 worker.failed += event["failed"]
+            elif event["kind"] == "invalid" and event["grid_index"] not in done:
+                done.add(event["grid_index"])
+                covered.add(event["grid_index"])
+                summary.invalid += 1
+                worker.invalid += 1
             elif event["kind"] == "log":
                 log(f"{event['worker']}: {event['message']}")
             if on_event is not None:
                 on_event(event)
         summary.seconds = time.perf_counter() - started
         bar.update(len(covered) - before)
-        bar.set_postfix(success=f"{100 * summary.success_rate:.0f}%", traj_min=f"{summary.trajectories_per_minute:.1f}")
+        rate = summary.success_rate if summary.trajectories else 0.0
+        bar.set_postfix(success=f"{100 * rate:.0f}%", traj_min=f"{summary.trajectories_per_minute:.1f}")
 
     queue = list(enumerate(chunks))
     in_flight: dict[Any, tuple[int, tuple[int, int]]] = {}
@@ -250,7 +281,7 @@ def collect_with_ray(
         bar.close()
         ray.kill(tracker)
     summary.seconds = time.perf_counter() - started
-    summary.done = len(done)
+    summary.done = len(done) - summary.invalid
     summary.unfinished = config.count - len(covered)
     summary.skipped = len(covered) - len(done)
     summary.task_retries = sum(n - 1 for n in attempts.values() if n > 1)

@@ -19,6 +19,7 @@ from data_collector_ros.collect_ray import main as collect_ray_main
 from data_collector_ros.collector import CollectorConfig, ShardCollector
 from data_collector_ros.grid import GridConfig
 from data_collector_ros.ray_collection import chunk_ranges, collect_with_ray
+from data_collector_ros.scene_family import FamilyConfig
 from flow_planner_common.trajectory_schema import load_npz, read_trajectory
 
 WORKSPACE = Path(__file__).resolve().parents[3]
@@ -28,6 +29,7 @@ GRID = GridConfig(nx=3, ny=2, seed=7)
 EPISODES = 6
 TINY_PARAMS = """/**:
   ros__parameters:
+    scenes: flat
     grid_nx: 3
     grid_ny: 2
     cem_candidates: 4
@@ -36,8 +38,8 @@ TINY_PARAMS = """/**:
 """
 
 
-def config(output: Path, start: int = 0, count: int = EPISODES) -> CollectorConfig:
-    return CollectorConfig(output, start, count, grid=GRID, cem=TINY_CEM)
+def config(output: Path, start: int = 0, count: int = EPISODES, family: FamilyConfig | None = None) -> CollectorConfig:
+    return CollectorConfig(output, start, count, grid=GRID, cem=TINY_CEM, family=family)
 
 
 def arrays_by_file(folder: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -45,6 +47,9 @@ def arrays_by_file(folder: Path) -> dict[str, dict[str, np.ndarray]]:
 
 
 def assert_same_files(a: Path, b: Path) -> None:
+    """The same trajectory files with the same arrays, and the same refused-scene records."""
+    invalid_a = {p.name: p.read_text() for p in sorted(a.glob("invalid_*.json"))}
+    assert invalid_a == {p.name: p.read_text() for p in sorted(b.glob("invalid_*.json"))}
     files_a, files_b = arrays_by_file(a), arrays_by_file(b)
     assert files_a.keys() == files_b.keys()
     for name, arrays in files_a.items():
@@ -83,7 +88,7 @@ def test_bad_arguments_give_one_line_and_exit_2(tmp_path: Path, capsys: pytest.C
         assert len(err) == 1 and err[0].startswith("collect_ray: error:") and expected in err[0], (argv, err)
 
 
-def test_console_script_collects_and_resumes(tmp_path: Path) -> None:
+def test_console_script_writes_the_files_of_the_shard_loop(tmp_path: Path) -> None:
     if not COLLECT_RAY.exists():
         pytest.fail(f"{COLLECT_RAY} missing: colcon build the workspace first")
     params = tmp_path / "tiny.yaml"
@@ -92,7 +97,7 @@ def test_console_script_collects_and_resumes(tmp_path: Path) -> None:
             "--num-workers", "2", "--seed", "7", "--params-file", str(params), "--no-progress"]  # fmt: skip
     first = subprocess.run(args, capture_output=True, text=True, timeout=120, env=os.environ)
     assert first.returncode == 0, first.stderr
-    assert "collect_ray: done 2, skipped 0, failed 0, unfinished 0 episodes; 4 trajectories" in first.stdout
+    assert "collect_ray: done 2, skipped 0, failed 0, invalid 0, unfinished 0 episodes; 4 trajectories" in first.stdout
     assert sorted(p.name for p in (tmp_path / "out").glob("traj_*.npz")) == [
         "traj_000002_carry.npz", "traj_000002_reach.npz", "traj_000003_carry.npz", "traj_000003_reach.npz",
     ]  # fmt: skip
@@ -123,6 +128,17 @@ def test_ray_writes_the_files_of_the_single_process_collector(local_ray, single_
     assert_same_files(tmp_path, single_process)
     rerun = collect_with_ray(config(tmp_path), num_workers=2, chunk_size=2, progress=False)
     assert (rerun.done, rerun.skipped, rerun.trajectories) == (0, EPISODES, 0)
+
+
+def test_ray_on_the_scene_family_writes_the_same_files_and_invalid_records(local_ray, tmp_path: Path) -> None:
+    family = FamilyConfig(seed=0)
+    single = ShardCollector(config(tmp_path / "single", 0, 8, family)).run(progress=False)
+    summary = collect_with_ray(config(tmp_path / "ray", 0, 8, family), num_workers=2, chunk_size=2, progress=False)
+    assert (summary.done, summary.invalid, summary.failed) == (single.done, single.invalid, single.failed)
+    assert summary.skipped == summary.unfinished == 0 and summary.trajectories == single.trajectories
+    assert_same_files(tmp_path / "ray", tmp_path / "single")
+    rerun = collect_with_ray(config(tmp_path / "ray", 0, 8, family), num_workers=2, chunk_size=2, progress=False)
+    assert (rerun.done, rerun.invalid, rerun.skipped) == (0, 0, 8)
 
 
 def test_a_worker_killed_mid_task_loses_nothing_and_its_task_is_retried(
