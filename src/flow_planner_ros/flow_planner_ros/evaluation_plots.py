@@ -28,7 +28,8 @@ def write_plots(report: dict[str, Any], folder: str | Path, curves: dict[str, An
     idx = np.arange(len(rows))
     fig, axes = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
     for k, phase in enumerate(PHASES):
-        ok = [float(r["phases"].get(phase, {}).get("success", 0.0)) for r in rows]
+        # Invalid episodes (nothing ran) have no bar.
+        ok = [float(r["phases"][phase]["success"]) if phase in r["phases"] else np.nan for r in rows]
         axes[0].bar(idx + (k - 0.5) * 0.4, ok, width=0.4, label=phase)
         ee = [1000 * (r["phases"].get(phase, {}).get("ee_error") or np.nan) for r in rows]
         axes[1].plot(idx, ee, "o-", label=phase)
@@ -42,7 +43,11 @@ def write_plots(report: dict[str, Any], folder: str | Path, curves: dict[str, An
     axes[2].axhline(20, color="k", lw=0.8, ls="--")
     axes[2].set_xlabel("episode")
     axes[2].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    fig.suptitle(f"{report['planner']}: success {100 * report['success_rate']:.0f}% over {len(rows)} episodes")
+    valid = report.get("valid_episodes", len(rows))
+    rate = report["success_rate"]
+    rate_text = f"{100 * rate:.0f}%" if rate is not None and np.isfinite(rate) else "n/a"
+    fig.suptitle(f"{report['planner']}: success {rate_text} over {valid} valid episodes"
+                 + (f" ({len(rows) - valid} invalid, not counted)" if valid != len(rows) else ""))  # fmt: skip
     fig.tight_layout()
     written.append(save_figure(fig, folder / "success_per_episode.png", dpi=90))
     plt.close(fig)

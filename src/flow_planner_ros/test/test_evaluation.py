@@ -19,6 +19,7 @@ from flow_planner_ros.evaluation import (
     mean_jerk,
     path_length,
     summarize,
+    table,
     waypoint_limit_violations,
     write_report,
 )
@@ -120,6 +121,35 @@ def test_summary_and_report_are_strict_json(tmp_path: Path) -> None:
     path = write_report(tmp_path / "r.json", report)
     loaded = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
     assert loaded["round_trip_time_p50"] is None
+
+
+def test_invalid_episodes_are_reported_and_left_out_of_the_rates(tmp_path: Path) -> None:
+    def row(i: int, template: str, success: bool, collision: bool, clearance: float | None) -> dict:
+        phase = _phase(success, 0.01) | {"arm_obstacle_contact": False, "tray_obstacle_contact": collision}
+        return {"index": i, "template": template, "valid": True, "success": success, "collision": collision,
+                "min_clearance": clearance, "phases": {"reach": _phase(True, 0.01), "carry": phase}}  # fmt: skip
+
+    rows = [
+        row(0, "barrier", False, True, -0.004),
+        row(1, "barrier", True, False, 0.012),
+        row(2, "empty", True, False, None),
+        {"index": 3, "template": "barrier", "valid": False, "invalid_reason": "collision at the start: tray-obstacle",
+         "success": False, "phases": {}},
+    ]  # fmt: skip
+    report = summarize("straight", rows, {})
+    assert report["episodes"] == 4 and report["valid_episodes"] == 3
+    assert report["success_rate"] == pytest.approx(2 / 3)  # the invalid episode is not a failure
+    assert report["collisions"] == 1 and report["phases"]["carry"]["collisions"] == 1
+    assert report["min_clearance"] == pytest.approx(-0.004) and report["min_clearance_median"] == pytest.approx(0.004)
+    assert report["invalid_episodes"] == {
+        "count": 1, "episodes": [{"index": 3, "template": "barrier", "reason": "collision at the start: tray-obstacle"}]
+    }  # fmt: skip
+    barrier = report["per_template"]["barrier"]
+    assert (barrier["episodes"], barrier["successes"], barrier["collisions"], barrier["invalid"]) == (2, 1, 1, 1)
+    assert barrier["success_rate"] == 0.5 and report["per_template"]["empty"]["min_clearance_median"] is None
+    text = table([report])
+    assert "barrier: success" in text and "1/2" in text and "collisions (episodes)" in text
+    json.loads(write_report(tmp_path / "r.json", report).read_text())
 
 
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
