@@ -4,8 +4,9 @@
 - Scenes: with `family`, grid index i is the scene family's scene i (data_collector_ros.scene_family); a scene
   that fails the validity filter is not run: `invalid_<i>.json` records why (atomically) and counts as finished.
   Without `family`, the old flat tray-pose grid (`grid`) with an empty scene.
-- Resume: temp files of a killed writer are deleted; an index whose two trajectory files exist and validate (or
-  whose invalid record exists) is skipped; anything missing or invalid is redone (files are overwritten atomically).
+- Resume: temp files of a killed writer of this shard's indices are deleted (other shards may share the folder); an
+  index whose two trajectory files exist and validate (or whose invalid record exists) is skipped; anything missing
+  or invalid is redone (files are overwritten atomically).
 - Failed plans are written with success=false and never stop the run.
 - SimulationUnstable: reset and one retry of the episode; a second instability records the phase as failed.
 - The simulation, IK solver and planner are rebuilt every `reset_every` episodes (no numerical drift carried over).
@@ -147,7 +148,9 @@ class ShardCollector:
         """Delete temp files, then (indices to run, number already finished)."""
         output = Path(self.config.output_dir)
         output.mkdir(parents=True, exist_ok=True)
-        for path in remove_partial_files(output):
+        mine = {trajectory_filename(i, phase) for i in self.config.indices for phase in PHASE_NAMES}
+        mine |= {invalid_filename(i) for i in self.config.indices}
+        for path in remove_partial_files(output, mine):  # only this shard's: others may share the folder
             self.log(f"removed partial file {path.name}")
         todo = [i for i in self.config.indices if not is_finished(output, i)]
         return todo, self.config.count - len(todo)

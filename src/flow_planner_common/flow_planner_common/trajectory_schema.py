@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import zipfile
 import zlib
+from collections.abc import Collection
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -229,10 +230,16 @@ def read_dataset(path: str | Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def remove_partial_files(directory: str | Path) -> list[Path]:
-    """Delete temp files left by a killed writer; return what was removed."""
+def remove_partial_files(directory: str | Path, targets: Collection[str] | None = None) -> list[Path]:
+    """Delete temp files left by a killed writer; return what was removed.
+
+    `targets`: only the temp files of these file names (a temp file is `<target>.<random>.partial`), so that a
+    shard never deletes what another shard writing into the same folder has in flight; None = every temp file.
+    """
     removed = []
     for path in Path(directory).glob(f"*{TEMP_SUFFIX}"):
+        if targets is not None and path.name.rsplit(".", 2)[0] not in targets:
+            continue
         path.unlink(missing_ok=True)
         removed.append(path)
     return removed
