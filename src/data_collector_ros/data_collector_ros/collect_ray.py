@@ -84,7 +84,7 @@ def parse_address(address: str) -> str:
 
 def build_config(args: argparse.Namespace):
     """The CollectorConfig the collector node would build from the same parameters."""
-    from data_collector_ros.collector_node import PARAMETERS, config_from_parameters
+    from data_collector_ros.collector_parameters import PARAMETERS, config_from_parameters
 
     params = dict(PARAMETERS)
     if args.params_file is not None:
