@@ -60,7 +60,7 @@ def integrate(
     """Integrate dx/dt = velocity(x, t, cond) from x0 at t = 0 to t = 1 with `steps` Euler or midpoint steps."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    times = time_grid(steps, x0.device).tolist()
+    times = time_grid(steps).tolist()  # Python floats: built on the CPU, no device sync (and CUDA-graph safe)
     x = x0
     batch = x0.shape[0]
     for t0, t1 in pairwise(times):
