@@ -10,7 +10,7 @@ from setuptools import find_packages, setup
 PACKAGE = "flow_planner_ros"
 # Workspace-level files this package owns, relative to this setup.py (sources stay single).
 LAUNCH_FILES = ["plan.launch.py"]
-CONFIG_FILES = ["planner.yaml", "flow_config.yaml", "eval_episodes.yaml", "flow_planner.rviz"]
+CONFIG_FILES = ["planner.yaml", "flow_config.yaml", "eval_episodes.yaml", "eval_scenes.yaml", "flow_planner.rviz"]
 # The default checkpoint trained by tools/pipeline.sh and its metadata (installed when present).
 CHECKPOINT_FILES = [
     str(p) for p in sorted(Path("checkpoints").glob("default*")) if p.suffix in (".safetensors", ".json")
