@@ -148,8 +148,9 @@ from data_collector_ros.collector import CollectorConfig, ShardCollector
 from data_collector_ros.grid import GridConfig
 
 def rss_kb():
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1024
+    # Anonymous resident memory only: file-backed pages (shared libraries) come and go under memory pressure.
+    with open("/proc/self/status") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith("RssAnon:"))
 
 samples = []
 tiny = CEMConfig(num_candidates=4, num_elites=2, iterations=1, min_iterations=1)
