@@ -10,6 +10,11 @@ from pathlib import Path
 
 import pytest
 
+# Headless rendering for every test: MuJoCo picks its GL backend when first imported, whichever test imports it first
+# (data_collector_ros sets the same default, but a test may import mujoco before it).
+if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+    os.environ["MUJOCO_GL"] = "egl"
+
 # Domain IDs 0..101 use the default port ranges on every platform; we leave 0 to interactive use.
 _DOMAIN_RANGE = range(1, 102)
 _LOCK_DIR = Path(os.environ.get("FLOW_PLANNER_DOMAIN_LOCKS", "/tmp/flow_planner_ros_domains"))
