@@ -19,7 +19,8 @@
 #
 # Environment overrides: EPISODES (1000), SHARDS (2), EPOCHS (30), SEED (0), EVAL_EPISODES
 # (config/eval_episodes.yaml), EVAL_LIMIT (all), VIDEO_EPISODES (3), ROS_DOMAIN_ID (one derived from the PID),
-# COLLECT (ros | ray), RAY_ADDRESS (none: a local Ray instance), TRAIN_NPROC (1), TRAIN_DEVICE (cpu).
+# COLLECT (ros | ray), RAY_ADDRESS (none: a local Ray instance), TRAIN_NPROC (1), TRAIN_DEVICE (cpu),
+# SCENES (flat: the tray-pose grid of the shipped model | family: the cluttered scene family).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,6 +41,8 @@ SHARDS="${SHARDS:-2}"
 EPOCHS="${EPOCHS:-30}"
 SEED="${SEED:-0}"
 EVAL_EPISODES="${EVAL_EPISODES:-config/eval_episodes.yaml}"
+# flat = the old tray-pose grid the shipped (scene-blind) model is trained on; family = the cluttered scene family.
+SCENES="${SCENES:-flat}"
 VIDEO_EPISODES="${VIDEO_EPISODES:-3}"
 COLLECT="${COLLECT:-ros}"
 RAY_ADDRESS="${RAY_ADDRESS:-}"
@@ -81,7 +84,8 @@ collect() {
     start=$(( s * per )); count=$(( EPISODES - start < per ? EPISODES - start : per ))
     (( count > 0 )) || continue
     "$BIN_DC/collector" --ros-args --params-file config/collector.yaml -p output_dir:="$WORK/expert" \
-      -p start_index:=$start -p count:=$count -p seed:="$SEED" -p progress:=false > "$WORK/collect_$s.log" 2>&1 &
+      -p start_index:=$start -p count:=$count -p seed:="$SEED" -p scenes:="$SCENES" -p progress:=false \
+      > "$WORK/collect_$s.log" 2>&1 &
     pids+=($!)
   done
   local failed=0
@@ -94,7 +98,7 @@ collect_ray() {  # the same grid indices and files as collect(), as Ray tasks
   local address=()
   [[ -n "$RAY_ADDRESS" ]] && address=(--address "$RAY_ADDRESS")
   "$BIN_DC/collect_ray" --output-dir "$WORK/expert" --start-index 0 --count "$EPISODES" --seed "$SEED" \
-    --num-workers "$SHARDS" --params-file config/collector.yaml --no-progress "${address[@]}" \
+    --num-workers "$SHARDS" --params-file config/collector.yaml --scenes "$SCENES" --no-progress "${address[@]}" \
     > "$WORK/collect_ray.log" 2>&1 || {
     echo "pipeline: error: collect_ray failed (see $WORK/collect_ray.log)" >&2; exit 1; }
   grep -h "^collect_ray: " "$WORK/collect_ray.log" >&2 || true

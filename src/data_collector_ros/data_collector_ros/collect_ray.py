@@ -97,6 +97,8 @@ def build_config(args: argparse.Namespace):
             raise ArgumentError(f"--params-file {args.params_file}: record_bag needs the ROS collector node")
         params.update({k: v for k, v in given.items() if k not in FROM_OPTIONS | ROS_ONLY})
     params.update(output_dir=str(args.output_dir), start_index=args.start_index, count=args.count, seed=args.seed)
+    if args.scenes is not None:
+        params["scenes"] = args.scenes
     try:
         return config_from_parameters(params)
     except (ValueError, TypeError) as exc:
@@ -125,6 +127,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--address", default=None, help="join this Ray cluster (HOST:PORT or auto), not a local one")
     parser.add_argument("--seed", type=int, default=0, help="grid and episode seed (the collector's seed)")
     parser.add_argument("--params-file", type=Path, default=None, help="collector parameter file (grid, CEM)")
+    parser.add_argument("--scenes", choices=("family", "flat"), default=None,
+                        help="the cluttered scene family or the old flat tray grid (default: the params file's)")
     parser.add_argument("--chunk-size", type=int, default=None, help="grid indices per task (default: ~4 per worker)")
     parser.add_argument("--max-retries", type=int, default=3, help="retries of a task whose worker died")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
