@@ -5,7 +5,8 @@
 Requests are real reach requests: start at home, goal = IK of the handles for tray poses of the collector's grid.
 Prints p50/p95 of the service round trip (client side, over DDS, planner in its own process) for num_samples 1 and
 8, the CEM expert's planning time on the same requests (in-process, kinematic CEM), their ratio, and the cost of one
-receding-horizon replan (sampling + projection + cross-fade + checks, in-process). Numbers, never asserted.
+receding-horizon replan (sampling + projection + cross-fade + checks, in-process), then a load run: `--clients`
+clients sending `--load-requests` in all (latency, requests/s, busy answers, planner RSS). Numbers, never asserted.
 """
 
 from __future__ import annotations
@@ -136,11 +137,83 @@ def bench_service(checkpoint: str, goals: list[np.ndarray], calls: int, domain_i
     return results
 
 
+def process_rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith("VmRSS:")) / 1024
+
+
+def bench_concurrent(checkpoint: str, goals: list[np.ndarray], clients: int, requests: int, domain_id: int) -> None:
+    """`clients` client nodes (one thread each) send `requests` in all, each waiting for its answer before the next:
+    latency, throughput, busy answers and the planner's RSS before and after."""
+    import threading
+
+    import rclpy
+    from rclpy.node import Node
+    from rclpy.qos import QoSProfile
+
+    from flow_planner_msgs.srv import PlanTrajectory
+
+    env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    args = [str(PLANNER), "--ros-args", "-p", f"checkpoint:={checkpoint}", "-p", "backend:=onnx"]
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    latencies: list[float] = []
+    answers = {"ok": 0, "busy": 0, "other": 0}
+    lock = threading.Lock()
+
+    def run_client(index: int, count: int) -> None:
+        node = Node(f"bench_concurrent_{index}", context=context)
+        executor = rclpy.executors.SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        client = node.create_client(PlanTrajectory, "/flow_planner/plan", qos_profile=QoSProfile(depth=100))
+        client.wait_for_service(timeout_sec=60.0)
+        for i in range(count):
+            request = PlanTrajectory.Request(
+                start_positions=list(HOME_POSITIONS), goal_positions=list(goals[i % len(goals)]), seed=i
+            )
+            started = time.perf_counter()
+            future = client.call_async(request)
+            executor.spin_until_future_complete(future, timeout_sec=60.0)
+            elapsed = time.perf_counter() - started
+            result = future.result()
+            with lock:
+                latencies.append(elapsed)
+                kind = "ok" if result and result.success else ("busy" if result and result.message.startswith("busy")
+                                                                 else "other")  # fmt: skip
+                answers[kind] += 1
+        node.destroy_node()
+
+    try:
+        probe = Node("bench_concurrent_probe", context=context)
+        probe.create_client(PlanTrajectory, "/flow_planner/plan").wait_for_service(timeout_sec=60.0)
+        probe.destroy_node()
+        rss_before = process_rss_mib(process.pid)
+        threads = [threading.Thread(target=run_client, args=(k, requests // clients)) for k in range(clients)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall = time.perf_counter() - started
+        rss_after = process_rss_mib(process.pid)
+    finally:
+        rclpy.shutdown(context=context)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)
+    p50, p95 = percentiles(latencies)
+    print(f"  {clients} concurrent clients, {len(latencies)} requests (8 samples): p50 {p50:.1f} ms, p95 {p95:.1f} ms, "
+          f"{len(latencies) / wall:.1f} requests/s; answers {answers}; planner RSS {rss_before:.0f} -> "
+          f"{rss_after:.0f} MiB")  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", help="default: the checkpoint installed with flow_planner_ros")
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--poses", type=int, default=10)
+    parser.add_argument("--clients", type=int, default=4, help="concurrent clients of the load run (0 = skip it)")
+    parser.add_argument("--load-requests", type=int, default=500, help="requests of the load run, in all")
     args = parser.parse_args()
     checkpoint = args.checkpoint
     if checkpoint is None:
@@ -155,6 +228,8 @@ def main() -> int:
     cem = bench_cem(goals, contexts, sim)
     service = bench_service(checkpoint, goals, args.calls, domain_id=150 + os.getpid() % 80)
     replan = bench_replan(checkpoint, goals[0], repeats=50)
+    if args.clients > 0:
+        bench_concurrent(checkpoint, goals, args.clients, args.load_requests, domain_id=150 + (os.getpid() + 1) % 80)
 
     cem_p50, cem_p95 = percentiles(cem)
     print(f"checkpoint {checkpoint}; {args.calls} calls per setting, {args.poses} reach requests")
