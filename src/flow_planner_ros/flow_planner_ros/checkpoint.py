@@ -3,7 +3,8 @@
 Format (`*.safetensors`):
 - tensors `model.<name>`: the (EMA) weights of the velocity model;
 - tensors `norm.<group>_<mean|std>` (float64): normalization stats for pos, vel, cond;
-- header metadata key `flow_planner` (JSON string): {format, format_version, model (config section),
+- header metadata key `flow_planner` (JSON string): {format, format_version, model (config section; its
+  `obstacles` flag, absent = false, says whether the conditioning ends with the scene),
   flow: {sigma, integration_steps, method}, joint_names, num_joints, horizon, dt, channel_layout,
   cond_layout, use_phase, training: {data_hash, epochs, global_step, train_loss, val_loss, ...}}.
 Loading parses the safetensors header only (a pickle/zip `.pt` file is refused before anything is
@@ -28,7 +29,7 @@ from torch import nn
 
 from flow_planner_common.atomic_file import atomic_path
 from flow_planner_common.robot import HORIZON, JOINT_NAMES
-from flow_planner_ros.conditioning import channel_layout, cond_layout
+from flow_planner_ros.conditioning import channel_layout, cond_layout, layout_difference
 from flow_planner_ros.config import MAX_INTEGRATION_STEPS, REFERENCES
 from flow_planner_ros.flow import METHODS
 from flow_planner_ros.models import MODEL_TYPES, build_model
@@ -74,6 +75,16 @@ class Checkpoint:
     def dt(self) -> float:
         return float(self.meta["dt"])
 
+    @property
+    def obstacles(self) -> bool:
+        """Whether the model is conditioned on the scene (obstacle boxes and mask)."""
+        return model_obstacles(self.meta["model"])
+
+
+def model_obstacles(model_cfg: dict[str, Any]) -> bool:
+    """The model section's `obstacles` flag (absent in checkpoints older than the option: false)."""
+    return bool(model_cfg.get("obstacles", False))
+
 
 def make_meta(
     model_cfg: dict[str, Any], flow_cfg: dict[str, Any], use_phase: bool, dt: float, training: dict[str, Any]
@@ -89,7 +100,7 @@ def make_meta(
         "horizon": HORIZON,
         "dt": float(dt),
         "channel_layout": channel_layout(),
-        "cond_layout": cond_layout(use_phase),
+        "cond_layout": cond_layout(use_phase, model_obstacles(model_cfg)),
         "use_phase": bool(use_phase),
         "training": training,
     }
@@ -165,8 +176,16 @@ def _check_layout(path: str | Path, meta: dict[str, Any]) -> None:
         raise CheckpointError(f"{path}: channel layout differs from [positions(12) | velocities(12)] in joint order")
     if not isinstance(meta["use_phase"], bool):
         raise CheckpointError(f"{path}: use_phase {meta['use_phase']!r} must be true or false")
-    if list(meta["cond_layout"]) != cond_layout(meta["use_phase"]):
-        raise CheckpointError(f"{path}: conditioning layout is not [arms_start, arms_start_vel, arms_goal(, phase)]")
+    obstacles = meta["model"].get("obstacles", False) if isinstance(meta["model"], dict) else False
+    if not isinstance(obstacles, bool):
+        raise CheckpointError(f"{path}: model.obstacles {obstacles!r} must be true or false")
+    expected = cond_layout(meta["use_phase"], obstacles)
+    if list(meta["cond_layout"]) != expected:
+        raise CheckpointError(
+            f"{path}: conditioning layout is not [arms_start, arms_start_vel, arms_goal(, phase)"
+            f"{'(, obstacles, obstacle_mask)' if obstacles else ''}] as its model config says: "
+            f"{layout_difference(meta['cond_layout'], expected)}"
+        )
     check_meta_values(path, meta)
 
 
@@ -245,10 +264,20 @@ def _check_weights(path: str | Path, meta: dict[str, Any], state: dict[str, torc
                 raise CheckpointError(f"{path}: weight {name} has values beyond ±{MAX_ABS_WEIGHT:g}")
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
-    """Load and validate a checkpoint; the model is in eval mode on `device`. Raises CheckpointError."""
+def load_checkpoint(
+    path: str | Path, device: str | torch.device = "cpu", expected_cond_layout: list[str] | None = None
+) -> Checkpoint:
+    """Load and validate a checkpoint; the model is in eval mode on `device`. Raises CheckpointError.
+
+    `expected_cond_layout`: the conditioning layout the caller will feed (conditioning.cond_layout); a checkpoint
+    with another one is refused with a line naming the difference."""
     tensors, metadata = read_safetensors(path)
     meta = parse_meta(path, metadata)
+    if expected_cond_layout is not None and list(meta["cond_layout"]) != list(expected_cond_layout):
+        raise CheckpointError(
+            f"{path}: conditioning layout differs from the expected one: "
+            f"{layout_difference(meta['cond_layout'], expected_cond_layout)}"
+        )
     norm_arrays = {k[len("norm."):]: v.numpy() for k, v in tensors.items() if k.startswith("norm.")}
     try:
         normalizer = Normalizer.from_dict(norm_arrays)

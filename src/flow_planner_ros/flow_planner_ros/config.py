@@ -14,6 +14,7 @@ from flow_planner_common.robot import HORIZON
 DEFAULT_CONFIG: dict[str, Any] = {
     "model": {
         "type": "unet",
+        "obstacles": False,
         "unet": {"hidden_dims": [32, 64], "kernel_size": 5, "time_emb_dim": 64, "horizon_channel": True},
         "dit": {"hidden_dim": 128, "depth": 4, "heads": 4, "mlp_ratio": 4.0, "time_emb_dim": 64},
     },
@@ -114,6 +115,8 @@ def _finite_float(cfg: dict[str, Any], section: str, key: str) -> float:
 def _check(cfg: dict[str, Any]) -> None:
     if cfg["model"]["type"] not in ("unet", "dit"):
         raise ConfigError(f"model.type must be unet or dit, got {cfg['model']['type']!r}")
+    if not isinstance(cfg["model"]["obstacles"], bool):
+        raise ConfigError(f"model.obstacles must be true or false, got {cfg['model']['obstacles']!r}")
     if cfg["flow"]["method"] not in ("euler", "midpoint"):
         raise ConfigError("flow.method must be euler or midpoint")
     steps = cfg["flow"]["integration_steps"]

@@ -36,10 +36,12 @@ def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
             raise merged_error from None
 
 
-def data_hash(arrays: dict[str, np.ndarray]) -> str:
-    """sha256 over the arrays the model learns from (identifies the training data in checkpoints)."""
+def data_hash(arrays: dict[str, np.ndarray], obstacles: bool = False) -> str:
+    """sha256 over the arrays the model learns from (identifies the training data in checkpoints); the scene
+    arrays count for obstacle models only (so a scene-blind model's hash is what it was before they existed)."""
     digest = hashlib.sha256()
-    for key in ("positions", "velocities", *COND_GROUPS, "phase", "grid_index", "success"):
+    scene = ("obstacles", "obstacle_mask") if obstacles else ()
+    for key in ("positions", "velocities", *COND_GROUPS, "phase", "grid_index", "success", *scene):
         digest.update(np.ascontiguousarray(arrays[key]).tobytes())
     return digest.hexdigest()
 
@@ -70,11 +72,17 @@ class TrajectoryData:
     dt: float
     use_phase: bool
     hash: str
+    obstacles: bool = False  # cond ends with the scene (conditioning.obstacle_layout)
 
     @classmethod
-    def load(cls, path: str | Path, use_phase: bool = False, only_success: bool = True) -> TrajectoryData:
-        """Read and validate `path`; keep successful trajectories only unless told otherwise."""
+    def load(
+        cls, path: str | Path, use_phase: bool = False, only_success: bool = True, obstacles: bool = False
+    ) -> TrajectoryData:
+        """Read and validate `path`; keep successful trajectories only unless told otherwise. With `obstacles`
+        the conditioning includes each trajectory's scene (schema-2 `obstacles` and `obstacle_mask`)."""
         arrays = load_arrays(path)
+        if obstacles and not {"obstacles", "obstacle_mask"} <= arrays.keys():
+            raise SchemaError(f"{path}: no obstacles/obstacle_mask arrays for an obstacle-conditioned model")
         keep = np.asarray(arrays["success"], dtype=bool) if only_success else np.ones(len(arrays["phase"]), bool)
         if not keep.any():
             raise SchemaError(f"{path}: no successful trajectories")
@@ -85,11 +93,12 @@ class TrajectoryData:
         return cls(
             positions=arrays_kept["positions"].astype(np.float64),
             velocities=arrays_kept["velocities"].astype(np.float64),
-            cond=build_cond(arrays_kept, use_phase),
+            cond=build_cond(arrays_kept, use_phase, obstacles),
             grid_index=arrays_kept["grid_index"].astype(np.int64),
             dt=float(dts[0]),
             use_phase=use_phase,
-            hash=data_hash(arrays),
+            hash=data_hash(arrays, obstacles),
+            obstacles=obstacles,
         )
 
     def __len__(self) -> int:
@@ -99,7 +108,7 @@ class TrajectoryData:
         """The trajectories at `indices` (same dt, hash and phase option)."""
         return TrajectoryData(
             self.positions[indices], self.velocities[indices], self.cond[indices], self.grid_index[indices],
-            self.dt, self.use_phase, self.hash,
+            self.dt, self.use_phase, self.hash, self.obstacles,
         )
 
     def with_suffix_starts(self, offsets: list[int]) -> TrajectoryData:
@@ -107,7 +116,8 @@ class TrajectoryData:
         state (positions[j-1], velocities[j-1]) to the same goal, then holding the goal (zero velocity).
 
         These are the states a receding-horizon replan starts from; without them the model only ever sees
-        starts at rest. The copies keep their grid index, so call this after the split by episode.
+        starts at rest. The copies keep their grid index, so call this after the split by episode. Only the start
+        state of the conditioning changes: the goal, phase and scene entries are carried along unchanged.
         """
         if not offsets:
             return self
@@ -126,7 +136,7 @@ class TrajectoryData:
         copies = len(offsets) + 1
         return TrajectoryData(
             np.concatenate(positions), np.concatenate(velocities), np.concatenate(cond),
-            np.tile(self.grid_index, copies), self.dt, self.use_phase, self.hash,
+            np.tile(self.grid_index, copies), self.dt, self.use_phase, self.hash, self.obstacles,
         )  # fmt: skip
 
     def reference(self) -> tuple[np.ndarray, np.ndarray]:

@@ -3,6 +3,7 @@
     sampler = FlowSampler.from_checkpoint("model.safetensors")          # or backend="onnx"
     positions, velocities = sampler.plan(start_pos, start_vel, goal, num_samples=8, steps=5, seed=0)
     # (8, 60, 12) each, rad and rad/s, waypoint k at time (k + 1)·dt
+    # an obstacle model (model.obstacles) also takes the scene: obstacles=(boxes (4, 7), mask (4,))
 
 All candidates (best-of-N) run in one batch; the same seed gives the same samples. Sampling uses flow.integrate,
 the one formulation shared with training. The ONNX Runtime backend exports the velocity network in memory (no
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from flow_planner_common.obstacles import BOX_DIM, MAX_OBSTACLES
 from flow_planner_common.robot import NUM_JOINTS
 from flow_planner_ros.checkpoint import Checkpoint, load_checkpoint
 from flow_planner_ros.conditioning import make_cond, reference_from_cond
@@ -99,8 +101,12 @@ class FlowSampler:
         self, start_pos: np.ndarray, start_vel: np.ndarray, goal: np.ndarray, num_samples: int = 1,
         steps: int | None = None, seed: int | None = None, phase: int | None = None, method: str | None = None,
         reference: tuple[np.ndarray, np.ndarray] | None = None,
+        obstacles: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """`num_samples` candidate trajectories for one request → positions, velocities (N, H, 12), float64.
+
+        `obstacles`: the scene as (boxes (MAX_OBSTACLES, 7), mask (MAX_OBSTACLES,)) (flow_planner_common.obstacles
+        boxes_to_array). An obstacle model reads None as an empty scene; a scene-blind model refuses a non-empty one.
 
         `reference`: the request's reference motion (H, 12) positions and velocities, when the caller has it
         (flow_planner_common.motion.reference_trajectory of start, start velocity and goal); else computed here.
@@ -115,11 +121,35 @@ class FlowSampler:
             raise ValueError("num_samples must be >= 1")
         if self.checkpoint.use_phase and phase is None:
             raise ValueError("this checkpoint is conditioned on the phase: pass phase=0 (reach) or 1 (carry)")
-        cond = make_cond(*arrays, phase if self.checkpoint.use_phase else None)
+        scene = self._check_obstacles(obstacles)
+        cond = make_cond(*arrays, phase if self.checkpoint.use_phase else None, scene)
         batch_reference = None
         if reference is not None:
             batch_reference = tuple(np.broadcast_to(r, (num_samples, *np.shape(r))) for r in reference)
         return self.plan_batch(np.repeat(cond, num_samples, axis=0), steps, seed, method, batch_reference)
+
+    def _check_obstacles(
+        self, obstacles: tuple[np.ndarray, np.ndarray] | None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The scene to condition on (None for a scene-blind model); ValueError for a malformed or unusable one."""
+        if obstacles is None:
+            if not self.checkpoint.obstacles:
+                return None
+            return np.zeros((MAX_OBSTACLES, BOX_DIM)), np.zeros(MAX_OBSTACLES, dtype=bool)
+        boxes, mask = np.asarray(obstacles[0], dtype=np.float64), np.asarray(obstacles[1])
+        if boxes.shape != (MAX_OBSTACLES, BOX_DIM) or mask.shape != (MAX_OBSTACLES,):
+            raise ValueError(
+                f"obstacles must be (boxes ({MAX_OBSTACLES}, {BOX_DIM}), mask ({MAX_OBSTACLES},)), got "
+                f"{boxes.shape} and {mask.shape}"
+            )
+        mask = mask.astype(bool)
+        if not np.all(np.isfinite(boxes[mask])):
+            raise ValueError("obstacles contain NaN or Inf")
+        if not self.checkpoint.obstacles:
+            if mask.any():
+                raise ValueError("this checkpoint is not conditioned on obstacles (model.obstacles is false)")
+            return None
+        return boxes, mask
 
     @torch.inference_mode()
     def plan_batch(
@@ -127,6 +157,8 @@ class FlowSampler:
         reference: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """One trajectory per row of physical conditioning (B, D) → positions, velocities (B, H, 12).
+
+        For an obstacle model each row ends with its scene (conditioning.make_cond / build_cond with obstacles).
 
         `reference` (B, H, 12) positions and velocities: the rows' reference motions, if already computed.
         """

@@ -2,6 +2,10 @@
 
 Normalizing velocities with position statistics leaves them near zero (a bug the seed project hit); each group
 is fitted and applied separately, and the stats travel inside the checkpoint as plain arrays.
+
+The scene part of an obstacle model's conditioning (conditioning.obstacle_layout) is fitted per box feature over
+the used boxes of every slot together (unused, zeroed slots excluded; every slot shares the same stats, so reordering
+the boxes reorders their normalized features and nothing else); the mask entries keep mean 0 and std 1.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from flow_planner_ros.conditioning import OBSTACLE_FEATURES, scene_slices
 
 #: Channels whose std is below this are treated as constant (std 1) so they normalize to 0 without blowing up.
 MIN_STD = 1e-6
@@ -25,6 +31,21 @@ def _stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, std
 
 
+def _fit_scene(cond: np.ndarray, mean: np.ndarray, std: np.ndarray) -> None:
+    """Overwrite the scene entries of `mean`/`std` in place: shared per-feature stats over used boxes; mask 0/1."""
+    boxes_slice, mask_slice = scene_slices(cond.shape[-1])
+    features = len(OBSTACLE_FEATURES)
+    boxes = cond[:, boxes_slice].reshape(-1, features)
+    used = cond[:, mask_slice].reshape(-1) > 0.5
+    if used.any():
+        box_mean, box_std = _stats(boxes[used])
+    else:
+        box_mean, box_std = np.zeros(features), np.ones(features)
+    slots = (boxes_slice.stop - boxes_slice.start) // features
+    mean[boxes_slice], std[boxes_slice] = np.tile(box_mean, slots), np.tile(box_std, slots)
+    mean[mask_slice], std[mask_slice] = 0.0, 1.0
+
+
 @dataclass
 class Normalizer:
     """Mean/std per channel for positions (J), velocities (J) and conditioning (D)."""
@@ -37,11 +58,16 @@ class Normalizer:
     cond_std: np.ndarray
 
     @classmethod
-    def fit(cls, positions: np.ndarray, velocities: np.ndarray, cond: np.ndarray) -> Normalizer:
-        """Fit on (N, H, J) positions, (N, H, J) velocities and (N, D) conditioning."""
+    def fit(
+        cls, positions: np.ndarray, velocities: np.ndarray, cond: np.ndarray, obstacles: bool = False
+    ) -> Normalizer:
+        """Fit on (N, H, J) positions, (N, H, J) velocities and (N, D) conditioning (ending with the scene part
+        when `obstacles`)."""
         pos_mean, pos_std = _stats(positions)
         vel_mean, vel_std = _stats(velocities)
         cond_mean, cond_std = _stats(cond)
+        if obstacles:
+            _fit_scene(np.asarray(cond, dtype=np.float64), cond_mean, cond_std)
         return cls(pos_mean, pos_std, vel_mean, vel_std, cond_mean, cond_std)
 
     @property

@@ -169,14 +169,17 @@ def train(
     torch.manual_seed(seed)
 
     use_phase = bool(config["conditioning"]["use_phase"])
-    data = TrajectoryData.load(data_path, use_phase=use_phase, only_success=bool(tcfg["only_success"]))
+    obstacles = bool(config["model"].get("obstacles", False))
+    data = TrajectoryData.load(
+        data_path, use_phase=use_phase, only_success=bool(tcfg["only_success"]), obstacles=obstacles
+    )
     train_idx, val_idx = split_by_episode(data.grid_index, float(tcfg["val_fraction"]), seed)
     suffixes = [int(j) for j in tcfg["suffix_starts"]]
     train_data = data.subset(train_idx).with_suffix_starts(suffixes)
     val_data = data.subset(val_idx).with_suffix_starts(suffixes)
     if config["flow"]["reference"] == "min_jerk":
         train_data, val_data = train_data.relative_to_reference(), val_data.relative_to_reference()
-    normalizer = Normalizer.fit(train_data.positions, train_data.velocities, train_data.cond)
+    normalizer = Normalizer.fit(train_data.positions, train_data.velocities, train_data.cond, obstacles=obstacles)
     train_ds, val_ds = FlowDataset(train_data, normalizer), FlowDataset(val_data, normalizer)
     horizon, channels, cond_dim = train_ds.x.shape[1], train_ds.x.shape[2], train_ds.cond.shape[1]
 

@@ -1,4 +1,4 @@
-"""Shared model pieces: sinusoidal time embedding."""
+"""Shared model pieces: sinusoidal time embedding, the DeepSets obstacle encoder."""
 
 from __future__ import annotations
 
@@ -25,6 +25,39 @@ class SinusoidalTimeEmbedding(nn.Module):
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         args = (t.float() * TIME_SCALE)[:, None] * self.freqs[None, :]
         return torch.cat([args.sin(), args.cos()], dim=-1)
+
+
+class ObstacleSetEncoder(nn.Module):
+    """DeepSets scene encoder: a shared MLP per box, masked mean and max pooling, then an MLP → (B, out_dim).
+
+    Input: the normalized conditioning (B, D) whose last `slots · (features + 1)` entries are the box features
+    (slot-major) then the mask (conditioning.obstacle_layout). The encoding is invariant to the order of the boxes,
+    and a masked-out box has no influence at all (its features are replaced by zeros before the MLP and its
+    encoding is excluded from both pools); an empty scene encodes as the pooled zeros. Returns (base cond, scene).
+    """
+
+    def __init__(self, slots: int, features: int, out_dim: int = 64, hidden_dim: int = 64) -> None:
+        super().__init__()
+        self.slots, self.features, self.out_dim = slots, features, out_dim
+        self.scene_dim = slots * (features + 1)
+        self.phi = nn.Sequential(
+            nn.Linear(features, hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, hidden_dim), nn.SiLU(),
+        )
+        self.rho = nn.Sequential(nn.Linear(2 * hidden_dim + 1, out_dim), nn.SiLU(), nn.Linear(out_dim, out_dim))
+
+    def forward(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        base_dim = cond.shape[-1] - self.scene_dim
+        base = cond[:, :base_dim]
+        boxes = cond[:, base_dim : base_dim + self.slots * self.features].reshape(-1, self.slots, self.features)
+        used = cond[:, base_dim + self.slots * self.features :] > 0.5  # (B, slots)
+        weight = used.to(cond.dtype).unsqueeze(-1)
+        h = self.phi(torch.where(used.unsqueeze(-1), boxes, torch.zeros_like(boxes)))
+        count = weight.sum(dim=1)  # (B, 1)
+        mean = (h * weight).sum(dim=1) / count.clamp(min=1.0)
+        # phi ends in SiLU (>= -0.279), so a fill of -1 is below every real encoding: the max ignores masked boxes.
+        peak = torch.where(used.unsqueeze(-1), h, torch.full_like(h, -1.0)).amax(dim=1)
+        peak = torch.where(count > 0, peak, torch.zeros_like(peak))
+        return base, self.rho(torch.cat([mean, peak, count / self.slots], dim=-1))
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from flow_planner_ros.models.common import SinusoidalTimeEmbedding
+from flow_planner_common.obstacles import MAX_OBSTACLES
+from flow_planner_ros.models.common import ObstacleSetEncoder, SinusoidalTimeEmbedding
 
 
 def position_embedding(length: int, dim: int) -> torch.Tensor:
@@ -65,7 +66,7 @@ class DiTAdaLN(nn.Module):
 
     def __init__(
         self, in_channels: int, cond_dim: int, horizon: int, hidden_dim: int = 128, depth: int = 4, heads: int = 4,
-        mlp_ratio: float = 4.0, time_emb_dim: int = 64,
+        mlp_ratio: float = 4.0, time_emb_dim: int = 64, obstacle_features: int = 0, obstacle_slots: int = MAX_OBSTACLES,
     ) -> None:
         super().__init__()
         if depth < 1:
@@ -77,7 +78,10 @@ class DiTAdaLN(nn.Module):
             SinusoidalTimeEmbedding(time_emb_dim), nn.Linear(time_emb_dim, hidden_dim), nn.SiLU(),
             nn.Linear(hidden_dim, hidden_dim),
         )
-        self.cond_mlp = nn.Sequential(nn.Linear(cond_dim, hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, hidden_dim))
+        # Obstacle models: the conditioning ends with the scene; its DeepSets embedding is added to c.
+        self.scene = ObstacleSetEncoder(obstacle_slots, obstacle_features, hidden_dim) if obstacle_features else None
+        base_dim = cond_dim - (self.scene.scene_dim if self.scene is not None else 0)
+        self.cond_mlp = nn.Sequential(nn.Linear(base_dim, hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, hidden_dim))
         self.blocks = nn.ModuleList(DiTBlock(hidden_dim, heads, mlp_ratio) for _ in range(depth))
         self.final_norm = nn.LayerNorm(hidden_dim, elementwise_affine=False, eps=1e-6)
         self.final_ada = nn.Sequential(nn.SiLU(), nn.Linear(hidden_dim, 2 * hidden_dim))
@@ -90,7 +94,11 @@ class DiTAdaLN(nn.Module):
         length = x.shape[1]
         pos = self.pos_emb if self.pos_emb.shape[0] == length else position_embedding(length, self.hidden_dim).to(x)
         h = self.embed(x) + pos
-        c = self.time_mlp(t) + self.cond_mlp(cond)
+        if self.scene is not None:
+            base, scene = self.scene(cond)
+            c = self.time_mlp(t) + self.cond_mlp(base) + scene
+        else:
+            c = self.time_mlp(t) + self.cond_mlp(cond)
         for block in self.blocks:
             h = block(h, c)
         shift, scale = self.final_ada(c).chunk(2, dim=-1)

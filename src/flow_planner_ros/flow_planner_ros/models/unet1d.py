@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from flow_planner_ros.models.common import SinusoidalTimeEmbedding
+from flow_planner_common.obstacles import MAX_OBSTACLES
+from flow_planner_ros.models.common import ObstacleSetEncoder, SinusoidalTimeEmbedding
 
 
 def _groups(channels: int, max_groups: int = 8) -> int:
@@ -66,7 +67,8 @@ class UNet1DFiLM(nn.Module):
 
     def __init__(
         self, in_channels: int, cond_dim: int, hidden_dims: list[int] | tuple[int, ...] = (64, 128, 256),
-        time_emb_dim: int = 64, kernel_size: int = 5, horizon_channel: bool = True,
+        time_emb_dim: int = 64, kernel_size: int = 5, horizon_channel: bool = True, obstacle_features: int = 0,
+        obstacle_slots: int = MAX_OBSTACLES, scene_emb_dim: int = 64,
     ) -> None:
         super().__init__()
         dims = [int(d) for d in hidden_dims]
@@ -84,7 +86,13 @@ class UNet1DFiLM(nn.Module):
             nn.Mish(),
             nn.Linear(4 * time_emb_dim, time_emb_dim),
         )
+        # Obstacle models: the conditioning ends with the scene, encoded by a DeepSets encoder whose embedding joins
+        # the FiLM input in place of the raw scene entries.
+        self.scene = None
         emb_dim = time_emb_dim + cond_dim
+        if obstacle_features:
+            self.scene = ObstacleSetEncoder(obstacle_slots, obstacle_features, scene_emb_dim)
+            emb_dim += scene_emb_dim - self.scene.scene_dim
         self.down = nn.ModuleList()
         prev = in_channels + int(self.horizon_channel)
         for i, d in enumerate(dims):
@@ -123,7 +131,11 @@ class UNet1DFiLM(nn.Module):
         pad = self.padded_length(horizon) - horizon
         if pad:
             h = F.pad(h, (0, pad), mode="replicate")
-        emb = torch.cat([self.time_emb(t), cond], dim=-1)
+        if self.scene is not None:
+            base, scene = self.scene(cond)
+            emb = torch.cat([self.time_emb(t), base, scene], dim=-1)
+        else:
+            emb = torch.cat([self.time_emb(t), cond], dim=-1)
         skips = []
         for block1, block2, downsample in self.down:
             h = block2(block1(h, emb), emb)
