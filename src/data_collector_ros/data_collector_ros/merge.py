@@ -24,7 +24,7 @@ from flow_planner_common.trajectory_schema import (
     SCHEMA_VERSION,
     SchemaError,
     TrajectoryRecord,
-    load_npz,
+    read_schema_version,
     read_trajectory,
     stack_records,
     write_dataset,
@@ -33,37 +33,32 @@ from flow_planner_common.trajectory_schema import (
 EXIT_OK, EXIT_NOTHING_VALID, EXIT_BAD_ARGUMENTS = 0, 1, 2
 
 
-def collect_records(inputs: list[Path], report=print) -> tuple[list[TrajectoryRecord], list[str]]:
-    """Valid records (sorted by grid index, phase) and one message per skipped file."""
+def collect_records(
+    inputs: list[Path], report=print
+) -> tuple[list[TrajectoryRecord], list[str], dict[int, int]]:
+    """Valid records (sorted by grid index, phase), one message per skipped file, and schema_version -> number of
+    readable files carrying it (a refused file's version is read alone, so every file is read once)."""
     records: dict[tuple[int, int], TrajectoryRecord] = {}
     skipped: list[str] = []
+    versions: dict[int, int] = {}
     for folder in inputs:
         for path in sorted(folder.glob("traj_*.npz")):
             try:
                 record = read_trajectory(path)
             except SchemaError as exc:
+                version = read_schema_version(path)
+                if version is not None:
+                    versions[version] = versions.get(version, 0) + 1
                 reason = str(exc).removeprefix(f"{path}: ")
                 skipped.append(f"skipping corrupt file {path}: {reason}")
                 continue
+            versions[record.schema_version] = versions.get(record.schema_version, 0) + 1
             key = (record.grid_index, record.phase)
             if key in records:
                 skipped.append(f"skipping duplicate file {path}: grid index {key[0]} {PHASE_NAMES[key[1]]} seen before")
                 continue
             records[key] = record
-    return [records[key] for key in sorted(records)], skipped
-
-
-def schema_versions(inputs: list[Path]) -> dict[int, int]:
-    """schema_version -> number of readable traj_*.npz files in the inputs that carry it."""
-    counts: dict[int, int] = {}
-    for folder in inputs:
-        for path in sorted(folder.glob("traj_*.npz")):
-            try:
-                version = int(np.asarray(load_npz(path)["schema_version"]).reshape(-1)[0])
-            except (SchemaError, KeyError, IndexError, ValueError, TypeError):
-                continue
-            counts[version] = counts.get(version, 0) + 1
-    return counts
+    return [records[key] for key in sorted(records)], skipped, versions
 
 
 def statistics(records: list[TrajectoryRecord]) -> list[str]:
@@ -125,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"merge: error: {problem}", file=sys.stderr)
         return EXIT_BAD_ARGUMENTS
-    versions = schema_versions(args.input)
+    records, skipped, versions = collect_records(args.input)
     if len(versions) > 1:
         found = ", ".join(f"{count} file(s) of schema {v}" for v, count in sorted(versions.items()))
         print(
@@ -134,7 +129,6 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_ARGUMENTS
-    records, skipped = collect_records(args.input)
     for message in skipped:
         print(f"merge: {message}", file=sys.stderr)
     if not records:

@@ -191,6 +191,15 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
         raise SchemaError(f"{path}: unreadable npz ({type(exc).__name__}: {exc})") from exc
 
 
+def read_schema_version(path: str | Path) -> int | None:
+    """The schema_version a file claims (reading that one array only); None if it has none or is unreadable."""
+    try:
+        with np.load(Path(path), allow_pickle=False) as data:
+            return int(np.asarray(data["schema_version"]).reshape(-1)[0])
+    except (OSError, ValueError, EOFError, KeyError, IndexError, TypeError, zipfile.BadZipFile, zlib.error):
+        return None
+
+
 def write_trajectory(directory: str | Path, record: TrajectoryRecord) -> Path:
     """Atomically write one record as directory/traj_<grid_index>_<phase>.npz."""
     path = Path(directory) / trajectory_filename(record.grid_index, record.phase)
