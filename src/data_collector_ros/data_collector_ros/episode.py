@@ -78,7 +78,6 @@ class EpisodeRunner:
         self.observer = observer
         self.scene = SimulationScene(sim, self.config.grasp_tolerance)
         self.routes = RouteBuilder(ik, planner.basis(self.config.dt))
-        self._scene: SceneEpisode | None = None
 
     def run(
         self,
@@ -96,13 +95,12 @@ class EpisodeRunner:
         `tolerate_unstable`, in which case the phase is recorded as failed.
         """
         self.sim.set_obstacles(scene.obstacles if scene is not None else ())
-        self._scene = scene
         tray_goal = None
         if scene is not None:
             tray_pose, tray_goal = scene.start_pose(float(self.sim.rest_tray_pose[2])), scene.goal_pose()
 
         def step(task: PhaseTask) -> PhaseOutcome:
-            outcome = self.run_phase(task, grid_index, tolerate_unstable)
+            outcome = self.run_phase(task, grid_index, tolerate_unstable, scene)
             if on_record is not None:
                 on_record(outcome.record)
             return outcome
@@ -112,8 +110,11 @@ class EpisodeRunner:
         )
         return episode.phases
 
-    def run_phase(self, task: PhaseTask, grid_index: int, tolerate_unstable: bool = False) -> PhaseOutcome:
-        """Plan from the task's start state to its joint goal, execute in the simulation, judge, build the record."""
+    def run_phase(
+        self, task: PhaseTask, grid_index: int, tolerate_unstable: bool = False, scene: SceneEpisode | None = None
+    ) -> PhaseOutcome:
+        """Plan from the task's start state to its joint goal, execute in the simulation, judge, build the record
+        (with the `scene`'s fields)."""
         dt = self.config.dt
         plan = cem_plan(self.planner, task, task.start, dt, self.routes)
         try:
@@ -137,7 +138,7 @@ class EpisodeRunner:
             success=result.success,
             cost=plan.cost,
             dt=dt,
-            **scene_fields(self._scene),
+            **scene_fields(scene),
         )
         return PhaseOutcome(record, plan, result, task.ik_success)
 
