@@ -34,7 +34,7 @@ import mujoco
 import numpy as np
 
 from data_collector_ros.plan_cost import TERMS, CostLimits, CostWeights, PhaseContext, PlanCost
-from flow_planner_common.motion import TrajectoryBasis
+from flow_planner_common.motion import TrajectoryBasis, reference_trajectory
 from flow_planner_common.robot import NUM_JOINTS
 
 
@@ -102,14 +102,17 @@ class CEMPlanner:
         """Plan one phase from context.start_positions/velocities to goal_positions (12,); `routes`: knot offsets
         (num_knots, 12) to restart from when the search from the straight line finds nothing feasible."""
         started = time.perf_counter()
-        best = self._search(context, goal_positions, rng, init_mean, self.config.iterations, self.config.init_std)
+        basis = self.basis(context.dt)
+        reference = reference_trajectory(
+            np.asarray(context.start_positions, dtype=float), np.asarray(context.start_velocities, dtype=float),
+            np.asarray(goal_positions, dtype=float), basis.dt, basis.horizon,
+        )  # once per plan: every candidate of every search is this motion plus knot bumps
+        best = self._search(context, reference, rng, init_mean, self.config.iterations, self.config.init_std)
         total_iterations, total_evaluations = best.iterations, best.evaluations
         if not best.feasible and callable(routes):
             routes = routes()  # built only when needed: each route costs IK solves
         for route in routes if not best.feasible else ():
-            found = self._search(
-                context, goal_positions, rng, route, self.config.route_iterations, self.config.route_std
-            )
+            found = self._search(context, reference, rng, route, self.config.route_iterations, self.config.route_std)
             total_iterations += found.iterations
             total_evaluations += found.evaluations
             if (found.feasible, -found.cost) > (best.feasible, -best.cost):
@@ -121,7 +124,7 @@ class CEMPlanner:
     def _search(
         self,
         context: PhaseContext,
-        goal_positions: np.ndarray,
+        reference: tuple[np.ndarray, np.ndarray],
         rng: np.random.Generator,
         init_mean: np.ndarray | None,
         iterations: int,
@@ -129,9 +132,6 @@ class CEMPlanner:
     ) -> CEMPlan:
         cfg, started = self.config, time.perf_counter()
         basis = self.basis(context.dt)
-        start = np.asarray(context.start_positions, dtype=float)
-        start_vel = np.asarray(context.start_velocities, dtype=float)
-        goal = np.asarray(goal_positions, dtype=float)
         shape = (cfg.num_knots, NUM_JOINTS)
         mean = np.zeros(shape) if init_mean is None else np.array(init_mean, dtype=float).reshape(shape)
         std = np.full(shape, init_std)
@@ -143,7 +143,7 @@ class CEMPlanner:
             knots[0] = mean
             if iteration == 1 and init_mean is not None:
                 knots[1] = 0.0
-            positions, velocities = basis.trajectories(start, start_vel, goal, knots)
+            positions, velocities = basis.around(reference, knots)
             report = self.cost.evaluate(positions, velocities, context)
             evaluations += len(knots)
             order = np.argsort(report.total, kind="stable")

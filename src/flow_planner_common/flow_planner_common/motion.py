@@ -71,18 +71,17 @@ class TrajectoryBasis:
         self.dphi = (dwindow[:, None] * g + window[:, None] * dg) / self.duration
 
     def trajectories(
-        self,
-        start: np.ndarray,
-        start_vel: np.ndarray,
-        goal: np.ndarray,
-        knots: np.ndarray,
-        reference: tuple[np.ndarray, np.ndarray] | None = None,
+        self, start: np.ndarray, start_vel: np.ndarray, goal: np.ndarray, knots: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """knots (N, K, 12) -> positions, velocities (N, H, 12): the reference motion plus the knot bumps.
+        """knots (N, K, 12) -> positions, velocities (N, H, 12): the reference motion plus the knot bumps."""
+        return self.around(reference_trajectory(start, start_vel, goal, self.dt, self.horizon), knots)
 
-        `reference` (positions, velocities (H, 12)) skips recomputing reference_trajectory(start, start_vel, goal).
-        """
-        base, dbase = reference or reference_trajectory(start, start_vel, goal, self.dt, self.horizon)
+    def around(
+        self, reference: tuple[np.ndarray, np.ndarray], knots: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """knots (N, K, 12) -> positions, velocities (N, H, 12) around an already computed reference motion
+        (positions, velocities (H, 12) from reference_trajectory): for callers that use one reference many times."""
+        base, dbase = reference
         positions = base[None] + np.einsum("hk,nkj->nhj", self.phi, knots)
         velocities = dbase[None] + np.einsum("hk,nkj->nhj", self.dphi, knots)
         return positions, velocities

@@ -28,6 +28,6 @@ class SmoothProjection:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """positions (N, H, J) and the request's reference motion (positions, velocities (H, J))."""
         knots = np.einsum("kh,nhj->nkj", self._fit, positions - reference[0][None])
-        smooth_pos, smooth_vel = self.basis.trajectories(None, None, None, knots, reference=reference)
+        smooth_pos, smooth_vel = self.basis.around(reference, knots)
         change = np.abs(smooth_pos - positions).max(axis=(1, 2))
         return smooth_pos, smooth_vel, change
