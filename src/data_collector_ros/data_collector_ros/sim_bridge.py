@@ -236,7 +236,12 @@ class SimBridge(Node):
                     self.sim.reset(self.reset_pose)
                     self._pacing_origin = (time.monotonic(), self.sim.time)
                 state = self.sim.state()
-            self._publish(state)
+            try:
+                self._publish(state)
+            except Exception:
+                if self.context.ok():
+                    raise
+                return  # shutdown began (Ctrl-C invalidates the context before stop() ends this loop)
             if self.real_time_factor > 0:
                 wall0, sim0 = self._pacing_origin
                 delay = wall0 + (state.time - sim0) / self.real_time_factor - time.monotonic()
