@@ -157,6 +157,12 @@ def obstacle_markers(
     return markers
 
 
+def pose_values(pose: Pose) -> np.ndarray:
+    """[x, y, z, qw, qx, qy, qz] of a geometry_msgs/Pose (unchecked: callers validate)."""
+    p, q = pose.position, pose.orientation
+    return np.array([p.x, p.y, p.z, q.w, q.x, q.y, q.z], dtype=np.float64)
+
+
 def boxes_from_obstacle_array(msg: ObstacleArray, frame_id: str | None = None) -> tuple[Box, ...]:
     """The boxes of an ObstacleArray, in its order. ObstacleError (naming the obstacle) for: more than
     MAX_OBSTACLES, a primitive other than BOX, not 3 dimensions, non-finite or out-of-range values, a zero or

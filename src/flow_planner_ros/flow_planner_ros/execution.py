@@ -17,6 +17,7 @@ import numpy as np
 
 from flow_planner_ros.continuation import ContinuationPrefix, running_plan_prefix
 from flow_planner_ros.plan_request import PlanRequest
+from flow_planner_ros.plan_scene import EMPTY_SCENE, PlanScene
 
 #: Waypoints past a plan's end after which an execution that has not reached its goal has failed.
 OVERRUN_STEPS = 10
@@ -42,7 +43,8 @@ class ExecutionLimits:
 
 @dataclass
 class Execution:
-    """A request being executed: its goal, the running plan and when it was published (node clock, s)."""
+    """A request being executed: its goal, the running plan, when it was published (node clock, s) and the scene it
+    was planned in (replans use the same scene, carried tray included)."""
 
     request_id: int
     request: PlanRequest
@@ -53,6 +55,7 @@ class Execution:
     replans: int = 0
     planning_times: list[float] = field(default_factory=list)
     final_approach: bool = False  # no more replans: the running plan is executed to its end
+    scene: PlanScene = EMPTY_SCENE  # the request's scene: every replan is checked against it
 
     def goal_error(self, measured: np.ndarray | None) -> float | None:
         """Max joint distance of the measured positions from the goal (rad); None without a measurement."""

@@ -17,8 +17,16 @@ others are answered success=false "busy" at once. A burst is never dropped silen
 runs everything: a multi-threaded one was measured to make planning 3-10x slower beside a 100 Hz /joint_states
 stream (its threads contend for Python's GIL with the planning thread).
 
+Scene: each request is planned against the union of its `obstacles` and the latest ObstacleArray on
+`scene_obstacles_topic` (latched, as the bridge publishes it; a box given by both counts once), and, with
+`carrying_tray`, the tray carried rigidly from `tray_pose` at the start state (plan_scene). Bad boxes, a bad tray
+pose, an unusable scene message or more boxes than the model's MAX_OBSTACLES: success=false with the reason. An
+execution keeps its scene: its replans are checked against the same one.
+
 Safety: every trajectory passes the pipeline's checks (finite, within position and velocity limits, continuous with
-where the robot is) before it is returned or published; an executed request must start at the measured state
+where the robot is, `clearance_margin` from the scene's boxes, the other arm, the table and a carried tray:
+scene_safety; when no sample passes, up to `refine_iterations` CEM iterations bend them: refinement) before it is
+returned or published; an executed request must start at the measured state
 (`start_state_tolerance`); a plan that replaces a running one (a replan, or a new request preempting the running
 execution) is cross-faded from the running plan at the moment it is published, so the commanded motion never jumps.
 """
@@ -47,9 +55,10 @@ from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
 from flow_planner_common.node_main import spin_node_main
-from flow_planner_common.ros_messages import arm_trajectories, joint_trajectory
+from flow_planner_common.obstacles import Box, ObstacleError
+from flow_planner_common.ros_messages import arm_trajectories, boxes_from_obstacle_array, joint_trajectory, pose_values
 from flow_planner_msgs.action import ExecutePlan
-from flow_planner_msgs.msg import PlannerStatus
+from flow_planner_msgs.msg import ObstacleArray, PlannerStatus
 from flow_planner_msgs.srv import PlanTrajectory
 from flow_planner_ros.execution import Decision, Execution, ExecutionLimits
 from flow_planner_ros.flow_sampler import FlowSampler
@@ -63,6 +72,7 @@ from flow_planner_ros.plan_request import (
     fresh_state,
     validate_plan_request,
 )
+from flow_planner_ros.plan_scene import PlanScene, SceneError, merge_boxes, validated_tray_pose
 from flow_planner_ros.planner_settings import PLANNER_PARAMETERS, ParameterSpec, PlannerSettings, SettingsError
 from flow_planner_ros.planning_pipeline import PlanningPipeline, PlanResult
 from flow_planner_ros.stop_trajectory import plan_state_at, stop_trajectory
@@ -130,11 +140,15 @@ class PlannerNode(Node):
             SafetyLimits.from_arrays(s.position_limits, s.velocity_limits),
             smoothing_knots=s.smoothing_knots,
             max_projection_change=s.max_projection_change,
+            clearance_margin=s.clearance_margin,
+            refine_iterations=s.refine_iterations,
+            refine_samples=s.refine_samples,
         )
         self.policy = RequestPolicy.from_settings(s)
+        sees = "sees" if self.pipeline.sees_obstacles else "does not see"
         self.get_logger().info(
             f"loaded {checkpoint} (horizon {self.sampler.horizon}, dt {self.sampler.dt}, {backend} on {s.device});"
-            f" execution_steps={s.execution_steps}"
+            f" execution_steps={s.execution_steps}; the model {sees} obstacles (plans are checked against them)"
         )
 
         self._latest_state: JointStateSample | None = None
@@ -142,6 +156,8 @@ class PlannerNode(Node):
         self._request_counter = 0
         self._pending: deque[tuple[PlanTrajectory.Request, Reply, GoalRun | None]] = deque()
         self._runs: dict[int, GoalRun] = {}  # ExecutePlan goals by the request_id of their execution
+        self._topic_boxes: tuple[Box, ...] = ()  # the latest scene_obstacles_topic message's boxes
+        self._topic_error: str | None = None  # why that message is unusable
         self.create_subscription(JointState, s.joint_states_topic, self._on_joint_states, 10)
         self._left_pub = self.create_publisher(JointTrajectory, s.left_controller_topic, 10)
         self._right_pub = self.create_publisher(JointTrajectory, s.right_controller_topic, 10)
@@ -150,6 +166,8 @@ class PlannerNode(Node):
             depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
         )
         self._marker_pub = self.create_publisher(MarkerArray, s.marker_topic, latched)
+        if s.scene_obstacles_topic:
+            self.create_subscription(ObstacleArray, s.scene_obstacles_topic, self._on_scene_obstacles, latched)
         service_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
         # Reentrant: a queued request's callback stays pending until it is planned, and must not block the others.
         self._service = self.create_service(
@@ -172,6 +190,9 @@ class PlannerNode(Node):
             return SetParametersResult(successful=False, reason=str(exc))
         self.settings, self.policy = settings, RequestPolicy.from_settings(settings)
         self.pipeline.max_projection_change = settings.max_projection_change
+        self.pipeline.safety.margin = settings.clearance_margin
+        self.pipeline.refiner.iterations = settings.refine_iterations
+        self.pipeline.refiner.samples = settings.refine_samples
         return SetParametersResult(successful=True)
 
     def _now(self) -> float:
@@ -196,6 +217,30 @@ class PlannerNode(Node):
         usable = len(velocities) == len(msg.name) and np.all(np.isfinite(velocities[order]))
         velocities = velocities[order] if usable else np.zeros(len(order))
         self._latest_state = JointStateSample(positions[order], velocities, self._now())
+
+    # -- scene ------------------------------------------------------------------------------------------------
+    def _on_scene_obstacles(self, msg: ObstacleArray) -> None:
+        try:
+            self._topic_boxes, self._topic_error = boxes_from_obstacle_array(msg, self.settings.frame_id), None
+        except ObstacleError as exc:  # refuse to plan until a usable scene arrives: never ignore a box
+            self._topic_boxes, self._topic_error = (), str(exc)
+            self.get_logger().warning(f"{self.settings.scene_obstacles_topic}: {exc}")
+
+    def _scene(self, request: PlanTrajectory.Request, start_positions: np.ndarray) -> PlanScene:
+        """The request's scene: its boxes and the topic's, and the carried tray (SceneError says what is wrong)."""
+        topic = self.settings.scene_obstacles_topic
+        if self._topic_error is not None:
+            raise SceneError(f"the latest {topic} message is unusable: {self._topic_error}")
+        try:
+            request_boxes = boxes_from_obstacle_array(ObstacleArray(obstacles=list(request.obstacles)))
+        except ObstacleError as exc:
+            raise SceneError(f"obstacles: {exc}") from None
+        boxes = merge_boxes(request_boxes, self._topic_boxes, topic)
+        grasp = None
+        if request.carrying_tray:
+            pose = validated_tray_pose(pose_values(request.tray_pose))
+            grasp = self.pipeline.safety.checker.grasp_from_start(start_positions, pose)
+        return PlanScene.from_boxes(boxes, grasp)
 
     def _measured_positions(self) -> np.ndarray | None:
         state = self._latest_state
@@ -254,10 +299,6 @@ class PlannerNode(Node):
             self._work.trigger()
 
     def _answer(self, request: PlanTrajectory.Request, response: PlanTrajectory.Response, run: GoalRun | None) -> None:
-        if len(request.obstacles) > 0:  # never plan as if a given obstacle were not there
-            response.success = False
-            response.message = "invalid request: obstacles are not supported by this planner's model yet"
-            return
         fields = RequestFields(
             start_positions=list(request.start_positions),
             start_velocities=list(request.start_velocities),
@@ -270,7 +311,8 @@ class PlannerNode(Node):
         )
         try:
             plan_request = validate_plan_request(fields, self.policy, self._latest_state, self._now())
-        except PlanRequestError as exc:
+            scene = self._scene(request, plan_request.start_positions)
+        except (PlanRequestError, SceneError) as exc:
             response.success = False
             response.message = f"invalid request: {exc}"
             self.get_logger().warning(response.message)
@@ -280,9 +322,9 @@ class PlannerNode(Node):
         if running is not None:  # preemption: join the running plan where it is when the new plan is published
             blend = self.settings.blend_steps
             prefix = lambda: running.prefix_at(self._now(), blend)  # noqa: E731
-        result = self.pipeline.plan(plan_request, prefix=prefix)
+        result = self.pipeline.plan(plan_request, prefix=prefix, scene=scene)
         response.success = result.success
-        response.message = result.message()
+        response.message = f"{result.message()}; scene: {scene.describe()}"
         response.planning_time = result.planning_time
         response.num_valid_candidates = result.selection.num_valid
         if not result.success:
@@ -292,7 +334,7 @@ class PlannerNode(Node):
             result.positions, result.velocities, self.settings.joint_names, self.sampler.dt
         )
         if plan_request.execute:
-            self._start_execution(plan_request, result, run)
+            self._start_execution(plan_request, result, scene, run)
             if run is not None:
                 run.last_trajectory = response.trajectory
         self._publish_markers(result.positions, plan_request.goal_positions)
@@ -310,6 +352,8 @@ class PlannerNode(Node):
             joint_names=goal.joint_names, goal_positions=goal.goal_positions, num_samples=goal.num_samples,
             integration_steps=goal.integration_steps, seed=goal.seed, execute=True, obstacles=goal.obstacles,
         )  # fmt: skip
+        if hasattr(goal, "carrying_tray"):  # the action's goal mirrors the service request's fields
+            request.carrying_tray, request.tray_pose = goal.carrying_tray, goal.tray_pose
         run = GoalRun(handle, Future())
         handle.publish_feedback(ExecutePlan.Feedback(phase="planning", goal_error=math.nan))
         planned = Future()
@@ -397,14 +441,16 @@ class PlannerNode(Node):
         self._left_pub.publish(left)
         self._right_pub.publish(right)
 
-    def _start_execution(self, request: PlanRequest, result: PlanResult, run: GoalRun | None = None) -> None:
+    def _start_execution(
+        self, request: PlanRequest, result: PlanResult, scene: PlanScene, run: GoalRun | None = None
+    ) -> None:
         if self._execution is not None:
             self._report(self._execution, "preempted", "preempted by a new request")
         self._request_counter += 1
         self._publish(result.positions, result.velocities)
         self._execution = Execution(
             self._request_counter, request, result.positions, result.velocities, self._now(), self.sampler.dt,
-            planning_times=[result.planning_time],
+            planning_times=[result.planning_time], scene=scene,
         )  # fmt: skip
         if run is not None:
             run.execution, run.started = self._execution, self._execution.published_at
@@ -433,7 +479,9 @@ class PlannerNode(Node):
             return
         request = execution.replan_request(state.positions, state.velocities)
         blend = self.settings.blend_steps
-        result = self.pipeline.plan(request, prefix=lambda: execution.prefix_at(self._now(), blend))
+        result = self.pipeline.plan(
+            request, prefix=lambda: execution.prefix_at(self._now(), blend), scene=execution.scene
+        )
         if not result.success:
             execution.refuse_replan(result.planning_time)
             self._report(execution, "executing", f"replan refused ({result.message()}); finishing the running plan")

@@ -64,6 +64,12 @@ PLANNER_PARAMETERS: tuple[ParameterSpec, ...] = (
                   "expert's resolution); 0 = raw samples", 0, 16, read_only=True),
     ParameterSpec("max_projection_change", 0.2, "rad; samples the projection had to move further are refused",
                   0.0, 10.0),
+    ParameterSpec("clearance_margin", 0.01, "m; every published waypoint keeps this clearance (more for fast steps) "
+                  "to the scene's boxes, the other arm, the table and a carried tray (kinematic checker; see "
+                  "scene_safety)", 0.0, 0.05),
+    ParameterSpec("refine_iterations", 3, "CEM iterations that bend the samples when none is collision-free "
+                  "(0 = off: such a request fails)", 0, 50),
+    ParameterSpec("refine_samples", 32, "candidates per refinement iteration", 4, 256),
     ParameterSpec("start_state_tolerance", 0.01, "rad; an executed request's explicit start may differ this much "
                   "from the measured /joint_states (else it is refused)", 1e-4, 1.0),
     ParameterSpec("joint_states_timeout", 0.5, "s; older /joint_states are stale (no plan or execution from them)",
@@ -80,6 +86,8 @@ PLANNER_PARAMETERS: tuple[ParameterSpec, ...] = (
                   read_only=True),
     ParameterSpec("right_controller_topic", "/right_arm_controller/joint_trajectory", "right arm JointTrajectory",
                   read_only=True),
+    ParameterSpec("scene_obstacles_topic", "/scene/obstacles", "flow_planner_msgs/ObstacleArray (latched, in "
+                  "frame_id) whose boxes every plan also avoids, besides the request's; empty = none", read_only=True),
     ParameterSpec("status_topic", "/flow_planner/status", "PlannerStatus of executions", read_only=True),
     ParameterSpec("marker_topic", "/flow_planner/markers", "visualization_msgs/MarkerArray of each plan's "
                   "end-effector paths (latched)", read_only=True),
@@ -112,6 +120,9 @@ class PlannerSettings:
     max_replans: int
     smoothing_knots: int
     max_projection_change: float
+    clearance_margin: float
+    refine_iterations: int
+    refine_samples: int
     start_state_tolerance: float
     joint_states_timeout: float
     max_pending_requests: int
@@ -121,6 +132,7 @@ class PlannerSettings:
     joint_states_topic: str
     left_controller_topic: str
     right_controller_topic: str
+    scene_obstacles_topic: str
     status_topic: str
     marker_topic: str
     frame_id: str

@@ -1,6 +1,7 @@
 """Safety checks and ranking of candidate trajectories (ROS-free).
 
-Nothing is published unless `check_candidate` finds no problem. A candidate (positions and velocities,
+Nothing is published unless `check_candidate` finds no problem and the scene check (scene_safety: clearance to
+the scene's boxes, the other arm, the table and a carried tray) passes. A candidate (positions and velocities,
 (H, J), waypoint k at (k + 1) * dt) must be finite, within position and velocity limits (both the commanded
 velocities and the finite-difference velocities of the positions, so cubic interpolation between waypoints
 cannot exceed them), and continuous with the start state: the first waypoint must be reachable from the start
@@ -14,6 +15,7 @@ positions, made unit-free by dt^3).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,11 +89,19 @@ class Selection:
     rejections: dict[int, list[str]]
 
     def summary(self) -> str:
+        """Reasons counted over candidates; detailed reasons ("kind: details") are counted by kind, with the first
+        candidate's details as the example."""
         counts: dict[str, int] = {}
+        examples: dict[str, str] = {}
         for reasons in self.rejections.values():
             for reason in reasons:
-                counts[reason] = counts.get(reason, 0) + 1
-        return "; ".join(f"{n}x {reason}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+                kind, _, details = reason.partition(": ")
+                counts[kind] = counts.get(kind, 0) + 1
+                examples.setdefault(kind, details)
+        return "; ".join(
+            f"{n}x {kind}" + (f" (e.g. {examples[kind]})" if examples[kind] else "")
+            for kind, n in sorted(counts.items(), key=lambda kv: -kv[1])
+        )
 
 
 def select_best(
@@ -102,16 +112,25 @@ def select_best(
     dt: float,
     limits: SafetyLimits,
     refused: dict[int, list[str]] | None = None,
+    scene_check: Callable[[np.ndarray], dict[int, list[str]]] | None = None,
 ) -> Selection:
     """Check every candidate of a batch (N, H, J) and pick the safe one with the lowest cost; candidates in
-    `refused` (index -> reasons found earlier) are not considered."""
-    best, best_cost, rejections = None, float("inf"), {}
+    `refused` (index -> reasons found earlier) are not considered. `scene_check(indices)` gets the candidates that
+    passed every other check in one batch and returns the reasons of those that collide (scene_safety)."""
+    rejections: dict[int, list[str]] = {}
     for i in range(positions.shape[0]):
         reasons = list((refused or {}).get(i, [])) or check_candidate(
             positions[i], velocities[i], start_positions, dt, limits
         )
         if reasons:
             rejections[i] = reasons
+    if scene_check is not None:
+        passing = np.array([i for i in range(positions.shape[0]) if i not in rejections], dtype=int)
+        if passing.size:
+            rejections.update(scene_check(passing))
+    best, best_cost = None, float("inf")
+    for i in range(positions.shape[0]):
+        if i in rejections:
             continue
         cost = candidate_cost(positions[i], goal_positions, dt)
         if cost < best_cost:

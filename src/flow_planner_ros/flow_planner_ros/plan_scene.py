@@ -1,0 +1,79 @@
+"""The scene a plan is checked against (ROS-free): the union of a request's boxes and the latest /scene/obstacles,
+and the carried tray. The planner node builds one `PlanScene` per request (and keeps it for the request's replans);
+every problem is a `SceneError` whose message becomes the service's reason."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from flow_planner_common.collision import TrayGrasp
+from flow_planner_common.obstacles import MAX_BOX_DISTANCE, MAX_OBSTACLES, Box, boxes_to_array
+
+#: A carried tray's orientation quaternion must have a norm within this of 1.
+QUATERNION_NORM_TOLERANCE = 0.01
+#: Two boxes closer than this in every number (m, rad) are the same box (a scene given twice is not two scenes).
+SAME_BOX_TOLERANCE = 1e-6
+
+
+class SceneError(ValueError):
+    """A scene the planner cannot plan against; the message says why."""
+
+
+@dataclass(frozen=True)
+class PlanScene:
+    """Boxes in the fixed-size form (MAX_OBSTACLES, 7) with a mask, and the carried tray's grasp (None: no tray)."""
+
+    boxes: np.ndarray
+    mask: np.ndarray
+    grasp: TrayGrasp | None = None
+
+    @classmethod
+    def from_boxes(cls, boxes: Sequence[Box], grasp: TrayGrasp | None = None) -> PlanScene:
+        if len(boxes) > MAX_OBSTACLES:
+            raise SceneError(f"{len(boxes)} obstacles, at most {MAX_OBSTACLES} are supported")
+        array, mask = boxes_to_array(boxes)
+        return cls(array, mask, grasp)
+
+    @property
+    def num_boxes(self) -> int:
+        return int(self.mask.sum())
+
+    def describe(self) -> str:
+        tray = ", carried tray" if self.grasp is not None else ""
+        return f"{self.num_boxes} box{'es' if self.num_boxes != 1 else ''}{tray}"
+
+
+EMPTY_SCENE = PlanScene.from_boxes(())
+
+
+def merge_boxes(request_boxes: Sequence[Box], topic_boxes: Sequence[Box], topic: str) -> tuple[Box, ...]:
+    """The union of the request's boxes and those of the scene topic, a box given by both counted once;
+    SceneError when the union holds more than MAX_OBSTACLES."""
+    merged = list(request_boxes)
+    for box in topic_boxes:
+        if not any(np.allclose(box.as_array(), b.as_array(), rtol=0.0, atol=SAME_BOX_TOLERANCE) for b in merged):
+            merged.append(box)
+    if len(merged) > MAX_OBSTACLES:
+        raise SceneError(
+            f"{len(request_boxes)} obstacles in the request and {len(topic_boxes)} on {topic} make {len(merged)} "
+            f"distinct boxes; the planner supports at most {MAX_OBSTACLES}"
+        )
+    return tuple(merged)
+
+
+def validated_tray_pose(pose: Sequence[float]) -> np.ndarray:
+    """A carried tray's pose [x, y, z, qw, qx, qy, qz] with its quaternion normalized; SceneError unless finite,
+    within MAX_BOX_DISTANCE of the world origin, with a quaternion of norm 1 (± QUATERNION_NORM_TOLERANCE)."""
+    values = np.asarray(pose, dtype=np.float64)
+    if values.shape != (7,) or not np.all(np.isfinite(values)):
+        raise SceneError(f"tray_pose must be 7 finite numbers (position, quaternion), got {values.tolist()}")
+    if np.linalg.norm(values[:3]) > MAX_BOX_DISTANCE:
+        raise SceneError(f"tray_pose position {values[:3].tolist()} is more than {MAX_BOX_DISTANCE} m from the origin")
+    norm = float(np.linalg.norm(values[3:]))
+    if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
+        raise SceneError(f"tray_pose orientation must be a unit quaternion, got norm {norm:.4g}")
+    values[3:] /= norm
+    return values
