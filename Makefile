@@ -3,7 +3,8 @@
 #   make test    setup, then ruff and the whole test suite
 #   make demo    setup, then the demo of what exists so far
 #   make bench   setup, then every benchmark script (numbers printed, never asserted)
-#   make pipeline  setup, then the default checkpoint from nothing: collect -> merge -> train -> evaluate, shipped
+#   make pipeline  setup, then the default checkpoint from nothing: collect -> merge -> train -> evaluate
+#                  (straight vs flow vs CEM in one run on held-out cluttered scenes), shipped
 #                  (COLLECT=ray: collection on Ray; TRAIN_NPROC=N: training with N torchrun processes)
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
@@ -50,10 +51,12 @@ bench: setup
 # Reproduces src/flow_planner_ros/checkpoints/default.* (EPISODES, EPOCHS, ... override; see tools/pipeline.sh).
 # COLLECT=ray collects with Ray tasks (SHARDS workers; RAY_ADDRESS=HOST:PORT joins a cluster), TRAIN_NPROC=N trains
 # with N torchrun processes (DDP; TRAIN_DEVICE=cuda for GPUs), e.g. `make pipeline COLLECT=ray TRAIN_NPROC=2`.
+# SCENES=family (default) trains on the cluttered scene family, SCENES=flat on the old tray-pose grid.
 COLLECT ?= ros
 TRAIN_NPROC ?= 1
+SCENES ?= family
 pipeline: setup
-	$(IN_WS) COLLECT=$(COLLECT) TRAIN_NPROC=$(TRAIN_NPROC) tools/pipeline.sh --ship
+	$(IN_WS) COLLECT=$(COLLECT) TRAIN_NPROC=$(TRAIN_NPROC) SCENES=$(SCENES) tools/pipeline.sh --ship
 	rm -f $(BUILD_STAMP) && $(MAKE) --no-print-directory setup
 
 clean:

@@ -1,26 +1,35 @@
 #!/usr/bin/env bash
-# The default checkpoint's pipeline, from nothing: collect -> merge -> train -> evaluate (flow and CEM).
+# The default checkpoint's pipeline, from nothing: collect -> merge -> train -> evaluate (straight, flow, CEM in one run).
 #
 #   tools/pipeline.sh [--ship] [WORK_DIR]        (default WORK_DIR: runs/pipeline)
 #
 # Stages (each resumes: collection skips finished grid indices, training resumes from its state file):
-#   1. collect  SHARDS collector processes over grid indices [0, EPISODES) of the collector's 10 x 10 tray grid
-#               (config/collector.yaml; each index = one episode = a reach and a carry trajectory, so the data set
-#               has 2 * EPISODES trajectories) -> WORK_DIR/expert/traj_*.npz
+#   1. collect  SHARDS collector processes over grid indices [0, EPISODES) of the scene family with seed SEED
+#               (SCENES=family, the default; SCENES=flat: the old 10 x 10 tray grid of config/collector.yaml); each
+#               index = one episode = a reach and a carry trajectory (invalid scenes are skipped), so the data set
+#               has up to 2 * EPISODES trajectories -> WORK_DIR/expert/traj_*.npz
 #               COLLECT=ray: one `collect_ray` run instead (Ray tasks, SHARDS workers; the same files), on a local
 #               Ray instance or, with RAY_ADDRESS=HOST:PORT, on that cluster (WORK_DIR must then be shared)
 #   2. merge    -> WORK_DIR/expert.npz (validated, stacked)
 #   3. train    config/flow_config.yaml, EPOCHS epochs -> WORK_DIR/default.safetensors (+ .log.csv);
 #               TRAIN_NPROC=N > 1: under torchrun with N processes on this machine (DDP), TRAIN_DEVICE=cuda on GPUs
-#   4. evaluate both planners on EVAL_EPISODES (held-out tray poses) -> WORK_DIR/eval/{flow,cem}.json, plots, video
-#   5. metadata WORK_DIR/default.json: data set size and hash, training command, epochs, losses, evaluation summary
+#   4. evaluate `evaluate_compare`, one run each, the same episodes for every planner configuration:
+#               on EVAL_SCENES (held-out cluttered scenes, family seed 101: never trained on) straight, flow
+#               best-of-1/8/32 (+ best-of-32 without refinement where the node has refine_iterations) and CEM with
+#               iteration budgets 1, 2, 5 (default), 10 -> WORK_DIR/eval/compare.{json,md,png} (+ one report per
+#               configuration, videos of straight, flow-8 and cem-5); then on EVAL_EPISODES (today's flat tray poses)
+#               straight, flow-8, cem-5 -> WORK_DIR/eval/compare_tray_poses.{json,md,png}
+#   5. metadata WORK_DIR/default.json: data set size and hash, training command, epochs, losses, the comparison
+#               tables of stage 4 (evaluation.held_out_scenes, evaluation.tray_poses) and flow / cem / straight
 # --ship copies default.safetensors and default.json into src/flow_planner_ros/checkpoints/ (rebuild to install).
 # Per-stage wall times go to WORK_DIR/stage_times.txt (and into the metadata).
 #
-# Environment overrides: EPISODES (1000), SHARDS (2), EPOCHS (30), SEED (0), EVAL_EPISODES
-# (config/eval_episodes.yaml), EVAL_LIMIT (all), VIDEO_EPISODES (3), ROS_DOMAIN_ID (one derived from the PID),
-# COLLECT (ros | ray), RAY_ADDRESS (none: a local Ray instance), TRAIN_NPROC (1), TRAIN_DEVICE (cpu),
-# SCENES (flat: the tray-pose grid of the shipped model | family: the cluttered scene family).
+# Environment overrides: EPISODES (1000), SHARDS (2), EPOCHS (30), SEED (0; not 101, the held-out seed),
+# EVAL_SCENES (config/eval_scenes_40.yaml), EVAL_LIMIT (all 40; 20 = config/eval_scenes.yaml's scenes),
+# EVAL_EPISODES (config/eval_episodes.yaml), EVAL_TRAY_LIMIT (all 20; 0 = skip), VIDEO_EPISODES (2),
+# ROS_DOMAIN_ID (one derived from the PID), COLLECT (ros | ray), RAY_ADDRESS (none: a local Ray instance),
+# TRAIN_NPROC (1), TRAIN_DEVICE (cpu), SCENES (family: the cluttered scene family | flat: the old tray-pose grid).
+# Stage 4 takes ~20-25 min on a 2-core CPU (README, Evaluation: the cost per episode of each configuration).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,7 +39,7 @@ WORK=""
 for arg in "$@"; do
   case "$arg" in
     --ship) SHIP=1 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     -*) echo "pipeline: error: unknown option $arg" >&2; exit 2 ;;
     *) WORK="$arg" ;;
   esac
@@ -40,10 +49,12 @@ EPISODES="${EPISODES:-1000}"
 SHARDS="${SHARDS:-2}"
 EPOCHS="${EPOCHS:-30}"
 SEED="${SEED:-0}"
+EVAL_SCENES="${EVAL_SCENES:-config/eval_scenes_40.yaml}"
 EVAL_EPISODES="${EVAL_EPISODES:-config/eval_episodes.yaml}"
-# flat = the old tray-pose grid the shipped (scene-blind) model is trained on; family = the cluttered scene family.
-SCENES="${SCENES:-flat}"
-VIDEO_EPISODES="${VIDEO_EPISODES:-3}"
+EVAL_TRAY_LIMIT="${EVAL_TRAY_LIMIT:-}"
+# family = the cluttered scene family (seed SEED); flat = the old tray-pose grid of the first, scene-blind model.
+SCENES="${SCENES:-family}"
+VIDEO_EPISODES="${VIDEO_EPISODES:-2}"
 COLLECT="${COLLECT:-ros}"
 RAY_ADDRESS="${RAY_ADDRESS:-}"
 TRAIN_NPROC="${TRAIN_NPROC:-1}"
@@ -56,7 +67,7 @@ if [[ -z "${VIRTUAL_ENV:-}" && -f .venv/bin/activate ]]; then source .venv/bin/a
 if [[ -f install/setup.bash ]]; then set +u; source install/setup.bash; set -u; fi
 BIN_DC="install/data_collector_ros/lib/data_collector_ros"
 BIN_FP="install/flow_planner_ros/lib/flow_planner_ros"
-for exe in "$BIN_DC/collector" "$BIN_DC/collect_ray" "$BIN_DC/merge" "$BIN_FP/train" "$BIN_FP/evaluate"; do
+for exe in "$BIN_DC/collector" "$BIN_DC/collect_ray" "$BIN_DC/merge" "$BIN_FP/train" "$BIN_FP/evaluate_compare"; do
   [[ -x "$exe" ]] || { echo "pipeline: error: $exe missing: colcon build the workspace first" >&2; exit 2; }
 done
 for n in "$EPISODES" "$SHARDS" "$EPOCHS" "$TRAIN_NPROC"; do
@@ -64,6 +75,14 @@ for n in "$EPISODES" "$SHARDS" "$EPOCHS" "$TRAIN_NPROC"; do
     echo "pipeline: error: EPISODES, SHARDS, EPOCHS, TRAIN_NPROC must be positive integers" >&2; exit 2; }
 done
 [[ "$COLLECT" == ros || "$COLLECT" == ray ]] || { echo "pipeline: error: COLLECT must be ros or ray" >&2; exit 2; }
+[[ "$SCENES" == family || "$SCENES" == flat ]] || { echo "pipeline: error: SCENES must be family or flat" >&2; exit 2; }
+[[ "$SEED" =~ ^[0-9]+$ ]] || { echo "pipeline: error: SEED must be an integer >= 0" >&2; exit 2; }
+if [[ "$SCENES" == family && "$SEED" == 101 ]]; then  # the held-out scenes would be training data
+  echo "pipeline: error: SEED 101 is the held-out evaluation seed (config/eval_scenes_40.yaml)" >&2; exit 2
+fi
+for n in ${EVAL_LIMIT:-1} ${EVAL_TRAY_LIMIT:-0}; do
+  [[ "$n" =~ ^[0-9]+$ ]] || { echo "pipeline: error: EVAL_LIMIT, EVAL_TRAY_LIMIT must be integers" >&2; exit 2; }
+done
 [[ "$TRAIN_DEVICE" == cpu || "$TRAIN_DEVICE" == cuda ]] || {
   echo "pipeline: error: TRAIN_DEVICE must be cpu or cuda" >&2; exit 2; }
 mkdir -p "$WORK/eval"
@@ -112,19 +131,26 @@ if (( TRAIN_NPROC > 1 )); then  # DDP on this machine (torchrun picks a free por
   TRAIN_CMD=(python -m torch.distributed.run --standalone --nproc_per_node "$TRAIN_NPROC" "${TRAIN_CMD[@]}")
 fi
 stage train "${TRAIN_CMD[@]}"
-evaluate_both() {
-  local limit=()
+compare() {  # stage 4: the one-run comparisons (see the header)
+  local limit=() video=()
   [[ -n "${EVAL_LIMIT:-}" ]] && limit=(--limit "$EVAL_LIMIT")
-  "$BIN_FP/evaluate" --planner flow --checkpoint "$WORK/default.safetensors" --episodes "$EVAL_EPISODES" \
-    --report "$WORK/eval/flow.json" --plots "$WORK/eval/plots_flow" --video "$WORK/eval" \
-    --video-episodes "$VIDEO_EPISODES" --seed "$SEED" --quiet "${limit[@]}"
-  "$BIN_FP/evaluate" --planner cem --episodes "$EVAL_EPISODES" --report "$WORK/eval/cem.json" \
-    --plots "$WORK/eval/plots_cem" --video "$WORK/eval" --video-episodes "$VIDEO_EPISODES" --seed "$SEED" --quiet \
-    "${limit[@]}"
+  (( VIDEO_EPISODES > 0 )) && video=(--video "$WORK/eval" --video-episodes "$VIDEO_EPISODES")
+  "$BIN_FP/evaluate_compare" --checkpoint "$WORK/default.safetensors" --episodes "$EVAL_SCENES" \
+    --report "$WORK/eval/compare.json" --seed "$SEED" --quiet "${limit[@]}" "${video[@]}"
+  if [[ "$EVAL_TRAY_LIMIT" != 0 ]]; then
+    limit=()
+    [[ -n "$EVAL_TRAY_LIMIT" ]] && limit=(--limit "$EVAL_TRAY_LIMIT")
+    "$BIN_FP/evaluate_compare" --checkpoint "$WORK/default.safetensors" --episodes "$EVAL_EPISODES" \
+      --report "$WORK/eval/compare_tray_poses.json" --flow-samples 8 --flow-unrefined "" --cem-budgets 5 \
+      --seed "$SEED" --quiet "${limit[@]}"
+  fi
 }
-stage evaluate evaluate_both
+stage evaluate compare
+TRAY_REPORT=()
+[[ -f "$WORK/eval/compare_tray_poses.json" && "$EVAL_TRAY_LIMIT" != 0 ]] && \
+  TRAY_REPORT=(--compare-tray-poses "$WORK/eval/compare_tray_poses.json")
 python -m flow_planner_ros.pipeline_meta --work "$WORK" --data "$WORK/expert.npz" \
-  --checkpoint "$WORK/default.safetensors" --flow "$WORK/eval/flow.json" --cem "$WORK/eval/cem.json" \
+  --checkpoint "$WORK/default.safetensors" --compare "$WORK/eval/compare.json" "${TRAY_REPORT[@]}" \
   --times "$TIMES" --episodes "$EPISODES" --shards "$SHARDS" --train-command "${TRAIN_CMD[*]}" \
   --out "$WORK/default.json"
 if (( SHIP )); then

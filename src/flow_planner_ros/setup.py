@@ -50,6 +50,7 @@ setup(
             "diagnose = flow_planner_ros.cli.diagnose:main",
             "planner = flow_planner_ros.planner_node:main",
             "evaluate = flow_planner_ros.cli.evaluate:main",
+            "evaluate_compare = flow_planner_ros.cli.evaluate_compare:main",
         ],
     },
 )

@@ -6,7 +6,9 @@ the controllers, each cut where the next one took over) and the simulation's jud
   start state included (its velocity gives the waypoint before it), so a jump at the start counts;
 - `path_length`: summed joint-space distance between consecutive waypoints (rad, 12-D Euclidean), start included;
 - `limit_violations`: waypoints of the published trajectories outside the joint position or velocity limits, plus
-  one if the simulation measured a limit excess (the success function's position/velocity checks).
+  one if the simulation measured a limit excess (the success function's position/velocity checks); the two parts
+  are also kept apart: `published_limit_violations` (every waypoint of every published plan, whole plans even where
+  a replan cut them) and `sim_limit_excess`.
 `summarize` aggregates the per-episode rows into the report, `write_report` writes it as strict JSON and `table`
 compares reports side by side. Scenes (obstacles) add, over the valid episodes:
 - `collisions`: episodes with any arm or tray contact with an obstacle (the simulation's contact monitor, every
@@ -89,7 +91,7 @@ def phase_metrics(
     the last cut after `execution_steps` waypoints (None: never cut); `sim_limit_excess`: the simulation measured a
     position or velocity limit excess."""
     plans = [positions for positions, _ in published]
-    violations = sum(waypoint_limit_violations(p, v) for p, v in published)
+    violations = sum(waypoint_limit_violations(p, v) for p, v in published)  # every published waypoint
     cuts: list[int | None] = [execution_steps] * (len(plans) - 1) + [None] if plans else []
     executed = executed_waypoints(plans, cuts)
     ee_error = max(judged.get("ee_error_left", math.nan), judged.get("ee_error_right", math.nan))
@@ -104,6 +106,8 @@ def phase_metrics(
         "mean_jerk": mean_jerk(start[0], start[1], executed, dt) if len(executed) else math.nan,
         "path_length": path_length(start[0], executed) if len(executed) else math.nan,
         "limit_violations": int(violations) + int(sim_limit_excess),
+        "published_limit_violations": int(violations),
+        "sim_limit_excess": bool(sim_limit_excess),
         "plans_published": len(plans),
     }
 
@@ -152,6 +156,12 @@ def summarize(planner: str, rows: list[dict[str, Any]], meta: dict[str, Any]) ->
     report["mean_jerk"] = _mean([phases[n]["mean_jerk"] for n in PHASES])
     report["path_length"] = _mean([phases[n]["path_length"] for n in PHASES])
     report["limit_violations"] = all_violations
+    report["published_limit_violations"] = int(sum(
+        p.get("published_limit_violations", 0) for r in valid for p in r["phases"].values()
+    ))  # fmt: skip
+    report["sim_limit_excess_episodes"] = sum(
+        any(p.get("sim_limit_excess", False) for p in r["phases"].values()) for r in valid
+    )
     report["planning_time_p50"] = percentile(all_times, 50)
     report["planning_time_p95"] = percentile(all_times, 95)
     report["collisions"] = sum(bool(r.get("collision")) for r in valid)

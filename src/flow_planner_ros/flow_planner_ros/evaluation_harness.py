@@ -8,7 +8,10 @@ topics.
   (data_collector_ros.episode_sequence) over those interfaces.
 - Flow: the `planner` node runs as its own process (flow_planner_ros.planner_process) and is called over DDS:
   /flow_planner/plan with execute=true, then the harness waits for that request's final /flow_planner/status
-  (reached / failed / preempted).
+  (reached / failed / preempted). The request carries the scene's boxes (`obstacles`, besides the bridge's latched
+  /scene/obstacles: the request is what makes the current scene's boxes certain to be known when it is planned) and,
+  for the carry, `carrying_tray` with the tray's measured pose. `restart_planner` swaps the planner process (other
+  node parameters) under the same bridge.
 - A plan computed here (the CEM expert) is published on the two controller topics.
 - Everything published on the controller topics is captured, so a phase's executed plans can be measured.
 - The scene's boxes go to the bridge with the tray pose: its `obstacles` parameter (7 numbers per box) is set with
@@ -24,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,6 +111,8 @@ class EvaluationHarness:
         self.spin_thread = threading.Thread(target=self._spin, daemon=True)
         self.spin_thread.start()
         self.request_id = 0
+        self.send_obstacles = True  # put the scene's boxes in flow requests (see request_plan)
+        self.obstacles_refused = False  # the planner refused them: it plans without seeing the boxes
         try:
             self._wait_service(self.reset_client, 10.0, "the bridge's ~/reset")
             if planner is not None:
@@ -154,6 +159,20 @@ class EvaluationHarness:
         deadline = time.monotonic() + 30.0
         while self.bridge.joint_pub.get_subscription_count() < 1 and time.monotonic() < deadline:
             time.sleep(0.05)  # the planner's /joint_states subscription is matched: it gets the measured state
+
+    def restart_planner(self, launch: PlannerLaunch | None) -> None:
+        """Stop the running planner process (if any) and start one with `launch` (None: none)."""
+        self.stop_planner()
+        if launch is not None:
+            self._start_planner(launch)
+
+    def stop_planner(self) -> None:
+        if self.planner is not None:
+            self.planner.stop()
+            self.planner = None
+        with self.lock:
+            self.statuses.clear()
+        self.request_id = 0  # a new planner numbers its requests from 1 again
 
     def close(self) -> None:
         import rclpy
@@ -281,9 +300,23 @@ class EvaluationHarness:
         return self.wait(lambda: self.sim.trajectory_time_left() > 0.0, 2.0, record)
 
     def request_plan(
-        self, goal: np.ndarray, seed: int, num_samples: int, integration_steps: int, record: Record | None
+        self,
+        goal: np.ndarray,
+        seed: int,
+        num_samples: int,
+        integration_steps: int,
+        record: Record | None,
+        obstacles: Sequence[Any] = (),
+        tray_pose: np.ndarray | None = None,
     ) -> PlanAttempt:
-        """/flow_planner/plan with execute=true, then wait for that request's final /flow_planner/status."""
+        """/flow_planner/plan with execute=true, then wait for that request's final /flow_planner/status.
+
+        `obstacles` (flow_planner_common.obstacles.Box) go in the request's `obstacles` field while
+        `send_obstacles` is true; a planner that refuses obstacles ("not supported": a scene-blind planner) turns
+        it off for the rest of the run (`obstacles_refused`) and the request is repeated without them (the
+        bridge's latched /scene/obstacles still reaches a planner that subscribes to it). `tray_pose` (7: x, y, z,
+        qw, qx, qy, qz, the tray's world pose at the start state) marks the request as carrying the tray
+        (`carrying_tray`, `tray_pose`; requests of an older PlanTrajectory without these fields go without)."""
         request = self._types["PlanTrajectory"].Request()
         request.joint_names = list(JOINT_NAMES)
         request.goal_positions = [float(a) for a in goal]
@@ -291,10 +324,24 @@ class EvaluationHarness:
         request.integration_steps = int(integration_steps)
         request.seed = int(seed) % (2**31)
         request.execute = True
+        if obstacles and self.send_obstacles:
+            from flow_planner_common.ros_messages import obstacle_array
+
+            request.obstacles = list(obstacle_array(tuple(obstacles), "world").obstacles)
+        if tray_pose is not None and hasattr(request, "carrying_tray"):
+            pose = [float(v) for v in tray_pose]
+            request.carrying_tray = True
+            request.tray_pose.position.x, request.tray_pose.position.y, request.tray_pose.position.z = pose[:3]
+            q = request.tray_pose.orientation
+            q.w, q.x, q.y, q.z = pose[3:7]
         for _attempt in range(50):  # the planner may not have a fresh /joint_states yet right after it started
             t0 = time.perf_counter()
             response = self._call(self.plan_client, request, 60.0)
             round_trip = time.perf_counter() - t0
+            if not response.success and request.obstacles and "obstacles are not supported" in response.message:
+                self.send_obstacles, self.obstacles_refused = False, True
+                request.obstacles = []
+                continue
             if response.success or "/joint_states" not in response.message:
                 break
             time.sleep(0.1)

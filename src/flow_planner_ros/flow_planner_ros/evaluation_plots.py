@@ -77,3 +77,65 @@ def write_plots(report: dict[str, Any], folder: str | Path, curves: dict[str, An
         written.append(save_figure(fig, folder / "joint_curves.png", dpi=90))
         plt.close(fig)
     return written
+
+
+def write_comparison_plot(comparison: dict[str, Any], path: str | Path) -> Path:
+    """Success rate against planning time p50 (log x; a thin line to p95) of a comparison report
+    (evaluation_compare): the CEM budgets as one curve, each flow configuration and the straight line as points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = comparison["summary"]
+    configs = {c["name"]: c for c in comparison["configs"]}
+
+    def point(name: str) -> tuple[float, float, float] | None:
+        s = summary[name]
+        p50, p95, rate = s.get("planning_time_p50"), s.get("planning_time_p95"), s.get("success_rate")
+        if p50 is None or rate is None or not (np.isfinite(p50) and np.isfinite(rate)):
+            return None
+        p50 = max(1000 * float(p50), 1e-3)  # ms; the straight line's formula is ~0.1 ms
+        p95 = max(1000 * float(p95), p50) if p95 is not None and np.isfinite(p95) else p50
+        return p50, p95, 100 * float(rate)
+
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    cem = sorted((n for n in summary if configs.get(n, {}).get("planner") == "cem"),
+                 key=lambda n: configs[n].get("cem_iterations") or 0)  # fmt: skip
+    cem_points = [(n, point(n)) for n in cem if point(n) is not None]
+    if cem_points:
+        xs, ys = [p[0] for _, p in cem_points], [p[2] for _, p in cem_points]
+        ax.plot(xs, ys, "o-", color="C0", lw=1.8, label="CEM expert, increasing iteration budget")
+        for name, (p50, p95, rate) in cem_points:
+            ax.plot([p50, p95], [rate, rate], "-", color="C0", lw=0.6, alpha=0.6)
+            default = " (default)" if configs[name].get("default") else ""
+            ax.annotate(f"{configs[name].get('cem_iterations')} it{default}", (p50, rate), textcoords="offset points",
+                        xytext=(4, -11), fontsize=8, color="C0")  # fmt: skip
+    markers = {"flow": ("s", "C3"), "straight": ("D", "C7")}
+    for name in summary:
+        planner = configs.get(name, {}).get("planner")
+        if planner not in markers or point(name) is None:
+            continue
+        p50, p95, rate = point(name)
+        marker, color = markers[planner]
+        raw = planner == "flow" and configs[name].get("node_parameters")
+        ax.plot([p50, p95], [rate, rate], "-", color=color, lw=0.6, alpha=0.6)
+        ax.plot([p50], [rate], marker, color=color, mfc="white" if raw else color, ms=8, ls="none")
+        ax.annotate(name, (p50, rate), textcoords="offset points", xytext=(5, 4), fontsize=8, color=color)
+    ax.plot([], [], "s", color="C3", label="flow planner (best-of-N; hollow: no refinement)")
+    ax.plot([], [], "D", color="C7", label="straight min-jerk line")
+    ax.set_xscale("log")
+    ax.set_xlabel("planning time per plan, p50 (ms; thin line to p95)")
+    ax.set_ylabel("episode success (%)")
+    ax.set_ylim(-5, 105)
+    ax.grid(alpha=0.3)
+    ax.grid(alpha=0.1, which="minor")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8, frameon=False)
+    n, valid = comparison.get("episodes", 0), comparison.get("valid_episodes", 0)
+    source = Path(str(comparison.get("episodes_file") or "")).name
+    ax.set_title(f"success vs planning time: {valid} valid episodes{' of ' + source if source else ''}"
+                 + (f" ({n - valid} invalid)" if n != valid else ""), fontsize=10)  # fmt: skip
+    fig.tight_layout()
+    out = save_figure(fig, path, dpi=100)
+    plt.close(fig)
+    return out

@@ -9,9 +9,11 @@ rates (evaluation.summarize).
 Each phase: the planner plans and the plan executes through the controller topics, then the harness waits for the
 controllers to finish, settles SETTLE s of sim time and the one success function judges the simulation:
 - flow: the planner node over DDS, /flow_planner/plan with execute=true, until its final status. The request
-  carries no obstacles: the model does not see them yet (the node refuses requests with obstacles);
+  carries the scene's boxes and, for the carry, `carrying_tray` with the tray's pose measured at the phase start
+  (a planner that refuses obstacles, a scene-blind one, is asked again without them; evaluation_harness);
 - cem: the CEM expert plans here from the measured state, with the scene's boxes in its cost and restarts from
-  bent routes (data_collector_ros.routes.RouteBuilder), and the harness publishes its plan;
+  bent routes (data_collector_ros.routes.RouteBuilder), and the harness publishes its plan; its budget
+  (iterations, route_iterations) may be set (`EvaluationSettings`, the comparison's CEM curve);
 - straight: the minimum-jerk joint-space line from the measured state to the IK goal
   (flow_planner_common.motion.reference_trajectory), no search, published like the CEM plan.
 If the grasp fails, the carry phase runs from a reset with the arms at the reach goal and the tray attached (row
@@ -50,6 +52,9 @@ class EvaluationSettings:
     video_dir: Path | None = None
     video_episodes: int = 0  # the first N episodes go into the video
     quiet: bool = False
+    cem_iterations: int | None = None  # cem: CEMConfig.iterations (the budget of the search; None = default)
+    cem_route_iterations: int | None = None  # cem: CEMConfig.route_iterations per route restart (None = default)
+    label: str = ""  # the planner configuration's name (video file name; default: `planner`)
 
 
 @dataclass
@@ -57,6 +62,7 @@ class EvaluationRun:
     rows: list[dict[str, Any]]
     curves: dict[str, Any] | None  # joint curves of episode 0
     videos: list[Path]
+    obstacles_refused: bool = False  # flow: the planner refused the scene's boxes in its requests (scene-blind)
 
 
 class EvaluationRunner:
@@ -68,7 +74,7 @@ class EvaluationRunner:
     SETTLE = 0.25  # s of sim time after a trajectory ends, before judging (as the collector does)
 
     def __init__(self, harness: EvaluationHarness, settings: EvaluationSettings) -> None:
-        from data_collector_ros.cem import CEMConfig, CEMPlanner
+        from data_collector_ros.cem import CEMPlanner
         from data_collector_ros.grid import GridConfig
         from data_collector_ros.ik import IKSolver
         from data_collector_ros.routes import RouteBuilder
@@ -80,7 +86,7 @@ class EvaluationRunner:
         self.task = GridConfig().task_box(TaskConfig())
         self.ik = IKSolver(harness.sim.model)
         self.dt = DEFAULT_DT
-        self.cem = CEMPlanner(harness.sim.model, CEMConfig()) if settings.planner == "cem" else None
+        self.cem = CEMPlanner(harness.sim.model, cem_config(settings)) if settings.planner == "cem" else None
         self.routes = RouteBuilder(self.ik, self.cem.basis(self.dt)) if self.cem is not None else None
         self.clearance = Clearance(harness.sim.model)
         self._records: dict[str, Record] | None = None
@@ -103,9 +109,9 @@ class EvaluationRunner:
                 print(_progress_line(i, len(episodes), row), flush=True)
         videos: list[Path] = []
         if recordings:
-            path = Path(s.video_dir) / f"evaluate_{s.planner}.mp4"
+            path = Path(s.video_dir) / f"evaluate_{s.label or s.planner}.mp4"
             videos = write_video(self.harness.sim.model, recordings, path, self.harness.FRAME_DT)
-        return EvaluationRun(rows, curves, videos)
+        return EvaluationRun(rows, curves, videos, self.harness.obstacles_refused)
 
     def episode(
         self, index: int, scene: SceneEpisode, record: bool, legacy: bool = False
@@ -154,7 +160,7 @@ class EvaluationRunner:
             record = self._records.setdefault(PHASE_NAMES[task.phase], [])
         start = harness.begin_phase()
         if self.settings.planner == "flow":
-            attempt = self._plan_flow(task, record)
+            attempt = self._plan_flow(task, start, record)
         elif self.settings.planner == "cem":
             attempt = self._plan_cem(task, start, record)
         else:
@@ -199,10 +205,13 @@ class EvaluationRunner:
         row |= {"min_clearance": clearance, "min_clearance_at": where, "clearance_samples": len(harness.trace)}
         return row
 
-    def _plan_flow(self, task: PhaseTask, record: Record | None) -> PlanAttempt:
+    def _plan_flow(self, task: PhaseTask, start: Any, record: Record | None) -> PlanAttempt:
         s = self.settings
         seed = task.seed + 7919 * task.phase
-        return self.harness.request_plan(task.goal, seed, s.num_samples, s.integration_steps, record)
+        tray_pose = None if task.phase == PHASE_REACH else start.tray_pose  # carrying: the measured tray pose
+        return self.harness.request_plan(
+            task.goal, seed, s.num_samples, s.integration_steps, record, task.obstacles, tray_pose
+        )
 
     def _plan_cem(self, task: PhaseTask, start: Any, record: Record | None) -> PlanAttempt:
         from data_collector_ros.episode import cem_plan
@@ -222,6 +231,14 @@ class EvaluationRunner:
         accepted = self.harness.publish_plan(positions, velocities, self.dt, record)
         notes = [] if accepted else ["controllers did not accept the straight trajectory"]
         return PlanAttempt([seconds], [], notes)
+
+
+def cem_config(settings: EvaluationSettings) -> Any:
+    """The expert's CEMConfig with the settings' budget (iterations, route_iterations) where given."""
+    from data_collector_ros.cem import CEMConfig
+
+    budget = {"iterations": settings.cem_iterations, "route_iterations": settings.cem_route_iterations}
+    return CEMConfig(**{k: int(v) for k, v in budget.items() if v is not None})
 
 
 def _progress_line(i: int, count: int, row: dict[str, Any]) -> str:

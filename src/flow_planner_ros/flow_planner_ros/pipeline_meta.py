@@ -1,13 +1,20 @@
 """The default checkpoint's metadata file (written by tools/pipeline.sh):
 
-    python -m flow_planner_ros.pipeline_meta --data expert.npz --checkpoint default.safetensors --flow flow.json
-        --cem cem.json [--straight straight.json] --times stage_times.txt --train-command "..." --out default.json
+    python -m flow_planner_ros.pipeline_meta --data expert.npz --checkpoint default.safetensors
+        [--compare compare.json] [--compare-tray-poses compare_tray.json]
+        [--flow flow.json --cem cem.json --straight straight.json] --times stage_times.txt --train-command "..."
+        --out default.json
 
 Records the data set (trajectories, episodes, success rate, content hash as the training code computes it, file
 SHA-256), the training command and result (epochs, final train / validation loss, parameters, samples/s), the
-checkpoint's size and SHA-256, the per-stage wall times, and the evaluation summary of each planner evaluated
-(flow, cem and the straight-line baseline; scenes add collisions, invalid episodes, clearance and per-template
-success).
+checkpoint's size and SHA-256, the per-stage wall times, and the evaluation:
+- `evaluation.held_out_scenes` / `evaluation.tray_poses`: the one-run comparisons (`evaluate_compare` reports,
+  flow_planner_ros.evaluation_compare) on the held-out cluttered scenes and on the tray poses: per planner
+  configuration its table row (success overall and per template, collisions, published limit violations, jerk,
+  clearance, planning time p50/p95, seconds per episode), the ratios, the targets and the markdown table;
+- `evaluation.flow`, `evaluation.cem`, `evaluation.straight`: the summary of each planner's evaluate report
+  (--flow/--cem/--straight), or else of the held-out comparison's headline flow configuration (the node's default
+  num_samples), the default CEM budget and the straight line; `evaluation.comparison`: flow vs CEM (and straight).
 """
 
 from __future__ import annotations
@@ -69,6 +76,31 @@ def evaluation_summary(report: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: What the metadata keeps of a comparison report (its per-configuration reports and rows stay in the report).
+COMPARISON_KEYS = (
+    "episodes_file", "episodes", "valid_episodes", "real_time_factor", "seed", "wall_time_s", "summary", "ratios",
+    "targets", "cost_model_s_per_episode", "notes", "markdown",
+)  # fmt: skip
+
+
+def comparison_summary(comparison: dict[str, Any]) -> dict[str, Any]:
+    out = {k: comparison.get(k) for k in COMPARISON_KEYS}
+    out["invalid_episodes"] = (comparison.get("invalid_episodes") or {}).get("count")
+    return out
+
+
+def _comparison_reports(comparison: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{flow, cem, straight: the comparison's report (rows left out) of the headline flow configuration, the
+    reference CEM budget and the straight line}, those it has."""
+    reports = comparison.get("reports", {})
+    names = {
+        "flow": (comparison.get("targets") or {}).get("flow"),
+        "cem": comparison.get("ratios", {}).get("cem_reference"),
+        "straight": comparison.get("ratios", {}).get("straight_reference"),
+    }
+    return {key: reports[name] for key, name in names.items() if name in reports}
+
+
 def build(args: argparse.Namespace) -> dict[str, Any]:
     from flow_planner_ros.checkpoint import load_checkpoint
     from flow_planner_ros.dataset import TrajectoryData
@@ -82,7 +114,10 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
             "trajectories": len(success),
             "episodes": len(np.unique(grid)),
             "successful_trajectories": int(success.sum()),
-            "success_rate_by_phase": {name: float(success[phase == i].mean()) for i, name in enumerate(PHASES)},
+            "success_rate_by_phase": {
+                name: float(success[phase == i].mean()) if np.any(phase == i) else None
+                for i, name in enumerate(PHASES)
+            },
             "file_sha256": sha256(data_path),
             "file_bytes": data_path.stat().st_size,
         }
@@ -114,9 +149,18 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
             name: float(sec)
             for name, sec in (line.split() for line in Path(args.times).read_text().splitlines() if line)
         }
-    evaluation = {}
+    evaluation: dict[str, Any] = {}
+    compare = getattr(args, "compare", None)
+    held_out = json.loads(Path(compare).read_text()) if compare and Path(compare).is_file() else None
+    if held_out is not None:
+        evaluation["held_out_scenes"] = comparison_summary(held_out)
+        for name, report in _comparison_reports(held_out).items():
+            evaluation[name] = evaluation_summary(report)
+    tray = getattr(args, "compare_tray_poses", None)
+    if tray and Path(tray).is_file():
+        evaluation["tray_poses"] = comparison_summary(json.loads(Path(tray).read_text()))
     for name, path in (("flow", args.flow), ("cem", args.cem), ("straight", getattr(args, "straight", None))):
-        if path and Path(path).is_file():
+        if path and Path(path).is_file():  # an explicit report wins over the comparison's
             evaluation[name] = evaluation_summary(json.loads(Path(path).read_text()))
     if {"flow", "cem"} <= set(evaluation):
         f, c = evaluation["flow"], evaluation["cem"]
@@ -124,11 +168,17 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         def ratio(a: Any, b: Any) -> float | None:
             return float(a) / float(b) if a and b else None
 
+        def points(a: Any, b: Any) -> float | None:
+            return 100.0 * (float(a) - float(b)) if a is not None and b is not None else None
+
         evaluation["comparison"] = {
-            "success_rate_difference_points": 100.0 * (f["success_rate"] - c["success_rate"]),
+            "success_rate_difference_points": points(f["success_rate"], c["success_rate"]),
             "jerk_ratio_flow_over_cem": ratio(f["mean_jerk"], c["mean_jerk"]),
             "planning_time_speedup_p50": ratio(c["planning_time_p50"], f["planning_time_p50"]),
         }
+        if "straight" in evaluation:
+            straight = evaluation["straight"]["success_rate"]
+            evaluation["comparison"]["success_vs_straight_points"] = points(f["success_rate"], straight)
     meta["evaluation"] = evaluation
     return meta
 
@@ -140,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flow", default=None)
     parser.add_argument("--cem", default=None)
     parser.add_argument("--straight", default=None, help="the straight-line baseline's evaluate report")
+    parser.add_argument("--compare", default=None, help="evaluate_compare report on the held-out cluttered scenes")
+    parser.add_argument("--compare-tray-poses", default=None, help="evaluate_compare report on the tray poses")
     parser.add_argument("--times", default=None)
     parser.add_argument("--episodes", type=int, default=None)
     parser.add_argument("--shards", type=int, default=None)
@@ -153,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         meta["notes"] = list(args.note)
     write_report(args.out, meta)
     print(json.dumps(meta.get("evaluation", {}).get("comparison", {}), indent=1))
+    for key in ("held_out_scenes", "tray_poses"):
+        if meta.get("evaluation", {}).get(key, {}).get("markdown"):
+            print(f"{key}:\n{meta['evaluation'][key]['markdown']}")
     print(f"metadata: {args.out}")
     return 0
 

@@ -20,6 +20,7 @@ class PlannerLaunch:
     log_path: Path
     backend: str | None = None
     use_sim_time: bool = False
+    parameters: tuple[tuple[str, str], ...] = ()  # more node parameters, (name, value as `ros2 run -p` reads it)
 
 
 def package_share(package: str) -> Path | None:
@@ -49,6 +50,8 @@ class PlannerProcess:
             params += ["-p", f"backend:={launch.backend}"]
         if launch.use_sim_time:
             params += ["-p", "use_sim_time:=true"]
+        for name, value in launch.parameters:
+            params += ["-p", f"{name}:={value}"]
         self.log_path = launch.log_path
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log: IO[str] = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()

@@ -92,7 +92,8 @@ def _body(args: argparse.Namespace) -> int:
         "episodes_form": "tray_poses" if episodes.legacy else "scenes",
         "workspace_x": list(episodes.x_range) if episodes.x_range else None,
         "workspace_y": list(episodes.y_range) if episodes.y_range else None,
-        "planner_sees_obstacles": args.planner == "cem",  # flow: its model does not see them yet
+        # flow: the boxes go in its requests; a scene-blind planner refuses them and plans without
+        "planner_sees_obstacles": args.planner == "cem" or (args.planner == "flow" and not run.obstacles_refused),
         "wall_time_s": time.perf_counter() - started,
         "round_trip_time_p50": percentile(round_trips, 50), "round_trip_time_p95": percentile(round_trips, 95),
     }  # fmt: skip
