@@ -19,7 +19,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "dit": {"hidden_dim": 128, "depth": 4, "heads": 4, "mlp_ratio": 4.0, "time_emb_dim": 64},
     },
     "conditioning": {"use_phase": False},
-    "flow": {"sigma": 0.0, "integration_steps": 5, "method": "euler", "reference": "none"},
+    "flow": {
+        "sigma": 0.0, "integration_steps": 5, "method": "euler", "reference": "none", "noise_scale": 1.0,
+        "coupling": "independent",
+    },
     "training": {
         "batch_size": 32,
         "learning_rate": 3e-3,
@@ -38,6 +41,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
 #: What the flow generates: "none" = the trajectory itself; "min_jerk" = its residual to the reference motion
 #: (data_collector_ros.interpolation.reference_trajectory) from the conditioning's start state to its goal.
 REFERENCES = ("none", "min_jerk")
+#: How training pairs noise with data in a batch: independent draws, or a minibatch optimal-transport assignment.
+COUPLINGS = ("independent", "ot")
 #: Most integration steps a config or checkpoint may ask for.
 MAX_INTEGRATION_STEPS = 1000
 #: Sections whose keys are free-form (model constructor options); their own keys are checked by the model.
@@ -126,6 +131,10 @@ def _check(cfg: dict[str, Any]) -> None:
         raise ConfigError(f"flow.reference must be one of {', '.join(REFERENCES)}")
     if _finite_float(cfg, "flow", "sigma") < 0:
         raise ConfigError("flow.sigma must be >= 0")
+    if not 0 < _finite_float(cfg, "flow", "noise_scale") <= 10:
+        raise ConfigError("flow.noise_scale must be in (0, 10]")
+    if cfg["flow"]["coupling"] not in COUPLINGS:
+        raise ConfigError(f"flow.coupling must be one of {', '.join(COUPLINGS)}, got {cfg['flow']['coupling']!r}")
     t = cfg["training"]
     for key in ("batch_size", "epochs"):
         if not _is_int(t[key]) or t[key] < 1:

@@ -39,7 +39,7 @@ def diagnose(
     """Run every check; returns the JSON-ready report (and writes PNG plots when plots_dir is given)."""
     planner = FlowSampler.from_checkpoint(checkpoint)
     ckpt = planner.checkpoint
-    data = TrajectoryData.load(data_path, use_phase=ckpt.use_phase, only_success=True)
+    data = TrajectoryData.load(data_path, use_phase=ckpt.use_phase, only_success=True, obstacles=ckpt.obstacles)
     subset, split = held_out(data, ckpt.meta)
     subset = subset.subset(np.arange(min(num_trajectories, len(subset))))
     norm = ckpt.normalizer

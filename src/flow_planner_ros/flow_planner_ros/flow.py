@@ -15,19 +15,43 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from flow_planner_ros.models.common import DATA_PREDICTION_EPS
+
 VelocityFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 METHODS = ("euler", "midpoint")
+#: Noise-data pairing in a training batch (see FlowMatching.loss).
+COUPLINGS = ("independent", "ot")
+
+
+def ot_assignment(x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+    """Minibatch exact optimal transport with uniform weights: the permutation p minimizing Σ‖x0[p[i]] − x1[i]‖².
+
+    The batch's noise draws are reassigned to its data rows (each row keeps its conditioning), so the paths cross
+    less; with equal batch sizes the exact OT plan is this permutation (the linear assignment problem)."""
+    from scipy.optimize import linear_sum_assignment
+
+    cost = torch.cdist(x0.detach().reshape(len(x0), -1).double(), x1.detach().reshape(len(x1), -1).double()) ** 2
+    rows, cols = linear_sum_assignment(cost.cpu().numpy())
+    perm = torch.empty(len(x1), dtype=torch.long)
+    perm[torch.as_tensor(cols)] = torch.as_tensor(rows)
+    return perm.to(x0.device)
 
 
 class FlowMatching:
     """Wraps torchcfm's ConditionalFlowMatcher: training loss and the matching samplers."""
 
-    def __init__(self, sigma: float = 0.0) -> None:
+    def __init__(self, sigma: float = 0.0, coupling: str = "independent", data_loss: bool = False) -> None:
         from torchcfm.conditional_flow_matching import ConditionalFlowMatcher  # slow import (~3 s)
 
         if sigma < 0:
             raise ValueError("sigma must be >= 0")
+        if coupling not in COUPLINGS:
+            raise ValueError(f"coupling must be one of {COUPLINGS}, got {coupling!r}")
         self.sigma = float(sigma)
+        self.coupling = coupling
+        # data_loss (models with predict_data): the velocity error times (1 − t), i.e. the error of the predicted
+        # endpoint x1, so that the loss does not blow up as t → 1 where velocity = (x1 − x) / (1 − t).
+        self.data_loss = bool(data_loss)
         self.cfm = ConditionalFlowMatcher(sigma=self.sigma)
 
     def path(self, x1: torch.Tensor, x0: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,10 +65,19 @@ class FlowMatching:
     ) -> torch.Tensor:
         """MSE between the predicted and the conditional velocity at a random (or given) t."""
         x0 = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
+        if self.coupling == "ot":
+            x0 = x0[ot_assignment(x0, x1)]
         if t is None:
             t = torch.rand(x1.shape[0], generator=generator, device=x1.device, dtype=x1.dtype)
         xt, ut = self.path(x1, x0, t)
-        return F.mse_loss(model(xt, t, cond), ut)
+        return self.error(model(xt, t, cond), ut, t)
+
+    def error(self, pred: torch.Tensor, ut: torch.Tensor, t: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """MSE of predicted vs conditional velocity (weighted by (1 − t)² with data_loss)."""
+        if self.data_loss:
+            w = (1.0 - t).clamp_min(DATA_PREDICTION_EPS).view(-1, *([1] * (pred.ndim - 1)))
+            pred, ut = pred * w, ut * w
+        return F.mse_loss(pred, ut, reduction=reduction)
 
 
 def time_grid(steps: int, device: torch.device | str = "cpu") -> torch.Tensor:

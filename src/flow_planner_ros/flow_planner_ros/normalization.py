@@ -10,7 +10,8 @@ the boxes reorders their normalized features and nothing else); the mask entries
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -69,6 +70,14 @@ class Normalizer:
         if obstacles:
             _fit_scene(np.asarray(cond, dtype=np.float64), cond_mean, cond_std)
         return cls(pos_mean, pos_std, vel_mean, vel_std, cond_mean, cond_std)
+
+    def with_noise_scale(self, noise_scale: float) -> Normalizer:
+        """These stats with the trajectory stds multiplied by `noise_scale`: normalized trajectories then have std
+        1/noise_scale, so the flow's N(0, I) source noise is `noise_scale` times the data's spread (config
+        flow.noise_scale). The sampler denormalizes with the stored stds, so nothing else changes."""
+        if not (math.isfinite(noise_scale) and noise_scale > 0):
+            raise ValueError(f"noise_scale must be a finite number > 0, got {noise_scale!r}")
+        return replace(self, pos_std=self.pos_std * noise_scale, vel_std=self.vel_std * noise_scale)
 
     @property
     def num_joints(self) -> int:

@@ -99,7 +99,7 @@ def validation_loss(model: nn.Module, flow: FlowMatching, ds: FlowDataset, batch
             t = torch.full((x1.shape[0],), (k + 0.5) / VAL_TIMES)
             xt, ut = flow.path(x1, x0, t)
             pred = model(xt.to(device), t.to(device), cond.to(device))
-            total += torch.nn.functional.mse_loss(pred, ut.to(device), reduction="sum").item() / ut[0].numel()
+            total += flow.error(pred, ut.to(device), t.to(device), reduction="sum").item() / ut[0].numel()
             count += x1.shape[0]
     return total / count
 
@@ -180,6 +180,7 @@ def train(
     if config["flow"]["reference"] == "min_jerk":
         train_data, val_data = train_data.relative_to_reference(), val_data.relative_to_reference()
     normalizer = Normalizer.fit(train_data.positions, train_data.velocities, train_data.cond, obstacles=obstacles)
+    normalizer = normalizer.with_noise_scale(float(config["flow"].get("noise_scale", 1.0)))
     train_ds, val_ds = FlowDataset(train_data, normalizer), FlowDataset(val_data, normalizer)
     horizon, channels, cond_dim = train_ds.x.shape[1], train_ds.x.shape[2], train_ds.cond.shape[1]
 
@@ -189,7 +190,10 @@ def train(
     net: nn.Module = model
     if ctx.enabled:
         net = DistributedDataParallel(model, device_ids=[ctx.local_rank] if device.startswith("cuda") else None)
-    flow = FlowMatching(float(config["flow"]["sigma"]))
+    predict_data = bool((config["model"].get(config["model"]["type"]) or {}).get("predict_data", False))
+    flow = FlowMatching(
+        float(config["flow"]["sigma"]), str(config["flow"].get("coupling", "independent")), data_loss=predict_data
+    )
     opt = torch.optim.AdamW(
         model.parameters(), lr=float(tcfg["learning_rate"]), weight_decay=float(tcfg["weight_decay"])
     )

@@ -63,3 +63,18 @@ class ObstacleSetEncoder(nn.Module):
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+#: Smallest 1 − t a data-predicting model divides by (samplers never query t = 1; training's t ~ U(0, 1) may).
+DATA_PREDICTION_EPS = 1e-3
+
+
+def data_to_velocity(x1_hat: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The velocity (x1_hat − x) / (1 − t) towards a predicted endpoint x1_hat (models with predict_data).
+
+    A data-predicting network outputs the trajectory it expects at t = 1; this turns it into the velocity the
+    samplers integrate, so checkpoints, samplers and the ONNX export see a velocity model either way. For a target
+    fixed by the conditioning the network can then ignore x entirely, and the last Euler step lands on x1_hat:
+    the noise draw barely moves the result (the spread between seeds of a velocity network is its error in
+    cancelling x)."""
+    return (x1_hat - x) / (1.0 - t).clamp_min(DATA_PREDICTION_EPS).view(-1, *([1] * (x.ndim - 1)))

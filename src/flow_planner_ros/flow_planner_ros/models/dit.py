@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from flow_planner_common.obstacles import MAX_OBSTACLES
-from flow_planner_ros.models.common import ObstacleSetEncoder, SinusoidalTimeEmbedding
+from flow_planner_ros.models.common import ObstacleSetEncoder, SinusoidalTimeEmbedding, data_to_velocity
 
 
 def position_embedding(length: int, dim: int) -> torch.Tensor:
@@ -67,8 +67,11 @@ class DiTAdaLN(nn.Module):
     def __init__(
         self, in_channels: int, cond_dim: int, horizon: int, hidden_dim: int = 128, depth: int = 4, heads: int = 4,
         mlp_ratio: float = 4.0, time_emb_dim: int = 64, obstacle_features: int = 0, obstacle_slots: int = MAX_OBSTACLES,
+        predict_data: bool = False,
     ) -> None:
         super().__init__()
+        # predict_data: the network outputs the endpoint x1, forward returns the velocity (common.data_to_velocity)
+        self.predict_data = bool(predict_data)
         if depth < 1:
             raise ValueError("depth must be >= 1")
         self.in_channels, self.cond_dim, self.hidden_dim = in_channels, cond_dim, hidden_dim
@@ -102,4 +105,5 @@ class DiTAdaLN(nn.Module):
         for block in self.blocks:
             h = block(h, c)
         shift, scale = self.final_ada(c).chunk(2, dim=-1)
-        return self.out(_modulate(self.final_norm(h), shift, scale))
+        out = self.out(_modulate(self.final_norm(h), shift, scale))
+        return data_to_velocity(out, x, t) if self.predict_data else out

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from flow_planner_common.obstacles import MAX_OBSTACLES
-from flow_planner_ros.models.common import ObstacleSetEncoder, SinusoidalTimeEmbedding
+from flow_planner_ros.models.common import ObstacleSetEncoder, SinusoidalTimeEmbedding, data_to_velocity
 
 
 def _groups(channels: int, max_groups: int = 8) -> int:
@@ -68,9 +68,11 @@ class UNet1DFiLM(nn.Module):
     def __init__(
         self, in_channels: int, cond_dim: int, hidden_dims: list[int] | tuple[int, ...] = (64, 128, 256),
         time_emb_dim: int = 64, kernel_size: int = 5, horizon_channel: bool = True, obstacle_features: int = 0,
-        obstacle_slots: int = MAX_OBSTACLES, scene_emb_dim: int = 64,
+        obstacle_slots: int = MAX_OBSTACLES, scene_emb_dim: int = 64, predict_data: bool = False,
     ) -> None:
         super().__init__()
+        # predict_data: the network outputs the endpoint x1, forward returns the velocity (common.data_to_velocity)
+        self.predict_data = bool(predict_data)
         dims = [int(d) for d in hidden_dims]
         if not dims or min(dims) < 1:
             raise ValueError("hidden_dims must be a non-empty list of positive ints")
@@ -147,4 +149,5 @@ class UNet1DFiLM(nn.Module):
             h = torch.cat([h, skips.pop()], dim=1)
             h = upsample(block2(block1(h, emb), emb))
         h = self.final(self.final_block(torch.cat([h, skips.pop()], dim=1), emb))
-        return h[..., :horizon].transpose(1, 2)
+        out = h[..., :horizon].transpose(1, 2)
+        return data_to_velocity(out, x, t) if self.predict_data else out
