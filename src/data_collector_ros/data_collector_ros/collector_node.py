@@ -139,6 +139,9 @@ def summary_line(summary: ShardSummary) -> str:
     return summary.line()
 
 
+INTERRUPTED = "collector: interrupted; finished episodes are kept, a rerun resumes after them"
+
+
 def main(args: list[str] | None = None) -> None:
     rclpy.init(args=args)
     try:
@@ -159,7 +162,13 @@ def main(args: list[str] | None = None) -> None:
             summary = node.collect()
     except KeyboardInterrupt:
         ignore_further_interrupts()  # a second SIGINT must not interrupt the cleanup below
-        print("collector: interrupted; finished episodes are kept, a rerun resumes after them", flush=True)
+        print(INTERRUPTED, flush=True)
+    except Exception:
+        ignore_further_interrupts()
+        if node.context.ok():  # a real failure
+            raise
+        # Ctrl-C invalidates the context before its KeyboardInterrupt arrives: a publish in between fails
+        print(INTERRUPTED, flush=True)
     finally:
         ignore_further_interrupts()
         node.destroy_node()

@@ -83,3 +83,28 @@ def test_invalid_parameters_fail_with_one_clear_line(ros_domain_id: int, tmp_pat
         assert result.returncode == 2
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("collector: invalid parameters:") and expected in lines[0]
+
+
+def test_ctrl_c_mid_collection_exits_cleanly_and_keeps_finished_files(ros_domain_id: int, tmp_path: Path) -> None:
+    """SIGINT at random moments of an episode (also while a trajectory is being published, when the context is
+    already invalid but the KeyboardInterrupt has not arrived yet): exit 0, one closing line, no traceback."""
+    import signal
+
+    rng = random.Random(7)
+    for attempt in range(3):
+        output, log = tmp_path / f"run{attempt}", tmp_path / f"run{attempt}.log"
+        process = collector(output, 0, 6, log)
+        deadline = time.monotonic() + 120
+        while not list(output.glob("traj_*.npz")) and time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.5))
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0, log.read_text()
+        text = log.read_text()
+        assert "Traceback" not in text, text
+        if "interrupted" not in text:  # it finished before the signal: nothing was tested this time
+            assert "collector: done" in text, text
+        for path in output.glob("traj_*.npz"):
+            read_trajectory(path)
+        assert not list(output.glob("*.partial"))
