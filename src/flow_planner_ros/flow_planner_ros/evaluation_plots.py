@@ -106,11 +106,11 @@ def write_comparison_plot(comparison: dict[str, Any], path: str | Path) -> Path:
     if cem_points:
         xs, ys = [p[0] for _, p in cem_points], [p[2] for _, p in cem_points]
         ax.plot(xs, ys, "o-", color="C0", lw=1.8, label="CEM expert, increasing iteration budget")
-        for name, (p50, p95, rate) in cem_points:
+        for k, (name, (p50, p95, rate)) in enumerate(cem_points):
             ax.plot([p50, p95], [rate, rate], "-", color="C0", lw=0.6, alpha=0.6)
             default = " (default)" if configs[name].get("default") else ""
             ax.annotate(f"{configs[name].get('cem_iterations')} it{default}", (p50, rate), textcoords="offset points",
-                        xytext=(4, -11), fontsize=8, color="C0")  # fmt: skip
+                        xytext=(-4, (-12, 6)[k % 2]), fontsize=8, color="C0")  # fmt: skip (labels alternate)
     markers = {"flow": ("s", "C3"), "straight": ("D", "C7")}
     for name in summary:
         planner = configs.get(name, {}).get("planner")
