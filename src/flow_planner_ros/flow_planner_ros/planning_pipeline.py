@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from flow_planner_common.motion import reference_trajectory
-from flow_planner_common.robot import HORIZON
+from flow_planner_common.robot import HORIZON, PHASE_CARRY, PHASE_REACH
 from flow_planner_ros.continuation import ContinuationPrefix, blend_with_prefix
 from flow_planner_ros.plan_request import PlanRequest
 from flow_planner_ros.plan_scene import EMPTY_SCENE, PlanScene
@@ -44,9 +44,11 @@ class TrajectoryGenerator(Protocol):
         seed: int | None = None,
         reference: tuple[np.ndarray, np.ndarray] | None = None,
         obstacles: tuple[np.ndarray, np.ndarray] | None = None,
+        phase: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(num_samples, horizon, 12) positions and velocities in physical units; `obstacles` (boxes (4, 7),
-        mask (4,)) is only passed to a model that reads the scene."""
+        mask (4,)) is only passed to a model that reads the scene, `phase` (0 reach, 1 carry) only to a model
+        conditioned on it."""
         ...
 
 
@@ -75,16 +77,19 @@ class PlanResult:
     def message(self) -> str:
         if self.problem:
             return f"refused: {self.problem}"
-        n = self.selection.num_valid + len(self.selection.rejections)
+        n = self.selection.num_valid + len(self.selection.rejections) + self.selection.num_unchecked
+        checked = f"{self.selection.num_valid}/{n - self.selection.num_unchecked}"
         if self.sampled is None:
             if self.success:
-                return f"ok: {self.selection.num_valid}/{n} candidates safe, cost {self.selection.cost:.4f}"
+                skipped = self.selection.num_unchecked
+                unchecked = f" ({skipped} costlier unchecked)" if skipped else ""
+                return f"ok: {checked} candidates checked safe{unchecked}, cost {self.selection.cost:.4f}"
             return f"no safe candidate among {n}: {self.selection.summary()}"
         samples = len(self.sampled.rejections)
         before = f"no safe sample among {samples} ({self.sampled.summary()})"
         if self.success:
             return (
-                f"ok after refinement: {before}; {self.selection.num_valid}/{n} refined candidates safe, "
+                f"ok after refinement: {before}; {checked} refined candidates checked safe, "
                 f"cost {self.selection.cost:.4f}"
             )
         return f"{before}, nor among {n} refined candidates ({self.selection.summary()})"
@@ -119,7 +124,10 @@ class PlanningPipeline:
         self.projection = (
             SmoothProjection(smoothing_knots, generator.dt, self.horizon) if smoothing_knots > 0 else None
         )
-        self.sees_obstacles = bool(getattr(getattr(generator, "checkpoint", None), "obstacles", False))
+        checkpoint = getattr(generator, "checkpoint", None)
+        self.sees_obstacles = bool(getattr(checkpoint, "obstacles", False))
+        # A phase-conditioned model learns reach and carry apart: the request says which (carrying_tray = carry).
+        self.sees_phase = bool(getattr(checkpoint, "use_phase", False))
         self.safety = SceneSafety(clearance_margin)
         self.refiner = Refiner(
             self.safety, limits, generator.dt, self.horizon, num_knots=smoothing_knots or 4,
@@ -151,7 +159,9 @@ class PlanningPipeline:
         reference = reference_trajectory(
             start, request.start_velocities, goal, self.dt, self.horizon
         )  # once per plan: the sampler adds it to the model's residuals, the projection fits around it
-        extra = {"obstacles": (scene.boxes, scene.mask)} if self.sees_obstacles else {}
+        extra: dict = {"obstacles": (scene.boxes, scene.mask)} if self.sees_obstacles else {}
+        if self.sees_phase:
+            extra["phase"] = PHASE_CARRY if scene.grasp is not None else PHASE_REACH
         positions, velocities = self.generator.plan(
             start,
             request.start_velocities,

@@ -23,6 +23,9 @@ import numpy as np
 JERK_WEIGHT = 1.0
 #: Slack on the limits for round-off in the finite differences (relative).
 LIMIT_SLACK = 1e-6
+#: Candidates scene-checked per call (select_best): enough for the checker's vectorization, few enough that a plan
+#: whose cheapest candidates are clear checks a handful, not the whole batch.
+SCENE_CHUNK = 4
 
 
 @dataclass(frozen=True)
@@ -85,8 +88,9 @@ class Selection:
 
     index: int | None
     cost: float
-    num_valid: int
+    num_valid: int  # candidates that passed every check they were given
     rejections: dict[int, list[str]]
+    num_unchecked: int = 0  # candidates left unchecked once a cheaper one was found safe
 
     def summary(self) -> str:
         """Reasons counted over candidates; detailed reasons ("kind: details") are counted by kind, with the first
@@ -113,10 +117,15 @@ def select_best(
     limits: SafetyLimits,
     refused: dict[int, list[str]] | None = None,
     scene_check: Callable[[np.ndarray], dict[int, list[str]]] | None = None,
+    scene_chunk: int = SCENE_CHUNK,
 ) -> Selection:
-    """Check every candidate of a batch (N, H, J) and pick the safe one with the lowest cost; candidates in
-    `refused` (index -> reasons found earlier) are not considered. `scene_check(indices)` gets the candidates that
-    passed every other check in one batch and returns the reasons of those that collide (scene_safety)."""
+    """Check the candidates of a batch (N, H, J) and pick the safe one with the lowest cost; candidates in
+    `refused` (index -> reasons found earlier) are not considered.
+
+    `scene_check(indices)` returns the reasons of those candidates among `indices` that collide (scene_safety). It
+    is the expensive check, so it runs last and lazily: on the candidates that passed every other check, in order of
+    increasing cost, `scene_chunk` at a time, until a chunk holds a safe one (that one is then the cheapest safe
+    candidate of the batch). Costlier candidates are then left unchecked (Selection.num_unchecked)."""
     rejections: dict[int, list[str]] = {}
     for i in range(positions.shape[0]):
         reasons = list((refused or {}).get(i, [])) or check_candidate(
@@ -124,15 +133,18 @@ def select_best(
         )
         if reasons:
             rejections[i] = reasons
-    if scene_check is not None:
-        passing = np.array([i for i in range(positions.shape[0]) if i not in rejections], dtype=int)
-        if passing.size:
-            rejections.update(scene_check(passing))
-    best, best_cost = None, float("inf")
-    for i in range(positions.shape[0]):
-        if i in rejections:
-            continue
-        cost = candidate_cost(positions[i], goal_positions, dt)
-        if cost < best_cost:
-            best, best_cost = i, cost
-    return Selection(best, best_cost, positions.shape[0] - len(rejections), rejections)
+    passing = [i for i in range(positions.shape[0]) if i not in rejections]
+    costs = {i: candidate_cost(positions[i], goal_positions, dt) for i in passing}
+    ranked = sorted(passing, key=lambda i: costs[i])
+    if scene_check is None:
+        best = ranked[0] if ranked else None
+        return Selection(best, costs[best] if best is not None else float("inf"), len(passing), rejections)
+    chunk_size = max(1, scene_chunk)
+    for first in range(0, len(ranked), chunk_size):
+        chunk = ranked[first : first + chunk_size]
+        rejections.update(scene_check(np.array(chunk, dtype=int)))
+        safe = [i for i in chunk if i not in rejections]
+        if safe:
+            unchecked = len(ranked) - first - len(chunk)
+            return Selection(safe[0], costs[safe[0]], len(safe), rejections, unchecked)
+    return Selection(None, float("inf"), 0, rejections)

@@ -145,4 +145,4 @@ def test_the_pipeline_never_returns_a_colliding_plan_and_refines_when_asked(samp
     check = pipeline.safety.check(result.positions[None], scenes.HOME, scenes.HANDLE_BOX_REACH, scene)
     assert check.passed[0] and check.clearance[0, :, 2].min() >= 0.0
     # without the box the same request needs no refinement
-    assert pipeline.plan(request).message().startswith("ok: 8/8")
+    assert pipeline.plan(request).message().startswith("ok: 4/4 candidates checked safe (4 costlier unchecked)")

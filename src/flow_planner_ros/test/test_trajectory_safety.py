@@ -56,3 +56,25 @@ def test_select_best_prefers_the_safe_candidate_closest_to_the_goal() -> None:
     assert selection.rejections == {1: ["velocity limit exceeded"]}
     none_safe = select_best(positions[1:2], velocities[1:2], start, goal, DEFAULT_DT, LIMITS)
     assert none_safe.index is None and "velocity limit exceeded" in none_safe.summary()
+
+
+def test_the_scene_check_runs_lazily_in_cost_order_and_still_finds_the_cheapest_safe_candidate() -> None:
+    start, goal = np.zeros(NUM_JOINTS), np.full(NUM_JOINTS, 1.0)
+    plans = [linear(start, goal * f) for f in (0.5, 0.99, 0.6, 0.95, 0.9, 0.7, 0.8, 0.97, 0.85, 0.75)]
+    positions, velocities = np.stack([p for p, _ in plans]), np.stack([v for _, v in plans])
+    by_cost = [1, 7, 3, 4, 8, 6, 9, 5, 2, 0]  # nearest the goal first
+    colliding = {1, 7, 3, 4, 8}  # the five cheapest "collide"
+    asked: list[list[int]] = []
+
+    def scene_check(indices: np.ndarray) -> dict[int, list[str]]:
+        asked.append([int(i) for i in indices])
+        return {int(i): ["arm_obstacle: clearance -1.0 mm"] for i in indices if int(i) in colliding}
+
+    selection = select_best(positions, velocities, start, goal, DEFAULT_DT, LIMITS, scene_check=scene_check)
+    assert asked == [by_cost[:4], by_cost[4:8]]  # chunks of 4 in cost order, stopped at the first safe one
+    assert selection.index == 6 and selection.num_valid == 3 and selection.num_unchecked == 2
+    assert set(selection.rejections) == colliding
+    everything = select_best(
+        positions, velocities, start, goal, DEFAULT_DT, LIMITS, scene_check=lambda idx: {int(i): ["x"] for i in idx}
+    )
+    assert everything.index is None and everything.num_unchecked == 0 and len(everything.rejections) == 10
