@@ -24,7 +24,8 @@
 # --ship copies default.safetensors and default.json into src/flow_planner_ros/checkpoints/ (rebuild to install).
 # Per-stage wall times go to WORK_DIR/stage_times.txt (and into the metadata).
 #
-# Environment overrides: EPISODES (1000), SHARDS (2), EPOCHS (30), SEED (0; not 101, the held-out seed),
+# Environment overrides: EPISODES (3200: ~2000 valid family scenes, ~4000 trajectories), SHARDS (2), EPOCHS (30),
+# SEED (0; not 101, the held-out seed),
 # EVAL_SCENES (config/eval_scenes_40.yaml), EVAL_LIMIT (all 40; 20 = config/eval_scenes.yaml's scenes),
 # EVAL_EPISODES (config/eval_episodes.yaml), EVAL_TRAY_LIMIT (all 20; 0 = skip), VIDEO_EPISODES (2),
 # ROS_DOMAIN_ID (one derived from the PID), COLLECT (ros | ray), RAY_ADDRESS (none: a local Ray instance),
@@ -39,13 +40,13 @@ WORK=""
 for arg in "$@"; do
   case "$arg" in
     --ship) SHIP=1 ;;
-    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
     -*) echo "pipeline: error: unknown option $arg" >&2; exit 2 ;;
     *) WORK="$arg" ;;
   esac
 done
 WORK="${WORK:-runs/pipeline}"
-EPISODES="${EPISODES:-1000}"
+EPISODES="${EPISODES:-3200}"
 SHARDS="${SHARDS:-2}"
 EPOCHS="${EPOCHS:-30}"
 SEED="${SEED:-0}"
