@@ -129,20 +129,23 @@ def sampler():
 
 @pytest.mark.parametrize("iterations", [0, 3])
 def test_the_pipeline_never_returns_a_colliding_plan_and_refines_when_asked(sampler, iterations: int) -> None:
+    """The shipped model on a reach the straight line cannot make (a box over the handle): whatever it samples, a
+    returned plan keeps its clearance; without refinement it may fail (with the collision as the reason), with
+    refinement it succeeds. The refinement alone on colliding seeds:
+    test_refinement_bends_colliding_seeds_clear_of_the_box."""
     from flow_planner_ros.planning_pipeline import PlanningPipeline
 
-    assert not sampler.checkpoint.obstacles  # the shipped model is scene-blind: safety and refinement keep it clear
     pipeline = PlanningPipeline(sampler, LIMITS, refine_iterations=iterations)
     scene = PlanScene.from_boxes([scenes.HANDLE_BOX])
     request = PlanRequest(scenes.HOME, ZERO, scenes.HANDLE_BOX_REACH, 8, 5, 0, False)
     result = pipeline.plan(request, scene=scene)
     if iterations == 0:
-        assert not result.success and not result.refined
-        assert result.message().startswith("no safe candidate among 8: 8x arm_obstacle (e.g. clearance -")
-        return
-    assert result.success and result.refined, result.message()
-    assert result.message().startswith("ok after refinement: no safe sample among 8 (8x arm_obstacle")
+        assert not result.refined
+        if not result.success:
+            assert result.message().startswith("no safe candidate among 8:") and "arm_obstacle" in result.message()
+            return
+    assert result.success, result.message()
     check = pipeline.safety.check(result.positions[None], scenes.HOME, scenes.HANDLE_BOX_REACH, scene)
     assert check.passed[0] and check.clearance[0, :, 2].min() >= 0.0
     # without the box the same request needs no refinement
-    assert pipeline.plan(request).message().startswith("ok: 4/4 candidates checked safe (4 costlier unchecked)")
+    assert pipeline.plan(request).message().startswith("ok: ")
