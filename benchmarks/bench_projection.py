@@ -70,7 +70,7 @@ def main() -> None:
         scene = (row["obstacles"], row["obstacle_mask"]) if sampler.checkpoint.obstacles else None
         positions, _ = sampler.plan(
             row["arms_start"], row["arms_start_vel"], row["arms_goal"], args.num_samples, seed=args.seed + i,
-            reference=reference, obstacles=scene,
+            reference=reference, obstacles=scene, phase=int(row["phase"]) if sampler.checkpoint.use_phase else None,
         )
         samples.append(positions)
         references.append(reference)

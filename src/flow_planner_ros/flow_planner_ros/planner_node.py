@@ -133,8 +133,6 @@ class PlannerNode(Node):
         backend = s.backend if s.device == "cpu" else "torch"  # ONNX Runtime here is the CPU build
         self.sampler = FlowSampler.from_checkpoint(checkpoint, device=s.device, backend=backend,
                                                    num_threads=s.num_threads)  # fmt: skip
-        if self.sampler.checkpoint.use_phase:
-            raise ValueError(f"{checkpoint} is conditioned on the episode phase; the planner serves phase-free models")
         self.pipeline = PlanningPipeline(
             self.sampler,
             SafetyLimits.from_arrays(s.position_limits, s.velocity_limits),
@@ -351,9 +349,8 @@ class PlannerNode(Node):
             start_positions=goal.start_positions, start_velocities=goal.start_velocities,
             joint_names=goal.joint_names, goal_positions=goal.goal_positions, num_samples=goal.num_samples,
             integration_steps=goal.integration_steps, seed=goal.seed, execute=True, obstacles=goal.obstacles,
+            carrying_tray=goal.carrying_tray, tray_pose=goal.tray_pose,
         )  # fmt: skip
-        if hasattr(goal, "carrying_tray"):  # the action's goal mirrors the service request's fields
-            request.carrying_tray, request.tray_pose = goal.carrying_tray, goal.tray_pose
         run = GoalRun(handle, Future())
         handle.publish_feedback(ExecutePlan.Feedback(phase="planning", goal_error=math.nan))
         planned = Future()
