@@ -125,7 +125,7 @@ def recipe_table(args: argparse.Namespace) -> None:
     zeros = np.zeros(12)
     for row in rows:  # one at a time, after training: latencies on a quiet machine
         planner = FlowSampler.from_checkpoint(row["checkpoint"])
-        row["plan_ms"] = timed(lambda p=planner: p.plan(zeros, zeros, zeros, 1, 5, 0), args.repeats)[0]
+        row["plan_ms"] = timed(lambda p=planner: p.plan(zeros, zeros, zeros, 1, 5, 0, phase=0), args.repeats)[0]
     rows.sort(key=lambda r: names.index(r["recipe"]))
     (out / "recipes.json").write_text(json.dumps(rows, indent=1))
     print(f"\n{args.train_num} synthetic trajectories, {args.train_epochs} epochs, {args.jobs} job(s); goal/start "
@@ -191,7 +191,7 @@ def main() -> None:
                     row = []
                     for steps in (1, 5, 10):
                         def call(p=planner, b=batch, s=steps, z=zeros) -> None:
-                            p.plan(z, z, z, b, s, 0)
+                            p.plan(z, z, z, b, s, 0, phase=0)  # phase: read only by phase models
 
                         p50, p90 = timed(call, args.repeats)
                         row.append(f"{steps:>2} steps p50 {p50:6.1f} ms (p90 {p90:6.1f})")
