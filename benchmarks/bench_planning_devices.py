@@ -1,6 +1,10 @@
 """Planning latency of the ROS-free planning pipeline (sample, project, check, select) on each available device, in
 one run: the CPU (ONNX Runtime and torch) and, where present, CUDA (torch eager and a captured CUDA graph of the
 whole Euler integration). Same checkpoint, same requests; p50/p95 over repeated plans, GPU timings synchronized.
+Two requests of the scene family (the shipped model's training distribution; the numbers of the planner tests'
+scenes, src/flow_planner_ros/test/scenes_for_tests.py): a reach from home in an empty scene, and a carry past a
+barrier with the tray carried (clearance checks of the tray, refinement when no sample is clear). The share of
+plans that succeeded is printed beside the times.
 
     python benchmarks/bench_planning_devices.py [--checkpoint PATH] [--repeats 200]
 
@@ -11,6 +15,7 @@ It needs only torch, numpy and safetensors besides the sources, so it also runs 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
 import time
 from pathlib import Path
@@ -18,16 +23,31 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flow_planner_common.robot import HOME_POSITIONS, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
+from flow_planner_common.collision import CollisionChecker
+from flow_planner_common.robot import JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
 from flow_planner_ros.flow import integrate, sample_noise
 from flow_planner_ros.flow_sampler import FlowSampler
 from flow_planner_ros.plan_request import PlanRequest
+from flow_planner_ros.plan_scene import EMPTY_SCENE, PlanScene
 from flow_planner_ros.planning_pipeline import PlanningPipeline
 from flow_planner_ros.trajectory_safety import SafetyLimits
 
 WORKSPACE = Path(__file__).resolve().parents[1]
 DEFAULT_CHECKPOINT = WORKSPACE / "src" / "flow_planner_ros" / "checkpoints" / "default.safetensors"
-GOAL = HOME_POSITIONS + np.array([0.3, -0.2, 0.25, 0.2, -0.15, 0.1, -0.3, 0.2, -0.25, -0.2, 0.15, -0.1])
+_spec = importlib.util.spec_from_file_location(
+    "scenes_for_tests", WORKSPACE / "src" / "flow_planner_ros" / "test" / "scenes_for_tests.py"
+)
+SCENES = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(SCENES)
+
+
+def cases() -> dict[str, tuple[np.ndarray, np.ndarray, PlanScene]]:
+    """name -> (start, goal, scene) of the timed requests."""
+    grasp = CollisionChecker().grasp_from_start(SCENES.BARRIER_REACH, SCENES.BARRIER_TRAY)
+    return {
+        "reach": (SCENES.HOME, SCENES.HANDLE_BOX_REACH, EMPTY_SCENE),
+        "carry": (SCENES.BARRIER_REACH, SCENES.BARRIER_CARRY, PlanScene.from_boxes([SCENES.BARRIER], grasp)),
+    }
 
 
 def percentiles(seconds: list[float]) -> str:
@@ -35,21 +55,25 @@ def percentiles(seconds: list[float]) -> str:
     return f"p50 {statistics.median(ms):7.2f} ms, p95 {ms[int(0.95 * (len(ms) - 1))]:7.2f} ms"
 
 
-def time_pipeline(sampler: FlowSampler, samples: int, repeats: int, sync) -> list[float]:
+def time_pipeline(
+    sampler: FlowSampler, samples: int, repeats: int, sync, case: tuple[np.ndarray, np.ndarray, PlanScene]
+) -> tuple[list[float], float]:
+    """Plan times (s) and the share of successful plans."""
     limits = SafetyLimits.from_arrays(JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS)
     pipeline = PlanningPipeline(sampler, limits)
-    request = PlanRequest(HOME_POSITIONS.copy(), np.zeros(NUM_JOINTS), GOAL, samples, 5, 0, False)
-    for _ in range(5):
-        pipeline.plan(request)
-    times = []
+    start, goal, scene = case
+    for i in range(5):
+        pipeline.plan(PlanRequest(start.copy(), np.zeros(NUM_JOINTS), goal, samples, 5, 10_000 + i, False), scene=scene)
+    times, successes = [], 0
     for i in range(repeats):
-        request = PlanRequest(HOME_POSITIONS.copy(), np.zeros(NUM_JOINTS), GOAL, samples, 5, i, False)
+        request = PlanRequest(start.copy(), np.zeros(NUM_JOINTS), goal, samples, 5, i, False)
         sync()
         started = time.perf_counter()
-        pipeline.plan(request)
+        result = pipeline.plan(request, scene=scene)
         sync()
         times.append(time.perf_counter() - started)
-    return times
+        successes += result.success
+    return times, successes / repeats
 
 
 def time_cuda_graph(sampler: FlowSampler, samples: int, repeats: int) -> list[float]:
@@ -95,9 +119,10 @@ def main() -> None:
             print(f"  {label}: skipped ({type(exc).__name__}: {exc})")
             continue
         sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-        for samples in (1, 8, 32):
-            timing = percentiles(time_pipeline(sampler, samples, args.repeats, sync))
-            print(f"  {label:<45} {samples:>2} samples: {timing}")
+        for name, case in cases().items():
+            for samples in (1, 8, 32):
+                times, success = time_pipeline(sampler, samples, args.repeats, sync, case)
+                print(f"  {label:<30} {name}, {samples:>2} samples: {percentiles(times)}, {success:.0%} succeeded")
         if device == "cuda":
             for samples in (1, 8, 32):
                 graph = percentiles(time_cuda_graph(sampler, samples, args.repeats))
