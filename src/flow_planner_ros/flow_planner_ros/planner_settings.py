@@ -17,6 +17,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from flow_planner_common.robot import HORIZON, JOINT_NAMES, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
+from flow_planner_ros import refinement
+from flow_planner_ros.scene_safety import DEFAULT_CLEARANCE_MARGIN
 
 ParameterValue = bool | int | float | str | list
 
@@ -64,12 +66,12 @@ PLANNER_PARAMETERS: tuple[ParameterSpec, ...] = (
                   "expert's resolution); 0 = raw samples", 0, 16, read_only=True),
     ParameterSpec("max_projection_change", 0.2, "rad; samples the projection had to move further are refused",
                   0.0, 10.0),
-    ParameterSpec("clearance_margin", 0.01, "m; every published waypoint keeps this clearance (more for fast steps) "
-                  "to the scene's boxes, the other arm, the table and a carried tray (kinematic checker; see "
-                  "scene_safety)", 0.0, 0.05),
-    ParameterSpec("refine_iterations", 3, "CEM iterations that bend the samples when none is collision-free "
-                  "(0 = off: such a request fails)", 0, 50),
-    ParameterSpec("refine_samples", 32, "candidates per refinement iteration", 4, 256),
+    ParameterSpec("clearance_margin", DEFAULT_CLEARANCE_MARGIN, "m; every published waypoint keeps this clearance "
+                  "(more for fast steps) to the scene's boxes, the other arm, the table and a carried tray "
+                  "(kinematic checker; see scene_safety)", 0.0, 0.05),
+    ParameterSpec("refine_iterations", refinement.DEFAULT_ITERATIONS, "CEM iterations that bend the samples when "
+                  "none is collision-free (0 = off: such a request fails)", 0, 50),
+    ParameterSpec("refine_samples", refinement.DEFAULT_SAMPLES, "candidates per refinement iteration", 4, 256),
     ParameterSpec("start_state_tolerance", 0.01, "rad; an executed request's explicit start may differ this much "
                   "from the measured /joint_states (else it is refused)", 1e-4, 1.0),
     ParameterSpec("joint_states_timeout", 0.5, "s; older /joint_states are stale (no plan or execution from them)",

@@ -19,6 +19,7 @@ import numpy as np
 
 from flow_planner_common.motion import reference_trajectory
 from flow_planner_common.robot import HORIZON, PHASE_CARRY, PHASE_REACH
+from flow_planner_ros import refinement
 from flow_planner_ros.continuation import ContinuationPrefix, blend_with_prefix
 from flow_planner_ros.plan_request import PlanRequest
 from flow_planner_ros.plan_scene import EMPTY_SCENE, PlanScene
@@ -114,8 +115,8 @@ class PlanningPipeline:
         smoothing_knots: int = 4,
         max_projection_change: float = 0.2,
         clearance_margin: float = DEFAULT_CLEARANCE_MARGIN,
-        refine_iterations: int = 3,
-        refine_samples: int = 32,
+        refine_iterations: int = refinement.DEFAULT_ITERATIONS,
+        refine_samples: int = refinement.DEFAULT_SAMPLES,
     ) -> None:
         self.generator = generator
         self.limits = limits

@@ -10,7 +10,7 @@ starts at the cheapest sample, the spread at the samples' spread (at least `init
 Cost of a candidate (lower is better):
     COLLISION_WEIGHT * sum over waypoints and categories of the clearance shortfall (m; SceneSafety.check)
     + LIMIT_WEIGHT * (position excess (rad) + velocity excess (rad/s), commanded and finite-difference)
-    + JERK_WEIGHT * mean jerk magnitude * dt^3 (as trajectory_safety.candidate_cost)
+    + JERK_WEIGHT * mean jerk magnitude * dt^3 (trajectory_safety.smoothness, as in candidate_cost)
 
 The refined candidates are only proposals: the pipeline runs them through the same checks as any sample, so a
 refined plan is published only if it passes them.
@@ -25,11 +25,13 @@ import numpy as np
 from flow_planner_common.motion import TrajectoryBasis
 from flow_planner_ros.plan_scene import PlanScene
 from flow_planner_ros.scene_safety import SceneSafety
-from flow_planner_ros.trajectory_safety import SafetyLimits, finite_difference_velocities
+from flow_planner_ros.trajectory_safety import JERK_WEIGHT, SafetyLimits, finite_difference_velocities, smoothness
 
 COLLISION_WEIGHT = 100.0
 LIMIT_WEIGHT = 10.0
-JERK_WEIGHT = 1.0
+#: Default iterations and candidates per iteration (the planner's refine_iterations / refine_samples).
+DEFAULT_ITERATIONS = 3
+DEFAULT_SAMPLES = 32
 #: Smallest knot spread (rad) of the search, so it never collapses onto one colliding motion.
 MIN_STD = 0.02
 
@@ -54,8 +56,8 @@ class Refiner:
         dt: float,
         horizon: int,
         num_knots: int = 4,
-        iterations: int = 3,
-        samples: int = 32,
+        iterations: int = DEFAULT_ITERATIONS,
+        samples: int = DEFAULT_SAMPLES,
         elites: int = 6,
         init_std: float = 0.15,
     ) -> None:
@@ -76,9 +78,7 @@ class Refiner:
         speed = np.maximum(np.abs(velocities), np.abs(steps))
         velocity_excess = np.maximum(0.0, speed - lim.velocity)
         limits = position_excess.sum(axis=(1, 2)) + velocity_excess.sum(axis=(1, 2))
-        jerk = np.diff(positions, n=3, axis=1)  # already x dt^3
-        smoothness = np.linalg.norm(jerk, axis=2).mean(axis=1)
-        return COLLISION_WEIGHT * collision + LIMIT_WEIGHT * limits + JERK_WEIGHT * smoothness
+        return COLLISION_WEIGHT * collision + LIMIT_WEIGHT * limits + JERK_WEIGHT * smoothness(positions)
 
     def refine(
         self,

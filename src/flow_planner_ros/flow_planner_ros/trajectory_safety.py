@@ -74,12 +74,19 @@ def check_candidate(
     return reasons
 
 
+def smoothness(positions: np.ndarray) -> np.ndarray:
+    """Mean jerk magnitude * dt^3 of trajectories (..., H, J): the mean norm of the third finite difference of the
+    positions (unit-free; 0 for fewer than 4 waypoints). Shape (...)."""
+    positions = np.asarray(positions)
+    if positions.shape[-2] < 4:
+        return np.zeros(positions.shape[:-2])
+    return np.linalg.norm(np.diff(positions, n=3, axis=-2), axis=-1).mean(axis=-1)
+
+
 def candidate_cost(positions: np.ndarray, goal_positions: np.ndarray, dt: float) -> float:
     """Goal error (rad) + JERK_WEIGHT * mean jerk magnitude * dt^3 (see the module docstring)."""
     goal_error = float(np.linalg.norm(positions[-1] - goal_positions))
-    jerk = np.diff(positions, n=3, axis=0) / dt**3
-    smoothness = float(np.mean(np.linalg.norm(jerk, axis=1))) * dt**3 if len(jerk) else 0.0
-    return goal_error + JERK_WEIGHT * smoothness
+    return goal_error + JERK_WEIGHT * float(smoothness(positions))
 
 
 @dataclass(frozen=True)

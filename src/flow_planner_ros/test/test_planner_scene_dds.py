@@ -175,11 +175,10 @@ def test_when_every_candidate_collides_the_request_fails_and_nothing_is_publishe
             assert client.commands == []
     else:  # the shipped model's samples seeded a refinement that clears the wall: what was published is clear
         assert response.message.startswith("ok after refinement: no safe sample among 8"), response.message
-        from flow_planner_common.collision import CollisionChecker
         from flow_planner_ros.plan_scene import PlanScene
         from flow_planner_ros.scene_safety import SceneSafety
 
-        safety = SceneSafety(0.01, CollisionChecker())
+        safety = SceneSafety()  # the planner's default clearance_margin
         scene = PlanScene.from_boxes([scenes.BARRIER], safety.checker.grasp_from_start(scenes.BARRIER_REACH,
                                                                                          scenes.BARRIER_TRAY))
         published = np.array([p.positions for p in response.trajectory.points])[None]
