@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from flow_planner_common import service_calls
 from flow_planner_common.robot import JOINT_NAMES
 from flow_planner_common.ros_messages import arm_trajectories
 from flow_planner_ros.planner_process import PlannerLaunch, PlannerProcess
@@ -137,12 +138,10 @@ class EvaluationHarness:
             self.commands.append((arm, positions, velocities))
 
     def _call(self, client: Any, request: Any, timeout: float) -> Any:
-        done = threading.Event()
-        future = client.call_async(request)
-        future.add_done_callback(lambda _: done.set())
-        if not done.wait(timeout):
+        response = service_calls.call(client, request, timeout)
+        if response is None:
             raise RuntimeError(f"service {client.srv_name} did not answer within {timeout:.0f} s")
-        return future.result()
+        return response
 
     def _wait_service(self, client: Any, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -156,6 +155,12 @@ class EvaluationHarness:
     def _start_planner(self, launch: PlannerLaunch) -> None:
         self.planner = PlannerProcess(launch)
         self._wait_service(self.plan_client, 90.0, "the planner's /flow_planner/plan")
+        planner, empty = self.planner, self._types["PlanTrajectory"].Request()
+        exited = lambda: planner.describe_exit() if planner.exited() else None  # noqa: E731
+        try:  # the planner refuses an empty request; once one answer arrives, every later one reaches us
+            service_calls.call_until_answered(self.plan_client, empty, 60.0, why_not=exited)
+        except TimeoutError as exc:
+            raise RuntimeError(str(exc)) from None
         deadline = time.monotonic() + 30.0
         while self.bridge.joint_pub.get_subscription_count() < 1 and time.monotonic() < deadline:
             time.sleep(0.05)  # the planner's /joint_states subscription is matched: it gets the measured state

@@ -26,6 +26,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from flow_planner_common.motion import min_jerk_waypoints
 from flow_planner_common.robot import DEFAULT_DT, HOME_POSITIONS, HORIZON, JOINT_NAMES, NUM_JOINTS, PHASE_REACH
+from flow_planner_common.service_calls import call_until_answered
 from flow_planner_common.trajectory_schema import TrajectoryRecord, stack_records, write_dataset
 from flow_planner_msgs.msg import PlannerStatus
 from flow_planner_msgs.srv import PlanTrajectory
@@ -144,6 +145,7 @@ class Client:
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
         self.thread.start()
+        self.process: Process | None = None  # the planner, once wait_for_service has been called
 
     def _on_state(self, msg: JointState) -> None:
         if list(msg.name) == list(JOINT_NAMES):
@@ -160,10 +162,14 @@ class Client:
             self.commands.append((arm, time.monotonic(), msg))
 
     def wait_for_service(self, process: Process, timeout: float = 60.0) -> None:
-        end = time.monotonic() + timeout
-        while not self.plan_client.wait_for_service(timeout_sec=0.5):
-            assert process.popen.poll() is None, f"planner exited:\n{process.output()}"
-            assert time.monotonic() < end, f"plan service not available:\n{process.output()}"
+        """Wait until the planner answers this client (a refused empty request: see service_calls)."""
+        self.process = process
+        exited = lambda: "it exited" if process.popen.poll() is not None else None  # noqa: E731
+        try:
+            answer = call_until_answered(self.plan_client, PlanTrajectory.Request(), timeout, why_not=exited)
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}:\n{process.output()}") from None
+        assert not answer.success, answer.message
 
     def wait_for_states(self, timeout: float = 30.0) -> np.ndarray:
         end = time.monotonic() + timeout
@@ -185,9 +191,12 @@ class Client:
         future = self.plan_client.call_async(PlanTrajectory.Request(**fields))
         end = time.monotonic() + timeout
         while not future.done():
-            assert time.monotonic() < end, "no response from the plan service"
+            assert time.monotonic() < end, f"no response from the plan service:\n{self._planner_output()}"
             time.sleep(0.01)
         return future.result()
+
+    def _planner_output(self) -> str:
+        return self.process.output() if self.process is not None else "(planner output unknown)"
 
     def close(self) -> None:
         self.executor.shutdown()
