@@ -1,4 +1,5 @@
-"""The precision options of the learning core (config flow.noise_scale, flow.coupling, model.<type>.predict_data):
+"""The precision options of the learning core (config flow.noise_scale, flow.coupling, model.<type>.predict_data,
+model.<type>.time_scaled_input):
 validation, the pieces, and short real trainings on small synthetic data (also with model.obstacles on the
 synthetic set's empty scenes). The measured effect on the synthetic set is benchmarks/bench_learning.py --recipes."""
 
@@ -21,7 +22,7 @@ from flow_planner_ros.training import train
 
 CONFIG_FILE = Path(__file__).resolve().parents[3] / "config" / "flow_config.yaml"
 SMALL = {
-    "model": {"type": "unet", "unet": {"hidden_dims": [16, 32], "predict_data": True}},
+    "model": {"type": "unet", "unet": {"hidden_dims": [16, 32], "predict_data": True, "time_scaled_input": True}},
     "training": {"epochs": 3, "batch_size": 16, "warmup_steps": 5, "val_fraction": 0.2, "suffix_starts": [20]},
     "flow": {"reference": "min_jerk", "coupling": "ot", "noise_scale": 0.5},
 }
@@ -69,12 +70,35 @@ def test_data_predicting_model_lands_on_its_prediction() -> None:
         assert out.shape == x.shape and torch.isfinite(out).all()
 
 
+def test_a_time_scaled_model_ignores_the_noise_at_t0_and_sees_it_later() -> None:
+    """time_scaled_input: the first Euler step's endpoint is a function of the conditioning alone, so a 1-step plan
+    is the same for every noise draw; later the state matters. Without it the noise moves even the first step."""
+    unet = {"type": "unet", "unet": {"hidden_dims": [8, 16], "predict_data": True}}
+    dit = {"type": "dit", "dit": {"hidden_dim": 16, "depth": 1, "heads": 2, "predict_data": True}}
+    for cfg in (unet, dit):
+        torch.manual_seed(0)
+        kind = cfg["type"]
+        scaled = build_model({**cfg, kind: {**cfg[kind], "time_scaled_input": True}}, 4, 3, 12).eval()
+        plain = build_model(cfg, 4, 3, 12).eval()
+        for net in (scaled, plain):  # zero-initialized output layers would hide any dependence on x
+            for parameter in net.parameters():
+                torch.nn.init.normal_(parameter, std=0.3)
+        cond = torch.randn(1, 3).expand(2, 3)
+        x = torch.randn(2, 12, 4)
+        with torch.no_grad():
+            one_step = integrate(scaled, x, cond, 1)
+            torch.testing.assert_close(one_step[0], one_step[1])
+            assert not torch.allclose(integrate(plain, x, cond, 1)[0], integrate(plain, x, cond, 1)[1])
+            endpoint = x + 0.5 * scaled(x, torch.full((2,), 0.5), cond)  # the prediction at t = 0.5
+            assert not torch.allclose(endpoint[0], endpoint[1])
+
+
 def test_short_training_with_every_precision_option(small_set: Path, tmp_path: Path) -> None:
     out = tmp_path / "m.safetensors"
     result = train(small_set, load_config(None, SMALL), out, progress_bar=False, log=lambda *_: None)
     assert result.epochs == 3 and np.isfinite(result.train_loss) and np.isfinite(result.val_loss)
     ckpt = load_checkpoint(out)
-    assert ckpt.model.predict_data and ckpt.meta["flow"]["coupling"] == "ot"
+    assert ckpt.model.predict_data and ckpt.model.time_scaled_input and ckpt.meta["flow"]["coupling"] == "ot"
     # noise_scale 0.5: normalized trajectories have std ~2 (the source noise is half the data's spread)
     baseline = train(small_set, load_config(None, {**SMALL, "flow": {"reference": "min_jerk"}}),
                      tmp_path / "b.safetensors", epochs=1, progress_bar=False, log=lambda *_: None)

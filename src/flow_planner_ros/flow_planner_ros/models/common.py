@@ -69,6 +69,17 @@ def count_parameters(model: nn.Module) -> int:
 DATA_PREDICTION_EPS = 1e-3
 
 
+def time_scaled(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """t · x: the network input of models with time_scaled_input.
+
+    At t = 0 the state is pure noise and says nothing about the endpoint; a network that sees it anyway learns to
+    respond to it, and two noise seeds then disagree by that response. Scaled by t, the first step's input holds no
+    noise at all (its prediction is a function of the conditioning alone) and later steps see the noise shrunk by t.
+    Synthetic set, predict_data, 2 Euler steps: the seed spread falls 0.021 -> 0.014 rad at the same goal response
+    (config/flow_config.yaml)."""
+    return x * t.view(-1, *([1] * (x.ndim - 1)))
+
+
 def data_to_velocity(x1_hat: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """The velocity (x1_hat − x) / (1 − t) towards a predicted endpoint x1_hat (models with predict_data).
 

@@ -14,7 +14,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from flow_planner_common.obstacles import MAX_OBSTACLES
-from flow_planner_ros.models.common import ObstacleSetEncoder, SinusoidalTimeEmbedding, data_to_velocity
+from flow_planner_ros.models.common import (
+    ObstacleSetEncoder,
+    SinusoidalTimeEmbedding,
+    data_to_velocity,
+    time_scaled,
+)
 
 
 def position_embedding(length: int, dim: int) -> torch.Tensor:
@@ -67,11 +72,12 @@ class DiTAdaLN(nn.Module):
     def __init__(
         self, in_channels: int, cond_dim: int, horizon: int, hidden_dim: int = 128, depth: int = 4, heads: int = 4,
         mlp_ratio: float = 4.0, time_emb_dim: int = 64, obstacle_features: int = 0, obstacle_slots: int = MAX_OBSTACLES,
-        predict_data: bool = False,
+        predict_data: bool = False, time_scaled_input: bool = False,
     ) -> None:
         super().__init__()
         # predict_data: the network outputs the endpoint x1, forward returns the velocity (common.data_to_velocity)
         self.predict_data = bool(predict_data)
+        self.time_scaled_input = bool(time_scaled_input)  # the network sees t·x (common.time_scaled)
         if depth < 1:
             raise ValueError("depth must be >= 1")
         self.in_channels, self.cond_dim, self.hidden_dim = in_channels, cond_dim, hidden_dim
@@ -96,7 +102,7 @@ class DiTAdaLN(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         length = x.shape[1]
         pos = self.pos_emb if self.pos_emb.shape[0] == length else position_embedding(length, self.hidden_dim).to(x)
-        h = self.embed(x) + pos
+        h = self.embed(time_scaled(x, t) if self.time_scaled_input else x) + pos
         if self.scene is not None:
             base, scene = self.scene(cond)
             c = self.time_mlp(t) + self.cond_mlp(base) + scene

@@ -14,7 +14,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from flow_planner_common.obstacles import MAX_OBSTACLES
-from flow_planner_ros.models.common import ObstacleSetEncoder, SinusoidalTimeEmbedding, data_to_velocity
+from flow_planner_ros.models.common import (
+    ObstacleSetEncoder,
+    SinusoidalTimeEmbedding,
+    data_to_velocity,
+    time_scaled,
+)
 
 
 def _groups(channels: int, max_groups: int = 8) -> int:
@@ -69,10 +74,12 @@ class UNet1DFiLM(nn.Module):
         self, in_channels: int, cond_dim: int, hidden_dims: list[int] | tuple[int, ...] = (64, 128, 256),
         time_emb_dim: int = 64, kernel_size: int = 5, horizon_channel: bool = True, obstacle_features: int = 0,
         obstacle_slots: int = MAX_OBSTACLES, scene_emb_dim: int = 64, predict_data: bool = False,
+        time_scaled_input: bool = False,
     ) -> None:
         super().__init__()
         # predict_data: the network outputs the endpoint x1, forward returns the velocity (common.data_to_velocity)
         self.predict_data = bool(predict_data)
+        self.time_scaled_input = bool(time_scaled_input)  # the network sees t·x (common.time_scaled)
         dims = [int(d) for d in hidden_dims]
         if not dims or min(dims) < 1:
             raise ValueError("hidden_dims must be a non-empty list of positive ints")
@@ -126,7 +133,7 @@ class UNet1DFiLM(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         horizon = x.shape[1]
-        h = x.transpose(1, 2)
+        h = (time_scaled(x, t) if self.time_scaled_input else x).transpose(1, 2)
         if self.horizon_channel:
             ramp = torch.linspace(0.0, 1.0, horizon, device=x.device, dtype=x.dtype)
             h = torch.cat([h, ramp.expand(h.shape[0], 1, horizon)], dim=1)
