@@ -489,15 +489,8 @@ def test_parameters_are_described_ranged_and_validated_when_set(checkpoint, star
     planner = start_process(PLANNER, *planner_args(checkpoint))
     client.wait_for_service(planner)
 
-    def call(srv_type, name: str, request):
-        service = client.node.create_client(srv_type, f"/flow_planner/{name}")
-        assert service.wait_for_service(timeout_sec=30)
-        future = service.call_async(request)
-        end = time.monotonic() + 30
-        while not future.done():
-            assert time.monotonic() < end
-            time.sleep(0.01)
-        return future.result()
+    def call(srv_type, name: str, request):  # describe, get, set: safe to repeat
+        return call_until_answered(client.node.create_client(srv_type, f"/flow_planner/{name}"), request, 30.0)
 
     names = [spec.name for spec in PLANNER_PARAMETERS]
     described = call(DescribeParameters, "describe_parameters", DescribeParameters.Request(names=names))

@@ -27,6 +27,7 @@ from flow_planner_common.motion import reference_trajectory
 from flow_planner_common.obstacles import Box
 from flow_planner_common.robot import DEFAULT_DT, JOINT_NAMES, NUM_JOINTS
 from flow_planner_common.ros_messages import arm_trajectories, obstacle_array
+from flow_planner_common.service_calls import call_until_answered
 from flow_planner_msgs.msg import Obstacle, ObstacleArray
 from flow_planner_msgs.srv import PlanTrajectory
 
@@ -70,14 +71,10 @@ def plan_until(client, predicate, timeout: float = 20.0, **fields) -> PlanTrajec
 
 def set_planner_parameter(client, name: str, value: int) -> None:
     service = client.node.create_client(SetParameters, "/flow_planner/set_parameters")
-    assert service.wait_for_service(timeout_sec=10.0)
     value_msg = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
-    future = service.call_async(SetParameters.Request(parameters=[ParameterMsg(name=name, value=value_msg)]))
-    end = time.monotonic() + 10.0
-    while not future.done():
-        assert time.monotonic() < end
-        time.sleep(0.01)
-    assert future.result().results[0].successful, future.result().results[0].reason
+    request = SetParameters.Request(parameters=[ParameterMsg(name=name, value=value_msg)])
+    result = call_until_answered(service, request, timeout=30.0).results[0]  # setting it twice is harmless
+    assert result.successful, result.reason
 
 
 def test_bad_scenes_are_refused_and_the_topic_and_request_boxes_are_planned_against(start_process, client) -> None:
