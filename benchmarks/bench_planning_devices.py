@@ -62,11 +62,13 @@ def time_pipeline(
     limits = SafetyLimits.from_arrays(JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS)
     pipeline = PlanningPipeline(sampler, limits)
     start, goal, scene = case
+    steps = sampler.default_steps
     for i in range(5):
-        pipeline.plan(PlanRequest(start.copy(), np.zeros(NUM_JOINTS), goal, samples, 5, 10_000 + i, False), scene=scene)
+        warm_up = PlanRequest(start.copy(), np.zeros(NUM_JOINTS), goal, samples, steps, 10_000 + i, False)
+        pipeline.plan(warm_up, scene=scene)
     times, successes = [], 0
     for i in range(repeats):
-        request = PlanRequest(start.copy(), np.zeros(NUM_JOINTS), goal, samples, 5, i, False)
+        request = PlanRequest(start.copy(), np.zeros(NUM_JOINTS), goal, samples, steps, i, False)
         sync()
         started = time.perf_counter()
         result = pipeline.plan(request, scene=scene)
@@ -77,7 +79,8 @@ def time_pipeline(
 
 
 def time_cuda_graph(sampler: FlowSampler, samples: int, repeats: int) -> list[float]:
-    """The model's 5-step Euler integration captured once as a CUDA graph and replayed (network time only)."""
+    """The model's Euler integration (its default steps) captured once as a CUDA graph and replayed (network time
+    only)."""
     device = torch.device("cuda")
     channels, horizon = sampler.checkpoint.channels, sampler.horizon
     cond = torch.zeros(samples, len(sampler.checkpoint.meta["cond_layout"]), device=device)
@@ -87,11 +90,11 @@ def time_cuda_graph(sampler: FlowSampler, samples: int, repeats: int) -> list[fl
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
             for _ in range(3):
-                integrate(sampler.model, x0, cond, 5, "euler")
+                integrate(sampler.model, x0, cond, sampler.default_steps, "euler")
         torch.cuda.current_stream().wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            out = integrate(sampler.model, x0, cond, 5, "euler")
+            out = integrate(sampler.model, x0, cond, sampler.default_steps, "euler")
     times = []
     for _ in range(repeats):
         torch.cuda.synchronize()
@@ -111,7 +114,9 @@ def main() -> None:
     runs: list[tuple[str, str, str]] = [("cpu", "onnx", "CPU, ONNX Runtime, 1 thread"), ("cpu", "torch", "CPU, torch")]
     if torch.cuda.is_available():
         runs.append(("cuda", "torch", f"CUDA ({torch.cuda.get_device_name()}), torch eager"))
-    print(f"checkpoint {args.checkpoint.name}; full pipeline (5 Euler steps, projection, checks), {args.repeats} plans")
+    steps = FlowSampler.from_checkpoint(args.checkpoint).default_steps
+    print(f"checkpoint {args.checkpoint.name}; full pipeline ({steps} Euler steps, projection, checks), "
+          f"{args.repeats} plans")
     for device, backend, label in runs:
         try:
             sampler = FlowSampler.from_checkpoint(args.checkpoint, device=device, backend=backend, num_threads=1)

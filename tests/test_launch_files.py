@@ -118,7 +118,7 @@ def test_plan_launch_params_file_applies_unless_an_argument_is_given(tmp_path: P
     # The shipped file: its values (not hidden launch defaults) reach the node.
     actions, context = launched(description)
     got = effective_parameters(nodes_of(actions)[0], context)
-    assert got["integration_steps"] == 5 and got["execution_steps"] == 60
+    assert got["integration_steps"] == 0 and got["execution_steps"] == 60
 
 
 @pytest.mark.parametrize(

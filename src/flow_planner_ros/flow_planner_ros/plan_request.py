@@ -119,14 +119,15 @@ class RequestPolicy:
     planner_joint_names: Sequence[str] = JOINT_NAMES
 
     @classmethod
-    def from_settings(cls, settings: object) -> RequestPolicy:
-        """From a PlannerSettings (duck-typed to keep this module free of the node's settings)."""
+    def from_settings(cls, settings: object, model_steps: int) -> RequestPolicy:
+        """From a PlannerSettings (duck-typed to keep this module free of the node's settings); `model_steps` (the
+        checkpoint's default Euler steps) stands in for integration_steps 0."""
         return cls(
             position_limits=settings.position_limits,
             velocity_limits=settings.velocity_limits,
             max_state_age=settings.joint_states_timeout,
             default_num_samples=settings.num_samples,
-            default_integration_steps=settings.integration_steps,
+            default_integration_steps=settings.integration_steps or int(model_steps),
             max_num_samples=settings.max_num_samples,
             max_integration_steps=settings.max_integration_steps,
             start_state_tolerance=settings.start_state_tolerance,

@@ -142,7 +142,7 @@ class PlannerNode(Node):
             refine_iterations=s.refine_iterations,
             refine_samples=s.refine_samples,
         )
-        self.policy = RequestPolicy.from_settings(s)
+        self.policy = RequestPolicy.from_settings(s, self.sampler.default_steps)
         sees = "sees" if self.pipeline.sees_obstacles else "does not see"
         self.get_logger().info(
             f"loaded {checkpoint} (horizon {self.sampler.horizon}, dt {self.sampler.dt}, {backend} on {s.device});"
@@ -186,7 +186,7 @@ class PlannerNode(Node):
             settings = self.settings.updated({p.name: p.value for p in parameters})
         except SettingsError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
-        self.settings, self.policy = settings, RequestPolicy.from_settings(settings)
+        self.settings, self.policy = settings, RequestPolicy.from_settings(settings, self.sampler.default_steps)
         self.pipeline.max_projection_change = settings.max_projection_change
         self.pipeline.safety.margin = settings.clearance_margin
         self.pipeline.refiner.iterations = settings.refine_iterations

@@ -51,7 +51,8 @@ PLANNER_PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("num_threads", 1, "CPU inference threads (1 is fastest when the simulator shares the cores)",
                   1, 64, read_only=True),
     ParameterSpec("num_samples", 8, "best-of-N candidates per request (a request's 0 = this)", 1, 1024),
-    ParameterSpec("integration_steps", 5, "Euler steps per sample (a request's 0 = this)", 1, 1000),
+    ParameterSpec("integration_steps", 0, "Euler steps per sample (a request's 0 = this; 0 = the checkpoint's "
+                  "flow.integration_steps, what it was tuned for)", 0, 1000),
     ParameterSpec("max_num_samples", 64, "requests asking for more samples are refused", 1, 1024),
     ParameterSpec("max_integration_steps", 100, "requests asking for more steps are refused", 1, 1000),
     ParameterSpec("execution_steps", HORIZON, f"waypoints executed before replanning (1..{HORIZON}; {HORIZON} = the "

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from flow_planner_common.robot import JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS
+from flow_planner_ros.plan_request import RequestPolicy
 from flow_planner_ros.planner_settings import PLANNER_PARAMETERS, SPECS, PlannerSettings, SettingsError, planner_yaml
 
 WORKSPACE = Path(__file__).resolve().parents[3]
@@ -22,6 +23,14 @@ def test_config_yaml_is_generated_from_the_spec() -> None:
     assert set(values) == set(SPECS)
     settings = PlannerSettings.from_values(values)
     assert settings.integration_steps == SPECS["integration_steps"].default
+
+
+def test_integration_steps_zero_means_the_checkpoints_own() -> None:
+    """The shipped default 0 plans with the Euler steps the checkpoint was tuned for; a number overrides them."""
+    assert SPECS["integration_steps"].default == 0
+    assert RequestPolicy.from_settings(PlannerSettings.from_values({}), 2).default_integration_steps == 2
+    chosen = PlannerSettings.from_values({"integration_steps": 7})
+    assert RequestPolicy.from_settings(chosen, 2).default_integration_steps == 7
 
 
 def test_every_parameter_is_described_and_numbers_have_ranges() -> None:
