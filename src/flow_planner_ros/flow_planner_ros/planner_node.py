@@ -139,6 +139,7 @@ class PlannerNode(Node):
             smoothing_knots=s.smoothing_knots,
             max_projection_change=s.max_projection_change,
             clearance_margin=s.clearance_margin,
+            max_grip_change=s.max_grip_change,
             refine_iterations=s.refine_iterations,
             refine_samples=s.refine_samples,
         )
@@ -189,6 +190,7 @@ class PlannerNode(Node):
         self.settings, self.policy = settings, RequestPolicy.from_settings(settings, self.sampler.default_steps)
         self.pipeline.max_projection_change = settings.max_projection_change
         self.pipeline.safety.margin = settings.clearance_margin
+        self.pipeline.safety.max_grip_change = settings.max_grip_change
         self.pipeline.refiner.iterations = settings.refine_iterations
         self.pipeline.refiner.samples = settings.refine_samples
         return SetParametersResult(successful=True)

@@ -18,7 +18,7 @@ import numpy as np
 
 from flow_planner_common.robot import HORIZON, JOINT_NAMES, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
 from flow_planner_ros import refinement
-from flow_planner_ros.scene_safety import DEFAULT_CLEARANCE_MARGIN
+from flow_planner_ros.scene_safety import DEFAULT_CLEARANCE_MARGIN, DEFAULT_MAX_GRIP_CHANGE
 
 ParameterValue = bool | int | float | str | list
 
@@ -70,6 +70,8 @@ PLANNER_PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("clearance_margin", DEFAULT_CLEARANCE_MARGIN, "m; every published waypoint keeps this clearance "
                   "(more for fast steps) to the scene's boxes, the other arm, the table and a carried tray "
                   "(kinematic checker; see scene_safety)", 0.0, 0.05),
+    ParameterSpec("max_grip_change", DEFAULT_MAX_GRIP_CHANGE, "m; while carrying, the right tool may move at most "
+                  "this far from its grasp relative to the left tool (both hold the tray); 0 = no limit", 0.0, 0.5),
     ParameterSpec("refine_iterations", refinement.DEFAULT_ITERATIONS, "CEM iterations that bend the samples when "
                   "none is collision-free (0 = off: such a request fails)", 0, 50),
     ParameterSpec("refine_samples", refinement.DEFAULT_SAMPLES, "candidates per refinement iteration", 4, 256),
@@ -124,6 +126,7 @@ class PlannerSettings:
     smoothing_knots: int
     max_projection_change: float
     clearance_margin: float
+    max_grip_change: float
     refine_iterations: int
     refine_samples: int
     start_state_tolerance: float

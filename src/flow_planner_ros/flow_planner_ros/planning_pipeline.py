@@ -25,7 +25,7 @@ from flow_planner_ros.plan_request import PlanRequest
 from flow_planner_ros.plan_scene import EMPTY_SCENE, PlanScene
 from flow_planner_ros.projection import SmoothProjection
 from flow_planner_ros.refinement import Refiner
-from flow_planner_ros.scene_safety import DEFAULT_CLEARANCE_MARGIN, SceneSafety
+from flow_planner_ros.scene_safety import DEFAULT_CLEARANCE_MARGIN, DEFAULT_MAX_GRIP_CHANGE, SceneSafety
 from flow_planner_ros.trajectory_safety import SafetyLimits, Selection, select_best
 
 
@@ -102,9 +102,11 @@ class PlanningPipeline:
     smoothing_knots: bumps per joint of the projection (0 = no projection: raw samples are checked as they are).
     max_projection_change (rad): samples the projection had to move further than this are refused, since the
     model was then far from the request.
-    clearance_margin (m): scene_safety's margin. refine_iterations (0 = off), refine_samples: the refinement's CEM
+    clearance_margin (m), max_grip_change (m): scene_safety's margin and grip limit. refine_iterations (0 = off),
+    refine_samples: the refinement's CEM
     iterations and candidates per iteration (refinement.Refiner; its basis has smoothing_knots bumps, 4 if 0).
-    Attributes `safety.margin`, `refiner.iterations`, `refiner.samples` and `max_projection_change` may be changed
+    Attributes `safety.margin`, `safety.max_grip_change`, `refiner.iterations`, `refiner.samples` and
+    `max_projection_change` may be changed
     between plans.
     """
 
@@ -117,6 +119,7 @@ class PlanningPipeline:
         clearance_margin: float = DEFAULT_CLEARANCE_MARGIN,
         refine_iterations: int = refinement.DEFAULT_ITERATIONS,
         refine_samples: int = refinement.DEFAULT_SAMPLES,
+        max_grip_change: float = DEFAULT_MAX_GRIP_CHANGE,
     ) -> None:
         self.generator = generator
         self.limits = limits
@@ -129,7 +132,7 @@ class PlanningPipeline:
         self.sees_obstacles = bool(getattr(checkpoint, "obstacles", False))
         # A phase-conditioned model learns reach and carry apart: the request says which (carrying_tray = carry).
         self.sees_phase = bool(getattr(checkpoint, "use_phase", False))
-        self.safety = SceneSafety(clearance_margin)
+        self.safety = SceneSafety(clearance_margin, max_grip_change=max_grip_change)
         self.refiner = Refiner(
             self.safety, limits, generator.dt, self.horizon, num_knots=smoothing_knots or 4,
             iterations=refine_iterations, samples=refine_samples,

@@ -84,6 +84,30 @@ def test_a_carried_tray_is_checked_and_the_resting_one_is_not(safety: SceneSafet
     assert safety.check(positions[None], scenes.BARRIER_REACH, scenes.BARRIER_CARRY, no_tray).passed[0]
 
 
+def test_a_carry_that_pulls_the_grasps_apart_is_refused(safety: SceneSafety) -> None:
+    """The right tool must keep its place relative to the left while both hold the tray (max_grip_change)."""
+    start, goal = scenes.BARRIER_REACH, scenes.BARRIER_CARRY
+    grasp = safety.checker.grasp_from_start(start, scenes.BARRIER_TRAY)
+    open_scene = PlanScene.from_boxes([], grasp)  # no box: only the grip can fail
+    positions, _ = straight(start, goal)
+    rigid = safety.check(positions[None], start, goal, open_scene)
+    assert rigid.passed[0] and rigid.grip_change.max() < 0.05 and "grip" in rigid.categories
+    # Bend the right arm's shoulder out and back mid-carry: the right tool leaves its handle, the left does not.
+    pulled = positions.copy()
+    pulled[:, 6] += 0.3 * np.sin(np.linspace(0.0, np.pi, len(positions)))
+    check = safety.check(pulled[None], start, goal, open_scene)
+    assert check.grip_change.max() > 0.1
+    (reason,) = check.reasons(0)
+    assert reason.startswith("grip: the right tool moved ") and "> 50.0 mm allowed" in reason, reason
+    # The limit is a parameter: 0 = no grip check; the clearance categories are unchanged.
+    assert SceneSafety(0.01, max_grip_change=0.0).check(pulled[None], start, goal, open_scene).passed[0]
+    # A goal that itself pulls the grasps apart is refused up front, with its reason.
+    problem = safety.endpoint_problem(start, pulled[len(pulled) // 2], open_scene)
+    assert problem is not None and problem.startswith("the goal state pulls the grasps apart (the right tool "), problem
+    # Reaches (no carried tray) have no grip check.
+    assert "grip" not in safety.categories(PlanScene.from_boxes([]))
+
+
 def test_a_goal_inside_a_box_is_refused_with_its_reason(safety: SceneSafety) -> None:
     ee, _ = safety.checker.ee_poses(scenes.HANDLE_BOX_REACH)
     scene = PlanScene.from_boxes([Box(tuple(ee[0]), (0.1, 0.1, 0.1))])
