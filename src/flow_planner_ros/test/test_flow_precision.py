@@ -37,6 +37,7 @@ def test_config_validates_the_precision_keys() -> None:
     cfg = load_config(CONFIG_FILE)
     assert cfg["flow"]["coupling"] in ("independent", "ot") and cfg["flow"]["noise_scale"] > 0
     assert cfg["model"]["unet"]["predict_data"] is True  # the shipped recipe (see the comments in the file)
+    assert cfg["model"]["unet"]["time_scaled_input"] is True and cfg["flow"]["integration_steps"] == 2
     assert load_config(None, {"flow": {"coupling": "ot", "noise_scale": "0.5"}})["flow"]["noise_scale"] == 0.5
     for bad in ({"coupling": "sinkhorn"}, {"noise_scale": 0}, {"noise_scale": -1.0}, {"noise_scale": "x"}):
         with pytest.raises(ConfigError):
