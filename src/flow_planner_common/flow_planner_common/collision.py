@@ -235,10 +235,11 @@ class CollisionChecker:
     def tray_poses(self, positions: np.ndarray, grasp: TrayGrasp) -> tuple[np.ndarray, np.ndarray]:
         """Carried tray body poses: (..., 3) positions and (..., 3, 3) rotations."""
         pos, rot = self.forward_kinematics(positions)
-        return self._carried(pos, rot, grasp)
+        return self.carried_tray(pos, rot, grasp)
 
     @staticmethod
-    def _carried(pos: np.ndarray, rot: np.ndarray, grasp: TrayGrasp) -> tuple[np.ndarray, np.ndarray]:
+    def carried_tray(pos: np.ndarray, rot: np.ndarray, grasp: TrayGrasp) -> tuple[np.ndarray, np.ndarray]:
+        """tray_poses from body poses already computed by forward_kinematics."""
         tool_p, tool_r = pos[..., 0, -1, :], rot[..., 0, -1, :, :]
         return tool_p + _apply(tool_r, np.broadcast_to(grasp.position, tool_p.shape)), tool_r @ grasp.rotation
 
@@ -305,7 +306,7 @@ class CollisionChecker:
         tray_obstacle, arm_tray, tray_table = inf, inf, inf
         if tray_pose is not None or grasp is not None:
             if grasp is not None:
-                tray_p, tray_r = self._carried(pos, rot, grasp)  # (C, 3), (C, 3, 3)
+                tray_p, tray_r = self.carried_tray(pos, rot, grasp)  # (C, 3), (C, 3, 3)
             else:
                 pose = np.asarray(tray_pose, dtype=float)
                 tray_p, tray_r = pose[None, :3], quat_to_matrix(pose[3:7])[None]

@@ -59,6 +59,8 @@ ENDPOINT_SLACK = 0.001
 CLEARANCE_FLOOR = -0.003
 WITHOUT_TRAY: tuple[str, ...] = ("arm_arm", "arm_table", "arm_obstacle")
 WITH_TRAY: tuple[str, ...] = (*WITHOUT_TRAY, "tray_obstacle", "arm_tray", "tray_table")
+#: forward_kinematics of a start and its waypoints (SceneSafety.kinematics), or None to compute it.
+Kinematics = tuple[np.ndarray, np.ndarray] | None
 GRIP = "grip"  # not a clearance: the slack of the grasps (max_grip_change minus the right tool's motion), >= 0
 
 
@@ -124,20 +126,28 @@ class SceneSafety:
             return WITHOUT_TRAY
         return (*WITH_TRAY, GRIP) if self.max_grip_change > 0 else WITH_TRAY
 
-    def clearances(self, positions: np.ndarray, scene: PlanScene, start: np.ndarray | None = None) -> np.ndarray:
+    def clearances(
+        self, positions: np.ndarray, scene: PlanScene, start: np.ndarray | None = None, kinematics: Kinematics = None
+    ) -> np.ndarray:
         """(..., C) clearances (m) of (..., 12) configurations in `categories(scene)` order; the grip's slack is
-        measured from `start` (default: the configurations' own first one)."""
+        measured from `start` (default: the configurations' own first one). `kinematics`: `self.kinematics(positions,
+        start)` when the caller has it already."""
         report = self.checker.clearance(positions, scene.boxes, scene.mask, grasp=scene.grasp).as_array()
         values = report[..., [CATEGORIES.index(c) for c in self.categories(scene) if c != GRIP]]
         if GRIP not in self.categories(scene):
             return values
-        slack = self.max_grip_change - self.grip_change(positions, positions[..., 0, :] if start is None else start)
+        first = positions[..., 0, :] if start is None else start
+        slack = self.max_grip_change - self.grip_change(positions, first, kinematics)
         return np.concatenate([values, slack[..., None]], axis=-1)
 
-    def grip_change(self, positions: np.ndarray, start: np.ndarray) -> np.ndarray:
-        """(..., H) how far (m) the right tool is from where it was at `start`, in the left tool's frame."""
+    def kinematics(self, positions: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """forward_kinematics of `start` followed by `positions` (..., H, 12): (..., H + 1, 2, 7, 3), (..., 3, 3)."""
         first = np.broadcast_to(start, positions[..., :1, :].shape)
-        pos, rot = self.checker.forward_kinematics(np.concatenate([first, positions], axis=-2))
+        return self.checker.forward_kinematics(np.concatenate([first, positions], axis=-2))
+
+    def grip_change(self, positions: np.ndarray, start: np.ndarray, kinematics: Kinematics = None) -> np.ndarray:
+        """(..., H) how far (m) the right tool is from where it was at `start`, in the left tool's frame."""
+        pos, rot = kinematics if kinematics is not None else self.kinematics(positions, start)
         tool = RobotGeometry.TOOL_BODY
         left, left_rot, right = pos[..., 0, tool, :], rot[..., 0, tool, :, :], pos[..., 1, tool, :]
         grip = np.einsum("...ji,...j->...i", left_rot, right - left)
@@ -168,8 +178,9 @@ class SceneSafety:
         """Clearances and required clearances of candidates (N, H, 12) that start at `start` and end at `goal`."""
         positions = np.asarray(positions, dtype=float)
         categories = self.categories(scene)
-        clearance = self.clearances(positions, scene, start)
-        sweep = self.sweep(positions, start, scene)  # (N, H)
+        kinematics = self.kinematics(positions, start)  # one pass for the grip and the sweep
+        clearance = self.clearances(positions, scene, start, kinematics)
+        sweep = self.sweep(positions, start, scene, kinematics)  # (N, H)
         extra = np.maximum(0.0, sweep - self.margin)[..., None] * np.array([c != GRIP for c in categories])
         required = self.thresholds(start, goal, scene)[None, None, :] + extra
         grip = self.max_grip_change - clearance[..., categories.index(GRIP)] if GRIP in categories else None
@@ -185,22 +196,24 @@ class SceneSafety:
         result = self.check(positions[indices], start, goal, scene)
         return {int(i): result.reasons(n) for n, i in enumerate(indices) if not result.passed[n]}
 
-    def sweep(self, positions: np.ndarray, start: np.ndarray, scene: PlanScene) -> np.ndarray:
+    def sweep(
+        self, positions: np.ndarray, start: np.ndarray, scene: PlanScene, kinematics: Kinematics = None
+    ) -> np.ndarray:
         """(N, H) half the largest displacement of any robot (or carried tray) point to the neighbouring waypoints (m).
 
         Per rigid body, a point u from its origin moves at most |dp| + angle * |u| between two poses (the rotation
         moves it by 2 sin(angle / 2) |u|), so origin motion plus rotation angle times the body's reach bounds all of
         its shapes' points."""
-        full = np.concatenate([np.broadcast_to(start, (positions.shape[0], 1, positions.shape[2])), positions], 1)
-        pos, rot = self.checker.forward_kinematics(full)  # (N, H + 1, 2, 7, 3), (..., 3, 3)
+        pos, rot = kinematics if kinematics is not None else self.kinematics(positions, start)  # (N, H + 1, ...)
+        batch = pos.shape[:2]  # (N, H + 1)
         reach = self._body_reach
         if scene.grasp is not None:
-            tray_p, tray_r = self.checker.tray_poses(full, scene.grasp)
-            pos = np.concatenate([pos.reshape(*full.shape[:2], -1, 3), tray_p[..., None, :]], axis=-2)
-            rot = np.concatenate([rot.reshape(*full.shape[:2], -1, 3, 3), tray_r[..., None, :, :]], axis=-3)
+            tray_p, tray_r = self.checker.carried_tray(pos, rot, scene.grasp)
+            pos = np.concatenate([pos.reshape(*batch, -1, 3), tray_p[..., None, :]], axis=-2)
+            rot = np.concatenate([rot.reshape(*batch, -1, 3, 3), tray_r[..., None, :, :]], axis=-3)
             reach = np.append(reach, self._tray_reach)
         else:
-            pos, rot = pos.reshape(*full.shape[:2], -1, 3), rot.reshape(*full.shape[:2], -1, 3, 3)
+            pos, rot = pos.reshape(*batch, -1, 3), rot.reshape(*batch, -1, 3, 3)
         moved = np.sqrt(np.sum(np.diff(pos, axis=1) ** 2, axis=-1))  # (N, H, B)
         trace = np.einsum("...ij,...ij->...", rot[:, :-1], rot[:, 1:])  # trace(R0^T R1)
         angle = np.arccos(np.clip((trace - 1.0) / 2.0, -1.0, 1.0))
