@@ -72,7 +72,14 @@ class ClearanceCheck:
     clearance: np.ndarray
     required: np.ndarray
     margin: float
-    grip_change: np.ndarray | None = None  # (N, H) m, carries with a grip check: the right tool's motion
+    max_grip_change: float = 0.0  # m, the grip check's limit (carries)
+
+    @property
+    def grip_change(self) -> np.ndarray | None:
+        """(N, H) the right tool's motion from its grasp (m) where the grip is checked, else None."""
+        if GRIP not in self.categories:
+            return None
+        return self.max_grip_change - self.clearance[..., self.categories.index(GRIP)]
 
     @property
     def shortfall(self) -> np.ndarray:
@@ -91,10 +98,10 @@ class ClearanceCheck:
             gap = self.required[i, :, c] - self.clearance[i, :, c]
             k = int(np.argmax(gap))
             if gap[k] > 0 and name == GRIP:
-                limit = self.clearance[i, 0, c] + self.grip_change[i, 0]  # the slack at step 0 plus its change
+                moved, allowed = self.max_grip_change - np.array([self.clearance[i, k, c], self.required[i, k, c]])
                 out.append(
-                    f"grip: the right tool moved {self.grip_change[i, k] * 1e3:.1f} mm from its grasp (in the left "
-                    f"tool's frame) > {(limit - self.required[i, k, c]) * 1e3:.1f} mm allowed at step {k}"
+                    f"grip: the right tool moved {moved * 1e3:.1f} mm from its grasp (in the left tool's frame) > "
+                    f"{allowed * 1e3:.1f} mm allowed at step {k}"
                 )
             elif gap[k] > 0:
                 need = self.required[i, k, c]
@@ -183,8 +190,7 @@ class SceneSafety:
         sweep = self.sweep(positions, start, scene, kinematics)  # (N, H)
         extra = np.maximum(0.0, sweep - self.margin)[..., None] * np.array([c != GRIP for c in categories])
         required = self.thresholds(start, goal, scene)[None, None, :] + extra
-        grip = self.max_grip_change - clearance[..., categories.index(GRIP)] if GRIP in categories else None
-        return ClearanceCheck(categories, clearance, required, self.margin, grip)
+        return ClearanceCheck(categories, clearance, required, self.margin, self.max_grip_change)
 
     def rejections(
         self, positions: np.ndarray, start: np.ndarray, goal: np.ndarray, scene: PlanScene, indices: np.ndarray
