@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flow_planner_ros.checkpoint import make_meta, save_checkpoint
-from flow_planner_ros.config import DEFAULT_CONFIG, load_config
-from flow_planner_ros.flow import FlowMatching
-from flow_planner_ros.flow_sampler import FlowSampler
-from flow_planner_ros.models import build_model, count_parameters
-from flow_planner_ros.normalization import Normalizer
+from flow_planner_ros.learning.checkpoint import make_meta, save_checkpoint
+from flow_planner_ros.learning.flow import FlowMatching
+from flow_planner_ros.learning.flow_sampler import FlowSampler
+from flow_planner_ros.learning.models import build_model, count_parameters
+from flow_planner_ros.learning.normalization import Normalizer
+from flow_planner_ros.learning.training_config import DEFAULT_CONFIG, load_config
 
 MODELS = {
     "unet32-64-128": {"type": "unet", "unet": {"hidden_dims": [32, 64, 128]}},
@@ -80,8 +80,8 @@ def _merge(base: dict, override: dict) -> dict:
 
 def run_recipe(name: str, data: str, out: str, epochs: int, config_file: str, steps: tuple[int, ...]) -> dict:
     """Train recipe `name` on `data` for `epochs` (one thread), diagnose it; returns the row (JSON-ready)."""
-    from flow_planner_ros.diagnostics import diagnose
-    from flow_planner_ros.training import train
+    from flow_planner_ros.learning.diagnostics import diagnose
+    from flow_planner_ros.learning.training import train
 
     torch.set_num_threads(1)
     overrides = _merge(RECIPES[name], {"training": {"epochs": epochs, "num_threads": 1}})
@@ -106,7 +106,7 @@ def recipe_table(args: argparse.Namespace) -> None:
     import concurrent.futures
     import multiprocessing
 
-    from flow_planner_ros.synthetic import write_synthetic_dataset
+    from flow_planner_ros.learning.synthetic import write_synthetic_dataset
 
     names = list(RECIPES) if args.recipes == "all" else args.recipes.split(",")
     unknown = [n for n in names if n not in RECIPES]
@@ -212,9 +212,9 @@ def main() -> None:
             p50, _ = timed(step, max(5, args.repeats // 4))
             print(f"  training: batch 64 step p50 {p50:.0f} ms = {64e3 / p50:.0f} samples/s")
     if args.train_epochs:
-        from flow_planner_ros.diagnostics import diagnose
-        from flow_planner_ros.synthetic import write_synthetic_dataset
-        from flow_planner_ros.training import train
+        from flow_planner_ros.learning.diagnostics import diagnose
+        from flow_planner_ros.learning.synthetic import write_synthetic_dataset
+        from flow_planner_ros.learning.training import train
 
         out = Path(args.out or tempfile.mkdtemp())
         data = write_synthetic_dataset(out / "synthetic.npz", args.train_num, seed=0)

@@ -72,11 +72,11 @@ def bench_cem(goals: list[np.ndarray], contexts: list[PhaseContext], sim: Simula
 
 def bench_replan(checkpoint: str, goal: np.ndarray, repeats: int) -> list[float]:
     """One receding-horizon replan (execution_steps = 15) from the middle of a running plan, in-process."""
-    from flow_planner_ros.continuation import running_plan_prefix
-    from flow_planner_ros.flow_sampler import FlowSampler
-    from flow_planner_ros.plan_request import PlanRequest
-    from flow_planner_ros.planning_pipeline import PlanningPipeline
-    from flow_planner_ros.trajectory_safety import SafetyLimits
+    from flow_planner_ros.learning.flow_sampler import FlowSampler
+    from flow_planner_ros.planning.continuation import running_plan_prefix
+    from flow_planner_ros.planning.pipeline import PlanningPipeline
+    from flow_planner_ros.planning.request import PlanRequest
+    from flow_planner_ros.planning.trajectory_safety import SafetyLimits
 
     planner = FlowSampler.from_checkpoint(checkpoint, backend="onnx", num_threads=1)
     core = PlanningPipeline(planner, SafetyLimits.from_arrays(JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS))
@@ -217,7 +217,7 @@ def main() -> int:
     args = parser.parse_args()
     checkpoint = args.checkpoint
     if checkpoint is None:
-        from flow_planner_ros.planner_node import default_checkpoint_path
+        from flow_planner_ros.node.planner_node import default_checkpoint_path
 
         checkpoint = str(default_checkpoint_path())
     if not Path(checkpoint).is_file():

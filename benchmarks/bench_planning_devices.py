@@ -25,12 +25,12 @@ import torch
 
 from flow_planner_common.collision import CollisionChecker
 from flow_planner_common.robot import JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
-from flow_planner_ros.flow import integrate, sample_noise
-from flow_planner_ros.flow_sampler import FlowSampler
-from flow_planner_ros.plan_request import PlanRequest
-from flow_planner_ros.plan_scene import EMPTY_SCENE, PlanScene
-from flow_planner_ros.planning_pipeline import PlanningPipeline
-from flow_planner_ros.trajectory_safety import SafetyLimits
+from flow_planner_ros.learning.flow import integrate, sample_noise
+from flow_planner_ros.learning.flow_sampler import FlowSampler
+from flow_planner_ros.planning.pipeline import PlanningPipeline
+from flow_planner_ros.planning.request import PlanRequest
+from flow_planner_ros.planning.scene import EMPTY_SCENE, PlanScene
+from flow_planner_ros.planning.trajectory_safety import SafetyLimits
 
 WORKSPACE = Path(__file__).resolve().parents[1]
 DEFAULT_CHECKPOINT = WORKSPACE / "src" / "flow_planner_ros" / "checkpoints" / "default.safetensors"

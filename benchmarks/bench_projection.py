@@ -4,14 +4,14 @@
                                           [--knots 4 6 8 12] [--limit 100] [--margin 0.0]
 
 The planner projects each sampled trajectory onto `smoothing_knots` windowed bumps per joint around the request's
-reference motion (flow_planner_ros.projection; the CEM expert searches the same basis with 4 knots). On cluttered
-held-out scenes (a merged data set: start state, goal and scene per trajectory; collected with a seed the model
-was not trained on) this prints, per resolution:
+reference motion (flow_planner_ros.planning.projection; the CEM expert searches the same basis with 4 knots).
+On cluttered held-out scenes (a merged data set: start state, goal and scene per trajectory; collected with a seed
+the model was not trained on) this prints, per resolution:
 
 - the expert's own trajectories: the projection's largest change (rad) — ~0 means the basis spans the expert;
 - the model's raw samples: the projection's change (p50/p95/max, rad), and the fraction of samples that pass the
-  planner's clearance check (flow_planner_ros.scene_safety, `clearance_margin`) before and after projection, with
-  the number of passing samples the projection made fail ("undone") and failing samples it made pass.
+  planner's clearance check (flow_planner_ros.planning.scene_safety, `clearance_margin`) before and after
+  projection, with the number of passing samples the projection made fail ("undone") and failing samples it made pass.
 
 Numbers, never asserted.
 """
@@ -26,17 +26,17 @@ import numpy as np
 
 from flow_planner_common.motion import reference_trajectory
 from flow_planner_common.trajectory_schema import read_dataset
-from flow_planner_ros.flow_sampler import FlowSampler
-from flow_planner_ros.plan_scene import PlanScene
-from flow_planner_ros.projection import SmoothProjection
-from flow_planner_ros.scene_safety import DEFAULT_CLEARANCE_MARGIN, SceneSafety
+from flow_planner_ros.learning.flow_sampler import FlowSampler
+from flow_planner_ros.planning.projection import SmoothProjection
+from flow_planner_ros.planning.scene import PlanScene
+from flow_planner_ros.planning.scene_safety import DEFAULT_CLEARANCE_MARGIN, SceneSafety
 
 SHIPPED = Path(__file__).resolve().parents[1] / "src/flow_planner_ros/checkpoints/default.safetensors"
 
 
 def clear_of_scene(safety: SceneSafety, positions: np.ndarray, row: dict[str, np.ndarray]) -> np.ndarray:
-    """(N,) whether each (N, H, 12) trajectory passes the planner's own clearance check (flow_planner_ros.scene_safety:
-    margin, sweep between waypoints, the carried tray in the carry phase)."""
+    """(N,) whether each (N, H, 12) trajectory passes the planner's own clearance check
+    (flow_planner_ros.planning.scene_safety: margin, sweep between waypoints, the carried tray in the carry phase)."""
     checker = safety.checker
     grasp = checker.grasp_from_start(row["arms_start"], row["tray_start_pose"]) if row["phase"] == 1 else None
     scene = PlanScene(np.asarray(row["obstacles"]), np.asarray(row["obstacle_mask"], dtype=bool), grasp)

@@ -114,7 +114,7 @@ def main() -> None:
           f"({one_worker / one_process:.2f}x); Ray 2 workers {two_workers:.0f} ({two_workers / one_process:.2f}x; "
           f"{two_workers / one_thread:.2f}x the one-thread single process)")  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
-        from flow_planner_ros.synthetic import write_synthetic_dataset
+        from flow_planner_ros.learning.synthetic import write_synthetic_dataset
 
         data = write_synthetic_dataset(Path(folder) / "synthetic.npz", args.train_trajectories, seed=0)
         one_sps, one_wall = training(1, data, Path(folder) / "one.safetensors", args.epochs)

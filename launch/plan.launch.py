@@ -22,7 +22,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from flow_planner_common.launch_arguments import check_params_file, exit_failure, node_overrides, parse_all
-from flow_planner_ros.launch_arguments import (
+from flow_planner_ros.node.launch_arguments import (
     PARAMS_FILE_DESCRIPTION,
     PLAN_ARGUMENTS,
     PLANNER_OVERRIDES,

@@ -19,8 +19,8 @@ from flow_planner_common.launch_arguments import (
     parse_bool,
     parse_int,
 )
-from flow_planner_ros.launch_arguments import PLAN_ARGUMENTS, PLANNER_OVERRIDES
-from flow_planner_ros.planner_settings import SPECS
+from flow_planner_ros.node.launch_arguments import PLAN_ARGUMENTS, PLANNER_OVERRIDES
+from flow_planner_ros.node.planner_settings import SPECS
 
 WORKSPACE = Path(__file__).resolve().parents[1]
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 WORKSPACE = Path(__file__).resolve().parents[1]
-#: Packages with nodes, launch and config files; flow_planner_common is a library they both depend on.
+#: Packages with nodes, launch and config files; flow_planner_common is a library they both depend on;
+#: flow_planner_eval (evaluation) depends on both, and neither on it.
 NODE_PACKAGES = ("flow_planner_ros", "data_collector_ros")
-PYTHON_PACKAGES = (*NODE_PACKAGES, "flow_planner_common")
+PYTHON_PACKAGES = (*NODE_PACKAGES, "flow_planner_common", "flow_planner_eval")
 ALL_PACKAGES = ("flow_planner_msgs", *PYTHON_PACKAGES)
 
 # Import name of a ROS package = its package.xml key. Everything else maps to a rosdep key and a pip name.
@@ -163,9 +164,11 @@ def test_console_scripts_resolve_and_are_installed(package: str) -> None:
 def test_launch_and_config_files_are_installed() -> None:
     from ament_index_python.packages import get_package_share_directory
 
-    for package in NODE_PACKAGES:
+    for package in (*NODE_PACKAGES, "flow_planner_eval"):
         share = Path(get_package_share_directory(package))
         for folder, keyword in (("launch", "LAUNCH_FILES"), ("config", "CONFIG_FILES")):
+            if package == "flow_planner_eval" and folder == "launch":
+                continue  # evaluation has no launch file
             names = setup_constant(package, keyword)
             assert names, f"{package} installs no {folder} files"
             for name in names:
@@ -173,3 +176,17 @@ def test_launch_and_config_files_are_installed() -> None:
                 installed = share / folder / name
                 assert source.is_file(), f"{source} is listed in {package}/setup.py but missing"
                 assert installed.resolve().read_bytes() == source.read_bytes(), f"{installed} is stale: make setup"
+
+
+@pytest.mark.parametrize("package", ["flow_planner_ros", "data_collector_ros"])
+def test_planner_and_simulator_do_not_depend_on_evaluation_or_each_other(package: str) -> None:
+    """The planner installs on a robot without MuJoCo or the simulator; neither package needs the evaluation."""
+    root = ET.parse(package_dir(package) / "package.xml").getroot()
+    runtime = {e.text.strip() for tag in ("depend", "exec_depend", "build_depend") for e in root.iter(tag)}
+    pip = set(setup_keyword(package, "install_requires"))
+    imports = imported_top_level_modules(package_dir(package) / package)
+    assert "flow_planner_eval" not in runtime | set(imports)
+    if package == "flow_planner_ros":
+        assert not {"data_collector_ros", "python3-mujoco-pip"} & runtime, runtime
+        assert "mujoco" not in pip, pip
+        assert not {"data_collector_ros", "mujoco"} & set(imports), sorted(imports)

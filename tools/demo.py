@@ -23,7 +23,7 @@ from pathlib import Path
 
 WORKSPACE = Path(__file__).resolve().parents[1]
 OUT = WORKSPACE / "out" / "demo"
-EVALUATE = WORKSPACE / "install" / "flow_planner_ros" / "lib" / "flow_planner_ros" / "evaluate"
+EVALUATE = WORKSPACE / "install" / "flow_planner_eval" / "lib" / "flow_planner_eval" / "evaluate"
 EPISODES_FILE = WORKSPACE / "config" / "eval_scenes.yaml"
 PLANNERS = ("straight", "cem", "flow")
 #: Bridge speed for the planners evaluated in this process (sim time runs 4x; timings and results are unaffected);
@@ -58,8 +58,8 @@ def main() -> int:
     parser.add_argument("--execution-steps", type=int, default=60, help="flow: replan every K waypoints (60 = none)")
     parser.add_argument("--planners", default=",".join(PLANNERS), help="comma-separated subset of straight,cem,flow")
     args = parser.parse_args()
-    from flow_planner_ros.evaluation import table
-    from flow_planner_ros.planner_node import default_checkpoint_path
+    from flow_planner_eval.metrics import table
+    from flow_planner_ros.node.planner_node import default_checkpoint_path
 
     planners = [p for p in args.planners.split(",") if p]
     if not planners or any(p not in PLANNERS for p in planners):

@@ -68,7 +68,8 @@ if [[ -z "${VIRTUAL_ENV:-}" && -f .venv/bin/activate ]]; then source .venv/bin/a
 if [[ -f install/setup.bash ]]; then set +u; source install/setup.bash; set -u; fi
 BIN_DC="install/data_collector_ros/lib/data_collector_ros"
 BIN_FP="install/flow_planner_ros/lib/flow_planner_ros"
-for exe in "$BIN_DC/collector" "$BIN_DC/collect_ray" "$BIN_DC/merge" "$BIN_FP/train" "$BIN_FP/evaluate_compare"; do
+BIN_EV="install/flow_planner_eval/lib/flow_planner_eval"
+for exe in "$BIN_DC/collector" "$BIN_DC/collect_ray" "$BIN_DC/merge" "$BIN_FP/train" "$BIN_EV/evaluate_compare"; do
   [[ -x "$exe" ]] || { echo "pipeline: error: $exe missing: colcon build the workspace first" >&2; exit 2; }
 done
 for n in "$EPISODES" "$SHARDS" "$EPOCHS" "$TRAIN_NPROC"; do
@@ -136,12 +137,12 @@ compare() {  # stage 4: the one-run comparisons (see the header)
   local limit=() video=()
   [[ -n "${EVAL_LIMIT:-}" ]] && limit=(--limit "$EVAL_LIMIT")
   (( VIDEO_EPISODES > 0 )) && video=(--video "$WORK/eval" --video-episodes "$VIDEO_EPISODES")
-  "$BIN_FP/evaluate_compare" --checkpoint "$WORK/default.safetensors" --episodes "$EVAL_SCENES" \
+  "$BIN_EV/evaluate_compare" --checkpoint "$WORK/default.safetensors" --episodes "$EVAL_SCENES" \
     --report "$WORK/eval/compare.json" --seed "$SEED" --quiet "${limit[@]}" "${video[@]}"
   if [[ "$EVAL_TRAY_LIMIT" != 0 ]]; then
     limit=()
     [[ -n "$EVAL_TRAY_LIMIT" ]] && limit=(--limit "$EVAL_TRAY_LIMIT")
-    "$BIN_FP/evaluate_compare" --checkpoint "$WORK/default.safetensors" --episodes "$EVAL_EPISODES" \
+    "$BIN_EV/evaluate_compare" --checkpoint "$WORK/default.safetensors" --episodes "$EVAL_EPISODES" \
       --report "$WORK/eval/compare_tray_poses.json" --flow-samples 8 --flow-unrefined "" --cem-budgets 5 \
       --seed "$SEED" --quiet "${limit[@]}"
   fi
@@ -150,7 +151,7 @@ stage evaluate compare
 TRAY_REPORT=()
 [[ -f "$WORK/eval/compare_tray_poses.json" && "$EVAL_TRAY_LIMIT" != 0 ]] && \
   TRAY_REPORT=(--compare-tray-poses "$WORK/eval/compare_tray_poses.json")
-python -m flow_planner_ros.pipeline_meta --work "$WORK" --data "$WORK/expert.npz" \
+python -m flow_planner_eval.pipeline_meta --work "$WORK" --data "$WORK/expert.npz" \
   --checkpoint "$WORK/default.safetensors" --compare "$WORK/eval/compare.json" "${TRAY_REPORT[@]}" \
   --times "$TIMES" --episodes "$EPISODES" --shards "$SHARDS" --train-command "${TRAIN_CMD[*]}" \
   --out "$WORK/default.json"

@@ -45,7 +45,6 @@ setup(
             "collector = data_collector_ros.collector_node:main",
             "merge = data_collector_ros.merge:entry_point",
             "collect_ray = data_collector_ros.collect_ray:entry_point",
-            "make_scenes = data_collector_ros.make_scenes:entry_point",
         ],
     },
 )

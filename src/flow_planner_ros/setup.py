@@ -10,7 +10,7 @@ from setuptools import find_packages, setup
 PACKAGE = "flow_planner_ros"
 # Workspace-level files this package owns, relative to this setup.py (sources stay single).
 LAUNCH_FILES = ["plan.launch.py"]
-CONFIG_FILES = ["planner.yaml", "flow_config.yaml", "eval_episodes.yaml", "eval_scenes.yaml", "flow_planner.rviz"]
+CONFIG_FILES = ["planner.yaml", "flow_config.yaml", "flow_planner.rviz"]
 # The default checkpoint trained by tools/pipeline.sh and its metadata (installed when present).
 CHECKPOINT_FILES = [
     str(p) for p in sorted(Path("checkpoints").glob("default*")) if p.suffix in (".safetensors", ".json")
@@ -36,7 +36,7 @@ setup(
     # Runtime Python dependencies (pip names); ROS ones are in package.xml.
     install_requires=[
         "setuptools", "numpy", "pyyaml", "tqdm", "matplotlib", "torch", "torchcfm", "safetensors",
-        "onnx", "onnxruntime", "mujoco", "scipy",
+        "onnx", "onnxruntime", "scipy",
     ],
     zip_safe=False,
     maintainer="flow-planner team",
@@ -48,9 +48,7 @@ setup(
             "synthetic_data = flow_planner_ros.cli.synthetic_data:main",
             "train = flow_planner_ros.cli.train:main",
             "diagnose = flow_planner_ros.cli.diagnose:main",
-            "planner = flow_planner_ros.planner_node:main",
-            "evaluate = flow_planner_ros.cli.evaluate:main",
-            "evaluate_compare = flow_planner_ros.cli.evaluate_compare:main",
+            "planner = flow_planner_ros.node.planner_node:main",
         ],
     },
 )

@@ -6,7 +6,7 @@ arms at the reach goal and the tray attached, so the carry phase always runs (fr
 
 What a phase does is pluggable (`PhaseStep`): the collector plans with the CEM expert and executes directly in the
 simulation (data_collector_ros.episode); `evaluate` plans with the flow planner over DDS or the CEM expert and
-executes through the bridge's controller topics (flow_planner_ros.evaluation_runner). How the scene is reset and
+executes through the bridge's controller topics (flow_planner_eval.runner). How the scene is reset and
 grasped is pluggable too (`EpisodeScene`): the simulation itself here, the bridge's services in `evaluate`.
 Both judge a phase with `judge_phase` (the one success function).
 """

@@ -1,7 +1,10 @@
 """flow_planner_ros: conditional flow-matching planner for the dual-arm tray task.
 
-Everything but `planner_node`, `evaluation_harness` and `planner_process` is ROS-free: the learning core
-(conditioning, normalization, dataset, flow, models, checkpoint, training, diagnostics), the model sampler
-(flow_sampler), the planning pipeline (planning_pipeline, projection, continuation, trajectory_safety), request
-validation (plan_request), the execution state machine (execution) and the planner settings (planner_settings).
+Layers (imports only run downwards; only `node` imports rclpy):
+- `learning`: conditioning, normalization, dataset, flow, models, checkpoint, training (+ training_config),
+  diagnostics, distributed, synthetic data, and the model sampler (flow_sampler); torch.
+- `planning`: the ROS-free planning pipeline: request validation, scene, projection, continuation, scene and
+  trajectory safety, refinement, execution state machine, stop trajectory; numpy (+ the sampler).
+- `node`: the planner node and its parameters, ExecutePlan goal bookkeeping, plan markers, launch arguments.
+- `cli`: synthetic_data, train, diagnose.
 """

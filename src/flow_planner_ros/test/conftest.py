@@ -19,7 +19,7 @@ TRAIN_OVERRIDES = {
 
 @pytest.fixture(scope="session")
 def synthetic_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from flow_planner_ros.synthetic import write_synthetic_dataset
+    from flow_planner_ros.learning.synthetic import write_synthetic_dataset
 
     return write_synthetic_dataset(tmp_path_factory.mktemp("data") / "synthetic.npz", 1000, seed=0)
 
@@ -27,8 +27,8 @@ def synthetic_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def trained(synthetic_path: Path, tmp_path_factory: pytest.TempPathFactory):
     """(checkpoint path, TrainResult) of a short CPU training run on the synthetic set."""
-    from flow_planner_ros.config import load_config
-    from flow_planner_ros.training import train
+    from flow_planner_ros.learning.training import train
+    from flow_planner_ros.learning.training_config import load_config
 
     out = tmp_path_factory.mktemp("ckpt") / "synthetic.safetensors"
     result = train(synthetic_path, load_config(None, TRAIN_OVERRIDES), out, progress_bar=False, log=lambda *_: None)

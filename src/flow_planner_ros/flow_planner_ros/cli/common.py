@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from flow_planner_common.trajectory_schema import SchemaError
-from flow_planner_ros.checkpoint import CheckpointError
-from flow_planner_ros.config import ConfigError
+from flow_planner_ros.learning.checkpoint import CheckpointError
+from flow_planner_ros.learning.training_config import ConfigError
 
 EXPECTED_ERRORS = (SchemaError, CheckpointError, ConfigError, OSError, ValueError)
 

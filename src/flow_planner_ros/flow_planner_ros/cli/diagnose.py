@@ -1,7 +1,7 @@
 """diagnose --checkpoint CKPT --data FILE|DIR --report OUT.json [--plots DIR]: check a trained model.
 
 Reports normalization round trip, formulation check, ground-truth MAE/RMSE and scale ratio on held-out data,
-and goal/start conditioning sensitivity (see flow_planner_ros.diagnostics).
+and goal/start conditioning sensitivity (see flow_planner_ros.learning.diagnostics).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         from flow_planner_common.atomic_file import write_json
-        from flow_planner_ros.diagnostics import diagnose
+        from flow_planner_ros.learning.diagnostics import diagnose
 
         torch.set_num_threads(2)
         if args.num < 1:

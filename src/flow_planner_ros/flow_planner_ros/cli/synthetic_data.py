@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
-        from flow_planner_ros.synthetic import write_synthetic_dataset
+        from flow_planner_ros.learning.synthetic import write_synthetic_dataset
 
         if args.num < 1:
             raise ValueError("--num must be >= 1")

@@ -28,9 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
-        from flow_planner_ros import distributed
-        from flow_planner_ros.config import load_config
-        from flow_planner_ros.training import log_path, state_path, train
+        from flow_planner_ros.learning import distributed
+        from flow_planner_ros.learning.training import log_path, state_path, train
+        from flow_planner_ros.learning.training_config import load_config
 
         overrides = {"training": {"seed": args.seed}} if args.seed is not None else None
         config = load_config(args.config, overrides)

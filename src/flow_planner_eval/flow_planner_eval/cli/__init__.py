@@ -1,0 +1,1 @@
+"""Console scripts: evaluate, evaluate_compare."""

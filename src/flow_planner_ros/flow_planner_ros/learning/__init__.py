@@ -1,0 +1,1 @@
+"""The learning core: data, flow matching, models, checkpoints, training, the model sampler (torch, no ROS)."""

@@ -1,0 +1,2 @@
+"""The planner node (rclpy) and what only it needs: parameters, ExecutePlan goal bookkeeping, markers, launch
+arguments."""

@@ -1,0 +1,530 @@
+"""The `planner` node: a thin rclpy shell over the ROS-free planner. It loads a checkpoint once (flow_sampler),
+serves /flow_planner/plan (plan_request validation, planning_pipeline), executes plans on the two arm controllers'
+JointTrajectory topics and replans in a receding horizon (execution state machine) when execution_steps < 60.
+
+The /flow_planner/execute action (flow_planner_msgs/action/ExecutePlan) plans and executes through the same queue,
+validation, pipeline and state machine, with feedback (phase, replans, distance to the goal, time left) until the
+goal is reached; canceling it publishes a smooth stop from where the running plan is (stop_trajectory) and reports
+canceled once the arm is at rest. Each plan's end-effector paths go to `marker_topic` (plan_markers, latched).
+
+Parameters: declared from planner_settings (descriptions, ranges; `ros2 param describe` shows them); read-only ones
+are set at start, the others may change while the node runs and are validated as a whole before they apply.
+
+Requests: the service callback only queues a request; a guard condition plans the queued requests one at a time,
+in arrival order, validating each against the freshest /joint_states. Before each plan it takes every request
+waiting in the service's DDS queue (KEEP_ALL, so DDS drops none): up to `max_pending_requests` are queued, the
+others are answered success=false "busy" at once. A burst is never dropped silently. One SingleThreadedExecutor
+runs everything: a multi-threaded one was measured to make planning 3-10x slower beside a 100 Hz /joint_states
+stream (its threads contend for Python's GIL with the planning thread).
+
+Scene: each request is planned against the union of its `obstacles` and the latest ObstacleArray on
+`scene_obstacles_topic` (latched, as the bridge publishes it; a box given by both counts once), and, with
+`carrying_tray`, the tray carried rigidly from `tray_pose` at the start state (plan_scene). Bad boxes, a bad tray
+pose, an unusable scene message or more boxes than the model's MAX_OBSTACLES: success=false with the reason. An
+execution keeps its scene: its replans are checked against the same one.
+
+Safety: every trajectory passes the pipeline's checks (finite, within position and velocity limits, continuous with
+where the robot is, `clearance_margin` from the scene's boxes, the other arm, the table and a carried tray:
+scene_safety; when no sample passes, up to `refine_iterations` CEM iterations bend them: refinement) before it is
+returned or published; an executed request must start at the measured state
+(`start_state_tolerance`); a plan that replaces a running one (a replan, or a new request preempting the running
+execution) is cross-faded from the running plan at the moment it is published, so the commanded motion never jumps.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ament_index_python.packages import get_package_share_directory
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.action import ActionServer, CancelResponse
+from rclpy.action.server import ServerGoalHandle
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.task import Future
+from sensor_msgs.msg import JointState
+from trajectory_msgs.msg import JointTrajectory
+from visualization_msgs.msg import MarkerArray
+
+from flow_planner_common.node_main import spin_node_main
+from flow_planner_common.obstacles import Box, ObstacleError
+from flow_planner_common.ros_messages import arm_trajectories, boxes_from_obstacle_array, joint_trajectory, pose_values
+from flow_planner_msgs.action import ExecutePlan
+from flow_planner_msgs.msg import ObstacleArray, PlannerStatus
+from flow_planner_msgs.srv import PlanTrajectory
+from flow_planner_ros.learning.flow_sampler import FlowSampler
+from flow_planner_ros.node.plan_markers import plan_markers
+from flow_planner_ros.node.planner_settings import PLANNER_PARAMETERS, ParameterSpec, PlannerSettings, SettingsError
+from flow_planner_ros.planning.execution import Decision, Execution, ExecutionLimits
+from flow_planner_ros.planning.pipeline import PlanningPipeline, PlanResult
+from flow_planner_ros.planning.request import (
+    JointStateSample,
+    PlanRequest,
+    PlanRequestError,
+    RequestFields,
+    RequestPolicy,
+    fresh_state,
+    validate_plan_request,
+)
+from flow_planner_ros.planning.scene import PlanScene, SceneError, merge_boxes, validated_tray_pose
+from flow_planner_ros.planning.stop_trajectory import plan_state_at, stop_trajectory
+from flow_planner_ros.planning.trajectory_safety import SafetyLimits
+
+#: The action's name, beside the /flow_planner/plan service.
+EXECUTE_ACTION = "/flow_planner/execute"
+Reply = Callable[[PlanTrajectory.Response], None]
+
+
+def default_checkpoint_path() -> Path:
+    """The checkpoint installed with flow_planner_ros (share/flow_planner_ros/checkpoints/default.safetensors)."""
+    share = Path(get_package_share_directory("flow_planner_ros"))
+    return share / "checkpoints" / "default.safetensors"
+
+
+def parameter_descriptor(spec: ParameterSpec) -> ParameterDescriptor:
+    """The ROS descriptor of a planner parameter: description, range or choices, read-only flag."""
+    descriptor = ParameterDescriptor(name=spec.name, description=spec.description, read_only=spec.read_only)
+    if spec.choices:
+        descriptor.additional_constraints = "one of: " + ", ".join(spec.choices)
+    if isinstance(spec.default, bool) or spec.low is None:
+        return descriptor
+    if isinstance(spec.default, int):
+        descriptor.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=1)]
+    else:
+        descriptor.floating_point_range = [FloatingPointRange(from_value=spec.low, to_value=spec.high, step=0.0)]
+    return descriptor
+
+
+@dataclass
+class GoalRun:
+    """An ExecutePlan goal: its handle, the future of its result, and what the result summarizes."""
+
+    handle: ServerGoalHandle
+    done: Future
+    execution: Execution | None = None
+    started: float = math.nan  # node clock when its first plan was published
+    stop_until: float | None = None  # canceled: when the stop trajectory ends
+    last_trajectory: JointTrajectory | None = None
+    path_length: float = 0.0
+    last_measured: np.ndarray | None = None
+    last_feedback: float = -math.inf
+
+
+class PlannerNode(Node):
+    """Thin rclpy layer over PlanningPipeline and Execution (see the module docstring)."""
+
+    def __init__(self, **node_kwargs: object) -> None:
+        super().__init__("flow_planner", **node_kwargs)
+        for spec in PLANNER_PARAMETERS:
+            self.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))
+        values = {spec.name: self.get_parameter(spec.name).value for spec in PLANNER_PARAMETERS}
+        self.settings = PlannerSettings.from_values(values)
+        s = self.settings
+
+        checkpoint = s.checkpoint or str(default_checkpoint_path())
+        backend = s.backend if s.device == "cpu" else "torch"  # ONNX Runtime here is the CPU build
+        self.sampler = FlowSampler.from_checkpoint(checkpoint, device=s.device, backend=backend,
+                                                   num_threads=s.num_threads)  # fmt: skip
+        self.pipeline = PlanningPipeline(
+            self.sampler,
+            SafetyLimits.from_arrays(s.position_limits, s.velocity_limits),
+            smoothing_knots=s.smoothing_knots,
+            max_projection_change=s.max_projection_change,
+            clearance_margin=s.clearance_margin,
+            max_grip_change=s.max_grip_change,
+            refine_iterations=s.refine_iterations,
+            refine_samples=s.refine_samples,
+        )
+        self.policy = RequestPolicy.from_settings(s, self.sampler.default_steps)
+        sees = "sees" if self.pipeline.sees_obstacles else "does not see"
+        self.get_logger().info(
+            f"loaded {checkpoint} (horizon {self.sampler.horizon}, dt {self.sampler.dt}, {backend} on {s.device});"
+            f" execution_steps={s.execution_steps}; the model {sees} obstacles (plans are checked against them)"
+        )
+
+        self._latest_state: JointStateSample | None = None
+        self._execution: Execution | None = None
+        self._request_counter = 0
+        self._pending: deque[tuple[PlanTrajectory.Request, Reply, GoalRun | None]] = deque()
+        self._runs: dict[int, GoalRun] = {}  # ExecutePlan goals by the request_id of their execution
+        self._topic_boxes: tuple[Box, ...] = ()  # the latest scene_obstacles_topic message's boxes
+        self._topic_error: str | None = None  # why that message is unusable
+        self.create_subscription(JointState, s.joint_states_topic, self._on_joint_states, 10)
+        self._left_pub = self.create_publisher(JointTrajectory, s.left_controller_topic, 10)
+        self._right_pub = self.create_publisher(JointTrajectory, s.right_controller_topic, 10)
+        self._status_pub = self.create_publisher(PlannerStatus, s.status_topic, 10)
+        latched = QoSProfile(
+            depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
+        )
+        self._marker_pub = self.create_publisher(MarkerArray, s.marker_topic, latched)
+        if s.scene_obstacles_topic:
+            self.create_subscription(ObstacleArray, s.scene_obstacles_topic, self._on_scene_obstacles, latched)
+        service_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
+        # Reentrant: a queued request's callback stays pending until it is planned, and must not block the others.
+        self._service = self.create_service(
+            PlanTrajectory, "/flow_planner/plan", self._on_plan, qos_profile=service_qos,
+            callback_group=ReentrantCallbackGroup(),
+        )
+        self._action = ActionServer(
+            self, ExecutePlan, EXECUTE_ACTION, execute_callback=self._on_execute,
+            cancel_callback=lambda _: CancelResponse.ACCEPT, callback_group=ReentrantCallbackGroup(),
+        )  # fmt: skip
+        self._work = self.create_guard_condition(self._plan_next)
+        self.create_timer(self.sampler.dt / 2, self._on_execution_tick)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    # -- parameters -------------------------------------------------------------------------------------------
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        try:
+            settings = self.settings.updated({p.name: p.value for p in parameters})
+        except SettingsError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self.settings, self.policy = settings, RequestPolicy.from_settings(settings, self.sampler.default_steps)
+        self.pipeline.max_projection_change = settings.max_projection_change
+        self.pipeline.safety.margin = settings.clearance_margin
+        self.pipeline.safety.max_grip_change = settings.max_grip_change
+        self.pipeline.refiner.iterations = settings.refine_iterations
+        self.pipeline.refiner.samples = settings.refine_samples
+        return SetParametersResult(successful=True)
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _execution_limits(self) -> ExecutionLimits:
+        s = self.settings
+        return ExecutionLimits(
+            s.execution_steps, s.goal_tolerance, s.final_approach_distance, s.max_replans
+        )
+
+    # -- joint states -----------------------------------------------------------------------------------------
+    def _on_joint_states(self, msg: JointState) -> None:
+        index = {name: i for i, name in enumerate(msg.name)}
+        if any(name not in index for name in self.settings.joint_names):
+            return
+        order = [index[name] for name in self.settings.joint_names]
+        positions = np.asarray(msg.position, dtype=np.float64)
+        velocities = np.asarray(msg.velocity, dtype=np.float64)
+        if len(positions) != len(msg.name) or not np.all(np.isfinite(positions)):
+            return
+        usable = len(velocities) == len(msg.name) and np.all(np.isfinite(velocities[order]))
+        velocities = velocities[order] if usable else np.zeros(len(order))
+        self._latest_state = JointStateSample(positions[order], velocities, self._now())
+
+    # -- scene ------------------------------------------------------------------------------------------------
+    def _on_scene_obstacles(self, msg: ObstacleArray) -> None:
+        try:
+            self._topic_boxes, self._topic_error = boxes_from_obstacle_array(msg, self.settings.frame_id), None
+        except ObstacleError as exc:  # refuse to plan until a usable scene arrives: never ignore a box
+            self._topic_boxes, self._topic_error = (), str(exc)
+            self.get_logger().warning(f"{self.settings.scene_obstacles_topic}: {exc}")
+
+    def _scene(self, request: PlanTrajectory.Request, start_positions: np.ndarray) -> PlanScene:
+        """The request's scene: its boxes and the topic's, and the carried tray (SceneError says what is wrong)."""
+        topic = self.settings.scene_obstacles_topic
+        if self._topic_error is not None:
+            raise SceneError(f"the latest {topic} message is unusable: {self._topic_error}")
+        try:
+            request_boxes = boxes_from_obstacle_array(ObstacleArray(obstacles=list(request.obstacles)))
+        except ObstacleError as exc:
+            raise SceneError(f"obstacles: {exc}") from None
+        boxes = merge_boxes(request_boxes, self._topic_boxes, topic)
+        grasp = None
+        if request.carrying_tray:
+            pose = validated_tray_pose(pose_values(request.tray_pose))
+            grasp = self.pipeline.safety.checker.grasp_from_start(start_positions, pose)
+        return PlanScene.from_boxes(boxes, grasp)
+
+    def _measured_positions(self) -> np.ndarray | None:
+        state = self._latest_state
+        return None if state is None else state.positions
+
+    # -- service ----------------------------------------------------------------------------------------------
+    async def _on_plan(
+        self, request: PlanTrajectory.Request, response: PlanTrajectory.Response
+    ) -> PlanTrajectory.Response:
+        """Queue the request (or refuse it as busy at once); the response comes when it has been planned."""
+        done = Future()
+        if self._enqueue(request, done.set_result):
+            self._work.trigger()
+        return await done
+
+    def _enqueue(self, request: PlanTrajectory.Request, reply: Reply, run: GoalRun | None = None) -> bool:
+        """Queue a request, or answer it "busy" now when `max_pending_requests` are already waiting."""
+        limit = self.settings.max_pending_requests
+        if len(self._pending) < limit:
+            self._pending.append((request, reply, run))
+            return True
+        busy = PlanTrajectory.Response(success=False)
+        busy.message = f"busy: {len(self._pending)} requests are waiting (max_pending_requests={limit}); retry later"
+        reply(busy)
+        return False
+
+    def _take_waiting_requests(self) -> None:
+        """Move every request waiting in the service's DDS queue into ours (or answer it busy)."""
+        service = self._service
+        while True:
+            with service.handle:
+                taken = service.handle.service_take_request(service.srv_type.Request)
+            request, header = taken if taken is not None else (None, None)
+            if header is None:
+                return
+            self._enqueue(request, lambda response, header=header: service.send_response(response, header))
+
+    def _plan_next(self) -> None:
+        """Plan the oldest queued request; one per callback, so other callbacks interleave."""
+        self._take_waiting_requests()
+        if not self._pending:
+            return
+        request, reply, run = self._pending.popleft()
+        response = PlanTrajectory.Response()
+        try:
+            if run is not None and run.handle.is_cancel_requested:
+                response.message = "canceled before it was planned"
+            else:
+                self._answer(request, response, run)
+        except Exception as exc:  # a model failure must not take the node down
+            response.success = False
+            response.message = f"planning failed: {type(exc).__name__}: {exc}"
+            self.get_logger().error(response.message)
+        reply(response)
+        if self._pending:
+            self._work.trigger()
+
+    def _answer(self, request: PlanTrajectory.Request, response: PlanTrajectory.Response, run: GoalRun | None) -> None:
+        fields = RequestFields(
+            start_positions=list(request.start_positions),
+            start_velocities=list(request.start_velocities),
+            joint_names=list(request.joint_names),
+            goal_positions=list(request.goal_positions),
+            num_samples=request.num_samples,
+            integration_steps=request.integration_steps,
+            seed=request.seed,
+            execute=request.execute,
+        )
+        try:
+            plan_request = validate_plan_request(fields, self.policy, self._latest_state, self._now())
+            scene = self._scene(request, plan_request.start_positions)
+        except (PlanRequestError, SceneError) as exc:
+            response.success = False
+            response.message = f"invalid request: {exc}"
+            self.get_logger().warning(response.message)
+            return
+        running = self._execution if plan_request.execute else None
+        prefix = None
+        if running is not None:  # preemption: join the running plan where it is when the new plan is published
+            blend = self.settings.blend_steps
+            prefix = lambda: running.prefix_at(self._now(), blend)  # noqa: E731
+        result = self.pipeline.plan(plan_request, prefix=prefix, scene=scene)
+        response.success = result.success
+        response.message = f"{result.message()}; scene: {scene.describe()}"
+        response.planning_time = result.planning_time
+        response.num_valid_candidates = result.selection.num_valid
+        if not result.success:
+            self.get_logger().warning(response.message)
+            return
+        response.trajectory = joint_trajectory(
+            result.positions, result.velocities, self.settings.joint_names, self.sampler.dt
+        )
+        if plan_request.execute:
+            self._start_execution(plan_request, result, scene, run)
+            if run is not None:
+                run.last_trajectory = response.trajectory
+        self._publish_markers(result.positions, plan_request.goal_positions)
+
+    def _publish_markers(self, positions: np.ndarray, goal: np.ndarray) -> None:
+        stamp = self.get_clock().now().to_msg()
+        self._marker_pub.publish(plan_markers(positions, goal, self.settings.frame_id, stamp))
+
+    # -- action -----------------------------------------------------------------------------------------------
+    async def _on_execute(self, handle: ServerGoalHandle) -> ExecutePlan.Result:
+        """Plan and execute the goal through the request queue; resolve when it ends (see GoalRun)."""
+        goal = handle.request
+        request = PlanTrajectory.Request(
+            start_positions=goal.start_positions, start_velocities=goal.start_velocities,
+            joint_names=goal.joint_names, goal_positions=goal.goal_positions, num_samples=goal.num_samples,
+            integration_steps=goal.integration_steps, seed=goal.seed, execute=True, obstacles=goal.obstacles,
+            carrying_tray=goal.carrying_tray, tray_pose=goal.tray_pose,
+        )  # fmt: skip
+        run = GoalRun(handle, Future())
+        handle.publish_feedback(ExecutePlan.Feedback(phase="planning", goal_error=math.nan))
+        planned = Future()
+        if self._enqueue(request, planned.set_result, run):
+            self._work.trigger()
+        response: PlanTrajectory.Response = await planned
+        if not response.success:
+            if handle.is_cancel_requested:
+                handle.canceled()
+                return ExecutePlan.Result(outcome="canceled", message=response.message, goal_error=math.nan)
+            handle.abort()
+            return ExecutePlan.Result(outcome="refused", message=response.message, goal_error=math.nan)
+        result: ExecutePlan.Result = await run.done
+        if result.outcome == "reached":
+            handle.succeed()
+        elif result.outcome == "canceled":
+            handle.canceled()
+        else:
+            handle.abort()
+        return result
+
+    def _track_runs(self, now: float) -> None:
+        """Per timer tick: stop canceled goals, finish stopped ones, measure path length, publish feedback."""
+        measured = self._measured_positions()
+        for run in list(self._runs.values()):
+            if measured is not None:
+                if run.last_measured is not None:
+                    run.path_length += float(np.sum(np.abs(measured - run.last_measured)))
+                run.last_measured = measured
+            if run.stop_until is None and run.handle.is_cancel_requested:
+                self._stop(run, now)
+            if run.stop_until is not None and now >= run.stop_until:
+                self._complete_run(run, "canceled", "canceled: the arm was stopped smoothly")
+                continue
+            if now - run.last_feedback >= 1.0 / self.settings.feedback_rate:
+                run.last_feedback = now
+                run.handle.publish_feedback(self._feedback(run, now, measured))
+
+    def _feedback(self, run: GoalRun, now: float, measured: np.ndarray | None) -> ExecutePlan.Feedback:
+        execution = run.execution
+        error = execution.goal_error(measured)
+        if run.stop_until is not None:
+            phase, left = "stopping", run.stop_until - now
+        else:
+            phase = "final_approach" if execution.final_approach else "executing"
+            left = execution.published_at + len(execution.positions) * execution.dt - now
+        return ExecutePlan.Feedback(
+            phase=phase, replans=execution.replans, goal_error=math.nan if error is None else error,
+            time_left=max(0.0, left), elapsed=now - run.started,
+        )  # fmt: skip
+
+    def _stop(self, run: GoalRun, now: float) -> None:
+        """Cancel: a smooth stop from where the running plan is now, replacing it on the controllers."""
+        execution, dt = run.execution, self.sampler.dt
+        position, velocity = plan_state_at(execution.positions, execution.velocities, dt, now - execution.published_at)
+        positions, velocities = stop_trajectory(
+            position, velocity, dt, self.settings.stop_deceleration, self.settings.position_limits
+        )
+        self._publish(positions, velocities)
+        run.last_trajectory = joint_trajectory(positions, velocities, self.settings.joint_names, dt)
+        run.stop_until = now + len(positions) * dt
+        if self._execution is execution:
+            self._execution = None
+        self._report(execution, "canceled", f"canceled: stopping within {len(positions) * dt:.2f} s")
+
+    def _complete_run(self, run: GoalRun, outcome: str, message: str) -> None:
+        execution = run.execution
+        self._runs.pop(execution.request_id, None)
+        if run.done.done():
+            return
+        times = execution.planning_times
+        error = execution.goal_error(self._measured_positions())
+        run.done.set_result(
+            ExecutePlan.Result(
+                success=outcome == "reached", outcome=outcome, message=message, replans=execution.replans,
+                duration=self._now() - run.started, goal_error=math.nan if error is None else error,
+                path_length=run.path_length, mean_planning_time=float(np.mean(times)) if times else 0.0,
+                last_trajectory=run.last_trajectory or JointTrajectory(),
+            )
+        )  # fmt: skip
+
+    # -- execution --------------------------------------------------------------------------------------------
+    def _publish(self, positions: np.ndarray, velocities: np.ndarray) -> None:
+        left, right = arm_trajectories(positions, velocities, self.sampler.dt, self.settings.joint_names)
+        self._left_pub.publish(left)
+        self._right_pub.publish(right)
+
+    def _start_execution(
+        self, request: PlanRequest, result: PlanResult, scene: PlanScene, run: GoalRun | None = None
+    ) -> None:
+        if self._execution is not None:
+            self._report(self._execution, "preempted", "preempted by a new request")
+        self._request_counter += 1
+        self._publish(result.positions, result.velocities)
+        self._execution = Execution(
+            self._request_counter, request, result.positions, result.velocities, self._now(), self.sampler.dt,
+            planning_times=[result.planning_time], scene=scene,
+        )  # fmt: skip
+        if run is not None:
+            run.execution, run.started = self._execution, self._execution.published_at
+            self._runs[self._execution.request_id] = run
+        self._report(self._execution, "executing", "plan published")
+
+    def _on_execution_tick(self) -> None:
+        if self._runs:
+            self._track_runs(self._now())
+        execution = self._execution
+        if execution is None:
+            return
+        decision, message = execution.decide(self._now(), self._measured_positions(), self._execution_limits())
+        if decision in (Decision.REACHED, Decision.FAILED):
+            self._finish(execution, decision.value, message)
+        elif decision is Decision.FINAL_APPROACH:
+            self._report(execution, "executing", message)
+        elif decision is Decision.REPLAN:
+            self._replan(execution)
+
+    def _replan(self, execution: Execution) -> None:
+        try:
+            state = fresh_state(self._latest_state, self._now(), self.settings.joint_states_timeout, "replan")
+        except PlanRequestError as exc:
+            self._finish(execution, "failed", str(exc))
+            return
+        request = execution.replan_request(state.positions, state.velocities)
+        blend = self.settings.blend_steps
+        result = self.pipeline.plan(
+            request, prefix=lambda: execution.prefix_at(self._now(), blend), scene=execution.scene
+        )
+        if not result.success:
+            execution.refuse_replan(result.planning_time)
+            self._report(execution, "executing", f"replan refused ({result.message()}); finishing the running plan")
+            return
+        self._publish(result.positions, result.velocities)
+        execution.adopt(result.positions, result.velocities, self._now(), result.planning_time)
+        self._report(execution, "executing", f"replan {execution.replans}")
+        self._publish_markers(result.positions, request.goal_positions)
+        run = self._runs.get(execution.request_id)
+        if run is not None:
+            run.last_trajectory = joint_trajectory(
+                result.positions, result.velocities, self.settings.joint_names, self.sampler.dt
+            )
+
+    def _finish(self, execution: Execution, state: str, message: str) -> None:
+        self._report(execution, state, message)
+        if self._execution is execution:
+            self._execution = None
+
+    def _report(self, execution: Execution, state: str, message: str) -> None:
+        times = execution.planning_times
+        error = execution.goal_error(self._measured_positions())
+        self._status_pub.publish(
+            PlannerStatus(
+                stamp=self.get_clock().now().to_msg(),
+                state=state,
+                request_id=execution.request_id,
+                replans=execution.replans,
+                last_planning_time=times[-1] if times else 0.0,
+                mean_planning_time=float(np.mean(times)) if times else 0.0,
+                goal_error=float("nan") if error is None else error,
+                message=message,
+            )
+        )
+        if state != "executing":
+            self.get_logger().info(f"request {execution.request_id}: {state}: {message}")
+        run = self._runs.get(execution.request_id)
+        if run is not None and state in ("reached", "failed", "preempted"):
+            self._complete_run(run, state, message)
+
+
+def main(args: list[str] | None = None) -> int:
+    return spin_node_main("planner", PlannerNode, args=args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The execution state machine of one executed request (ROS-free): when to replan, when the final approach starts,
+when the goal is reached or the execution failed. The planner node calls `decide` on every timer tick with the
+measured joint positions and acts on the decision; all times are the node clock's seconds.
+
+    executing ──(elapsed ≥ execution_steps·dt, far from goal)──► replan ──(published)──► executing
+        │  └─(within final_approach_distance, or a replan refused)──► final approach (run the plan to its end)
+        ├──(every joint within goal_tolerance)──► reached
+        └──(plan ended + 10 waypoints, or max_replans)──► failed
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+from flow_planner_ros.planning.continuation import ContinuationPrefix, running_plan_prefix
+from flow_planner_ros.planning.request import PlanRequest
+from flow_planner_ros.planning.scene import EMPTY_SCENE, PlanScene
+
+#: Waypoints past a plan's end after which an execution that has not reached its goal has failed.
+OVERRUN_STEPS = 10
+
+
+class Decision(Enum):
+    WAIT = "wait"
+    REPLAN = "replan"
+    FINAL_APPROACH = "final_approach"
+    REACHED = "reached"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ExecutionLimits:
+    """The settings the state machine reads (see planner_settings for their meaning)."""
+
+    execution_steps: int
+    goal_tolerance: float
+    final_approach_distance: float
+    max_replans: int
+
+
+@dataclass
+class Execution:
+    """A request being executed: its goal, the running plan, when it was published (node clock, s) and the scene it
+    was planned in (replans use the same scene, carried tray included)."""
+
+    request_id: int
+    request: PlanRequest
+    positions: np.ndarray
+    velocities: np.ndarray
+    published_at: float
+    dt: float
+    replans: int = 0
+    planning_times: list[float] = field(default_factory=list)
+    final_approach: bool = False  # no more replans: the running plan is executed to its end
+    scene: PlanScene = EMPTY_SCENE  # the request's scene: every replan is checked against it
+
+    def goal_error(self, measured: np.ndarray | None) -> float | None:
+        """Max joint distance of the measured positions from the goal (rad); None without a measurement."""
+        if measured is None:
+            return None
+        return float(np.max(np.abs(np.asarray(measured) - self.request.goal_positions)))
+
+    def decide(self, now: float, measured: np.ndarray | None, limits: ExecutionLimits) -> tuple[Decision, str]:
+        """What to do at time `now` given the measured positions, with a message for the status topic."""
+        elapsed = now - self.published_at
+        error = self.goal_error(measured)
+        described = "no /joint_states" if error is None else f"{error:.4f} rad from the goal"
+        horizon = len(self.positions)
+        if error is not None and error <= limits.goal_tolerance and elapsed >= self.dt:
+            return Decision.REACHED, f"goal reached (max joint error {error:.4f} rad)"
+        if limits.execution_steps >= horizon or self.final_approach:
+            if elapsed > (horizon + OVERRUN_STEPS) * self.dt:
+                return Decision.FAILED, f"plan ended {described}"
+            return Decision.WAIT, ""
+        if elapsed < limits.execution_steps * self.dt:
+            return Decision.WAIT, ""
+        if error is not None and error <= limits.final_approach_distance:
+            self.final_approach = True  # near the goal a new sample adds noise; the running plan ends at the goal
+            return Decision.FINAL_APPROACH, f"final approach from {error:.4f} rad"
+        if self.replans >= limits.max_replans:
+            return Decision.FAILED, f"max_replans reached {described}"
+        return Decision.REPLAN, ""
+
+    def replan_request(self, start_positions: np.ndarray, start_velocities: np.ndarray) -> PlanRequest:
+        """The request of the next replan: from the measured state to the same goal, with the next seed."""
+        request = self.request
+        return PlanRequest(
+            start_positions=start_positions,
+            start_velocities=start_velocities,
+            goal_positions=request.goal_positions,
+            num_samples=request.num_samples,
+            integration_steps=request.integration_steps,
+            seed=None if request.seed is None else request.seed + self.replans + 1,
+            execute=True,
+        )
+
+    def prefix_at(self, now: float, blend_steps: int) -> ContinuationPrefix:
+        """The running plan where a plan published at `now` must join it."""
+        return running_plan_prefix(self.positions, self.velocities, self.dt, now - self.published_at, blend_steps)
+
+    def adopt(self, positions: np.ndarray, velocities: np.ndarray, published_at: float, planning_time: float) -> None:
+        """A replan was published: it is the running plan now."""
+        self.positions, self.velocities, self.published_at = positions, velocities, published_at
+        self.replans += 1
+        self.planning_times.append(planning_time)
+
+    def refuse_replan(self, planning_time: float) -> None:
+        """A replan found no safe candidate: the running plan, checked when published, ends at the goal; finish it."""
+        self.planning_times.append(planning_time)
+        self.final_approach = True

@@ -1,0 +1,223 @@
+"""The planning pipeline (ROS-free): sample a batch of candidates from the model sampler, project them onto smooth
+motions through the request's start and goal, join them to a running plan when replanning, check each (limits,
+continuity, and clearance to the scene, the other arm, the table and a carried tray: scene_safety), keep the best.
+When no sample passes, a few CEM iterations (refinement) bend the samples away from what they hit, and the refined
+candidates go through the same checks. It never returns an unsafe trajectory. The planner node is a thin rclpy
+layer over this.
+
+An obstacle-conditioned model (checkpoint `model.obstacles`) gets the scene's boxes; a scene-blind model plans
+without them (the safety check and the refinement still keep its plans clear of them)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from flow_planner_common.motion import reference_trajectory
+from flow_planner_common.robot import HORIZON, PHASE_CARRY, PHASE_REACH
+from flow_planner_ros.planning import refinement
+from flow_planner_ros.planning.continuation import ContinuationPrefix, blend_with_prefix
+from flow_planner_ros.planning.projection import SmoothProjection
+from flow_planner_ros.planning.refinement import Refiner
+from flow_planner_ros.planning.request import PlanRequest
+from flow_planner_ros.planning.scene import EMPTY_SCENE, PlanScene
+from flow_planner_ros.planning.scene_safety import DEFAULT_CLEARANCE_MARGIN, DEFAULT_MAX_GRIP_CHANGE, SceneSafety
+from flow_planner_ros.planning.trajectory_safety import SafetyLimits, Selection, select_best
+
+
+class TrajectoryGenerator(Protocol):
+    """What the pipeline needs from a trained model: flow_planner_ros.learning.flow_sampler.FlowSampler."""
+
+    @property
+    def dt(self) -> float: ...
+
+    def plan(
+        self,
+        start_pos: np.ndarray,
+        start_vel: np.ndarray,
+        goal: np.ndarray,
+        num_samples: int = 1,
+        steps: int | None = None,
+        seed: int | None = None,
+        reference: tuple[np.ndarray, np.ndarray] | None = None,
+        obstacles: tuple[np.ndarray, np.ndarray] | None = None,
+        phase: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(num_samples, horizon, 12) positions and velocities in physical units; `obstacles` (boxes (4, 7),
+        mask (4,)) is only passed to a model that reads the scene, `phase` (0 reach, 1 carry) only to a model
+        conditioned on it."""
+        ...
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """Outcome of one planning call; positions/velocities are None when no candidate was safe.
+
+    `selection` is the final check: of the samples, or of the refined candidates when `refinement` is not None
+    (then `sampled` is the samples' check). `problem`: why the request could not be planned at all."""
+
+    positions: np.ndarray | None
+    velocities: np.ndarray | None
+    selection: Selection
+    planning_time: float
+    sampled: Selection | None = None
+    problem: str = ""
+
+    @property
+    def success(self) -> bool:
+        return self.positions is not None
+
+    @property
+    def refined(self) -> bool:
+        return self.sampled is not None
+
+    def message(self) -> str:
+        if self.problem:
+            return f"refused: {self.problem}"
+        n = self.selection.num_valid + len(self.selection.rejections) + self.selection.num_unchecked
+        checked = f"{self.selection.num_valid}/{n - self.selection.num_unchecked}"
+        if self.sampled is None:
+            if self.success:
+                skipped = self.selection.num_unchecked
+                unchecked = f" ({skipped} costlier unchecked)" if skipped else ""
+                return f"ok: {checked} candidates checked safe{unchecked}, cost {self.selection.cost:.4f}"
+            return f"no safe candidate among {n}: {self.selection.summary()}"
+        samples = len(self.sampled.rejections)
+        before = f"no safe sample among {samples} ({self.sampled.summary()})"
+        if self.success:
+            return (
+                f"ok after refinement: {before}; {checked} refined candidates checked safe, "
+                f"cost {self.selection.cost:.4f}"
+            )
+        return f"{before}, nor among {n} refined candidates ({self.selection.summary()})"
+
+
+class PlanningPipeline:
+    """Sample, project onto smooth trajectories through start and goal, check, select (refine when none passes).
+
+    smoothing_knots: bumps per joint of the projection (0 = no projection: raw samples are checked as they are).
+    max_projection_change (rad): samples the projection had to move further than this are refused, since the
+    model was then far from the request.
+    clearance_margin (m), max_grip_change (m): scene_safety's margin and grip limit. refine_iterations (0 = off),
+    refine_samples: the refinement's CEM
+    iterations and candidates per iteration (refinement.Refiner; its basis has smoothing_knots bumps, 4 if 0).
+    Attributes `safety.margin`, `safety.max_grip_change`, `refiner.iterations`, `refiner.samples` and
+    `max_projection_change` may be changed
+    between plans.
+    """
+
+    def __init__(
+        self,
+        generator: TrajectoryGenerator,
+        limits: SafetyLimits,
+        smoothing_knots: int = 4,
+        max_projection_change: float = 0.2,
+        clearance_margin: float = DEFAULT_CLEARANCE_MARGIN,
+        refine_iterations: int = refinement.DEFAULT_ITERATIONS,
+        refine_samples: int = refinement.DEFAULT_SAMPLES,
+        max_grip_change: float = DEFAULT_MAX_GRIP_CHANGE,
+    ) -> None:
+        self.generator = generator
+        self.limits = limits
+        self.max_projection_change = max_projection_change
+        self.horizon = int(getattr(generator, "horizon", HORIZON))
+        self.projection = (
+            SmoothProjection(smoothing_knots, generator.dt, self.horizon) if smoothing_knots > 0 else None
+        )
+        checkpoint = getattr(generator, "checkpoint", None)
+        self.sees_obstacles = bool(getattr(checkpoint, "obstacles", False))
+        # A phase-conditioned model learns reach and carry apart: the request says which (carrying_tray = carry).
+        self.sees_phase = bool(getattr(checkpoint, "use_phase", False))
+        self.safety = SceneSafety(clearance_margin, max_grip_change=max_grip_change)
+        self.refiner = Refiner(
+            self.safety, limits, generator.dt, self.horizon, num_knots=smoothing_knots or 4,
+            iterations=refine_iterations, samples=refine_samples,
+        )  # fmt: skip
+
+    @property
+    def dt(self) -> float:
+        return self.generator.dt
+
+    def plan(
+        self,
+        request: PlanRequest,
+        prefix: Callable[[], ContinuationPrefix] | None = None,
+        scene: PlanScene = EMPTY_SCENE,
+    ) -> PlanResult:
+        """Best safe candidate for a validated request in `scene` (boxes and a carried tray).
+
+        When joining a running plan, `prefix()` is called after sampling (and again after a refinement), so the
+        running plan is read at the moment the new plan replaces it (planning takes time while the arm keeps
+        moving); the candidates are cross-faded into it and must start where the running plan is then.
+        """
+        started = time.perf_counter()
+        start, goal = request.start_positions, request.goal_positions
+        problem = self.safety.endpoint_problem(start, goal, scene)
+        if problem is not None:
+            return PlanResult(None, None, Selection(None, float("inf"), 0, {}), time.perf_counter() - started,
+                              problem=problem)  # fmt: skip
+        reference = reference_trajectory(
+            start, request.start_velocities, goal, self.dt, self.horizon
+        )  # once per plan: the sampler adds it to the model's residuals, the projection fits around it
+        extra: dict = {"obstacles": (scene.boxes, scene.mask)} if self.sees_obstacles else {}
+        if self.sees_phase:
+            extra["phase"] = PHASE_CARRY if scene.grasp is not None else PHASE_REACH
+        positions, velocities = self.generator.plan(
+            start,
+            request.start_velocities,
+            goal,
+            num_samples=request.num_samples,
+            steps=request.integration_steps,
+            seed=request.seed,
+            reference=reference,
+            **extra,
+        )
+        far: dict[int, list[str]] = {}
+        if self.projection is not None:
+            positions, velocities, change = self.projection(positions, reference)
+            too_far = np.flatnonzero(change > self.max_projection_change)
+            far = {int(i): ["sample too far from a smooth motion through start and goal"] for i in too_far}
+        sampled = self._select(positions, velocities, request, prefix, scene, far)
+        if sampled[2].index is not None or self.refiner.iterations <= 0:
+            return self._result(*sampled, started)
+        refined = self.refiner.refine(positions, reference, start, goal, scene, seed=request.seed)
+        result = self._select(refined.positions, refined.velocities, request, prefix, scene, {})
+        return self._result(*result, started, sampled=sampled[2])
+
+    def _select(
+        self,
+        positions: np.ndarray,
+        velocities: np.ndarray,
+        request: PlanRequest,
+        prefix: Callable[[], ContinuationPrefix] | None,
+        scene: PlanScene,
+        refused: dict[int, list[str]],
+    ) -> tuple[np.ndarray, np.ndarray, Selection]:
+        """Join the candidates to a running plan (if any), check them all and select the best."""
+        start, goal = request.start_positions, request.goal_positions
+        if prefix is not None:
+            join = prefix()
+            blended = [blend_with_prefix(p, v, join) for p, v in zip(positions, velocities, strict=True)]
+            positions = np.stack([b[0] for b in blended])
+            velocities = np.stack([b[1] for b in blended])
+            start = join.anchor
+
+        def scene_check(indices: np.ndarray) -> dict[int, list[str]]:
+            return self.safety.rejections(positions, start, goal, scene, indices)
+
+        selection = select_best(positions, velocities, start, goal, self.dt, self.limits, refused, scene_check)
+        return positions, velocities, selection
+
+    @staticmethod
+    def _result(
+        positions: np.ndarray, velocities: np.ndarray, selection: Selection, started: float,
+        sampled: Selection | None = None,
+    ) -> PlanResult:  # fmt: skip
+        elapsed = time.perf_counter() - started
+        if selection.index is None:
+            return PlanResult(None, None, selection, elapsed, sampled)
+        return PlanResult(positions[selection.index], velocities[selection.index], selection, elapsed, sampled)

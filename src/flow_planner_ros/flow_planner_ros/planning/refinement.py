@@ -1,0 +1,120 @@
+"""Refinement of flow samples that all collide (ROS-free): a few cross-entropy iterations in the knot space of the
+smooth basis around the request's reference motion (flow_planner_common.motion.TrajectoryBasis, the CEM expert's
+own parametrization), scored with the planner's kinematic checker instead of MuJoCo.
+
+Every candidate of the basis starts at the start state and ends at the goal at rest, so the search only bends the
+motion. The flow samples seed it (their knots fitted by least squares, like projection.SmoothProjection): the mean
+starts at the cheapest sample, the spread at the samples' spread (at least `init_std`). Each iteration draws
+`samples` knot sets, keeps the `elites` cheapest (the previous elites compete again) and refits mean and spread.
+
+Cost of a candidate (lower is better):
+    COLLISION_WEIGHT * sum over waypoints and categories of the clearance shortfall (m; SceneSafety.check)
+    + LIMIT_WEIGHT * (position excess (rad) + velocity excess (rad/s), commanded and finite-difference)
+    + JERK_WEIGHT * mean jerk magnitude * dt^3 (trajectory_safety.smoothness, as in candidate_cost)
+
+The refined candidates are only proposals: the pipeline runs them through the same checks as any sample, so a
+refined plan is published only if it passes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from flow_planner_common.motion import TrajectoryBasis
+from flow_planner_ros.planning.scene import PlanScene
+from flow_planner_ros.planning.scene_safety import SceneSafety
+from flow_planner_ros.planning.trajectory_safety import (
+    JERK_WEIGHT,
+    SafetyLimits,
+    finite_difference_velocities,
+    smoothness,
+)
+
+COLLISION_WEIGHT = 100.0
+LIMIT_WEIGHT = 10.0
+#: Default iterations and candidates per iteration (the planner's refine_iterations / refine_samples).
+DEFAULT_ITERATIONS = 3
+DEFAULT_SAMPLES = 32
+#: Smallest knot spread (rad) of the search, so it never collapses onto one colliding motion.
+MIN_STD = 0.02
+
+
+@dataclass(frozen=True)
+class RefinementResult:
+    """The final elites (best first) as (E, H, 12) positions and velocities, and their costs."""
+
+    positions: np.ndarray
+    velocities: np.ndarray
+    costs: np.ndarray
+    evaluated: int  # candidates scored
+
+
+class Refiner:
+    """CEM over knot offsets (see the module docstring); iterations = 0 turns it off."""
+
+    def __init__(
+        self,
+        safety: SceneSafety,
+        limits: SafetyLimits,
+        dt: float,
+        horizon: int,
+        num_knots: int = 4,
+        iterations: int = DEFAULT_ITERATIONS,
+        samples: int = DEFAULT_SAMPLES,
+        elites: int = 6,
+        init_std: float = 0.15,
+    ) -> None:
+        self.safety, self.limits, self.dt = safety, limits, dt
+        self.basis = TrajectoryBasis(num_knots, dt, horizon)
+        self._fit = np.linalg.pinv(self.basis.phi)  # (K, H)
+        self.iterations, self.samples, self.elites, self.init_std = iterations, samples, elites, init_std
+
+    def cost(
+        self, positions: np.ndarray, velocities: np.ndarray, start: np.ndarray, goal: np.ndarray, scene: PlanScene
+    ) -> np.ndarray:
+        """(N,) cost of candidates (N, H, 12) from `start` to `goal` (see the module docstring)."""
+        collision = self.safety.check(positions, start, goal, scene).shortfall.sum(axis=(1, 2))
+        lim = self.limits
+        position_excess = np.maximum(0.0, positions - lim.position_upper)
+        position_excess += np.maximum(0.0, lim.position_lower - positions)
+        steps = np.stack([finite_difference_velocities(p, start, self.dt) for p in positions])
+        speed = np.maximum(np.abs(velocities), np.abs(steps))
+        velocity_excess = np.maximum(0.0, speed - lim.velocity)
+        limits = position_excess.sum(axis=(1, 2)) + velocity_excess.sum(axis=(1, 2))
+        return COLLISION_WEIGHT * collision + LIMIT_WEIGHT * limits + JERK_WEIGHT * smoothness(positions)
+
+    def refine(
+        self,
+        seeds: np.ndarray,
+        reference: tuple[np.ndarray, np.ndarray],
+        start: np.ndarray,
+        goal: np.ndarray,
+        scene: PlanScene,
+        seed: int | None = None,
+    ) -> RefinementResult:
+        """CEM from the seed trajectories (S, H, 12) around `reference` (positions, velocities (H, 12) of the
+        request's reference motion from the start positions `start` to `goal`)."""
+        rng = np.random.default_rng(seed)
+        knots = np.einsum("kh,nhj->nkj", self._fit, seeds - reference[0][None])
+        positions, velocities = self.basis.around(reference, knots)
+        costs = self.cost(positions, velocities, start, goal, scene)
+        evaluated = len(knots)
+        order = np.argsort(costs)[: self.elites]
+        elite_knots, elite_costs = knots[order], costs[order]
+        mean = elite_knots[0]
+        std = np.maximum(elite_knots.std(axis=0), self.init_std)
+        for _ in range(self.iterations):
+            drawn = mean[None] + std[None] * rng.standard_normal((self.samples, *mean.shape))
+            p, v = self.basis.around(reference, drawn)
+            c = self.cost(p, v, start, goal, scene)
+            evaluated += len(drawn)
+            pool, pool_costs = np.concatenate([elite_knots, drawn]), np.concatenate([elite_costs, c])
+            order = np.argsort(pool_costs)[: self.elites]
+            elite_knots, elite_costs = pool[order], pool_costs[order]
+            mean = elite_knots.mean(axis=0)
+            std = np.maximum(elite_knots.std(axis=0), MIN_STD)
+        positions, velocities = self.basis.around(reference, elite_knots)
+        return RefinementResult(positions, velocities, elite_costs, evaluated)
+

@@ -1,0 +1,101 @@
+"""The execution state machine's transitions, without ROS: replan, final approach, reached, failed, refused replans,
+seeds of replans and where a new plan joins the running one."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flow_planner_common.motion import min_jerk_waypoints
+from flow_planner_common.robot import DEFAULT_DT, HOME_POSITIONS, HORIZON, NUM_JOINTS
+from flow_planner_ros.planning.execution import OVERRUN_STEPS, Decision, Execution, ExecutionLimits
+from flow_planner_ros.planning.request import PlanRequest
+
+GOAL = HOME_POSITIONS + 0.3
+
+
+def execution(seed: int | None = 7) -> Execution:
+    positions, velocities = min_jerk_waypoints(HOME_POSITIONS, GOAL, DEFAULT_DT)
+    request = PlanRequest(HOME_POSITIONS.copy(), np.zeros(NUM_JOINTS), GOAL, 8, 5, seed, True)
+    return Execution(1, request, positions, velocities, published_at=10.0, dt=DEFAULT_DT)
+
+
+def limits(execution_steps: int = 15, max_replans: int = 30) -> ExecutionLimits:
+    return ExecutionLimits(execution_steps, goal_tolerance=0.02, final_approach_distance=0.1, max_replans=max_replans)
+
+
+def test_waits_then_replans_every_execution_steps() -> None:
+    run = execution()
+    far = HOME_POSITIONS + 0.05
+    assert run.decide(10.0 + 14 * DEFAULT_DT, far, limits())[0] is Decision.WAIT
+    assert run.decide(10.0 + 15 * DEFAULT_DT, far, limits())[0] is Decision.REPLAN
+    new_positions, new_velocities = min_jerk_waypoints(far, GOAL, DEFAULT_DT)
+    run.adopt(new_positions, new_velocities, published_at=11.0, planning_time=0.03)
+    assert run.replans == 1 and run.planning_times == [0.03]
+    assert run.decide(11.0 + 14 * DEFAULT_DT, far, limits())[0] is Decision.WAIT
+    assert run.decide(11.0 + 15 * DEFAULT_DT, far, limits())[0] is Decision.REPLAN
+
+
+def test_goal_within_tolerance_is_reached_at_any_time_after_one_waypoint() -> None:
+    run = execution()
+    assert run.decide(10.0, GOAL, limits())[0] is Decision.WAIT  # not before the first waypoint's time
+    decision, message = run.decide(10.0 + DEFAULT_DT, GOAL + 0.01, limits())
+    assert decision is Decision.REACHED and "0.0100" in message
+
+
+def test_close_to_the_goal_the_running_plan_is_finished_instead_of_replanning() -> None:
+    run = execution()
+    near = GOAL - 0.05
+    decision, message = run.decide(10.0 + 15 * DEFAULT_DT, near, limits())
+    assert decision is Decision.FINAL_APPROACH and "0.0500" in message and run.final_approach
+    assert run.decide(10.0 + 30 * DEFAULT_DT, near, limits())[0] is Decision.WAIT  # no more replans
+    late = 10.0 + (HORIZON + OVERRUN_STEPS + 1) * DEFAULT_DT
+    decision, message = run.decide(late, near, limits())
+    assert decision is Decision.FAILED and "plan ended 0.0500 rad from the goal" in message
+
+
+def test_whole_plan_execution_never_replans_and_fails_after_the_overrun() -> None:
+    run = execution()
+    far = HOME_POSITIONS
+    for steps in (15, 30, 59, HORIZON + OVERRUN_STEPS):
+        assert run.decide(10.0 + steps * DEFAULT_DT, far, limits(execution_steps=HORIZON))[0] is Decision.WAIT
+    assert run.decide(10.0 + 71 * DEFAULT_DT, far, limits(execution_steps=HORIZON))[0] is Decision.FAILED
+
+
+def test_max_replans_ends_the_execution() -> None:
+    run = execution()
+    run.replans = 2
+    decision, message = run.decide(10.0 + 15 * DEFAULT_DT, HOME_POSITIONS, limits(max_replans=2))
+    assert decision is Decision.FAILED and message.startswith("max_replans reached")
+
+
+def test_without_joint_states_the_status_says_so_instead_of_inf() -> None:
+    run = execution()
+    assert run.goal_error(None) is None
+    decision, message = run.decide(10.0 + (HORIZON + OVERRUN_STEPS + 1) * DEFAULT_DT, None, limits(HORIZON))
+    assert decision is Decision.FAILED and "no /joint_states" in message and "inf" not in message
+
+
+def test_a_refused_replan_finishes_the_running_plan() -> None:
+    run = execution()
+    run.refuse_replan(planning_time=0.04)
+    assert run.final_approach and run.planning_times == [0.04]
+    assert run.decide(10.0 + 15 * DEFAULT_DT, HOME_POSITIONS, limits())[0] is Decision.WAIT
+
+
+def test_replan_requests_keep_the_goal_and_bump_the_seed() -> None:
+    run = execution(seed=7)
+    state = HOME_POSITIONS + 0.1, np.full(NUM_JOINTS, 0.2)
+    first = run.replan_request(*state)
+    np.testing.assert_array_equal(first.goal_positions, GOAL)
+    np.testing.assert_array_equal(first.start_positions, state[0])
+    assert first.seed == 8 and first.execute and first.num_samples == 8
+    run.replans = 3
+    assert run.replan_request(*state).seed == 11
+    assert execution(seed=None).replan_request(*state).seed is None
+
+
+def test_a_new_plan_joins_the_running_plan_where_it_is_when_published() -> None:
+    run = execution()
+    prefix = run.prefix_at(10.0 + 20 * DEFAULT_DT, blend_steps=5)
+    np.testing.assert_allclose(prefix.anchor, run.positions[19])
+    np.testing.assert_allclose(prefix.positions, run.positions[20:25])

@@ -1,0 +1,175 @@
+"""Scene safety and refinement (ROS-free) with the real kinematic checker, on held-out scenes of the family, and the
+planning pipeline with the shipped (scene-blind) checkpoint: it never returns a colliding plan, refines when the
+samples collide, and says so."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flow_planner_common.motion import reference_trajectory
+from flow_planner_common.obstacles import Box
+from flow_planner_common.robot import DEFAULT_DT, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
+from flow_planner_ros.planning.refinement import Refiner
+from flow_planner_ros.planning.request import PlanRequest
+from flow_planner_ros.planning.scene import EMPTY_SCENE, PlanScene, SceneError, merge_boxes, validated_tray_pose
+from flow_planner_ros.planning.scene_safety import SceneSafety
+from flow_planner_ros.planning.trajectory_safety import SafetyLimits
+
+_spec = importlib.util.spec_from_file_location("scenes_for_tests", Path(__file__).parents[1] / "scenes_for_tests.py")
+scenes = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(scenes)
+
+ZERO = np.zeros(NUM_JOINTS)
+LIMITS = SafetyLimits.from_arrays(JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS)
+CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "default.safetensors"
+
+
+def straight(start: np.ndarray, goal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return reference_trajectory(start, ZERO, goal, DEFAULT_DT)
+
+
+@pytest.fixture(scope="module")
+def safety() -> SceneSafety:
+    return SceneSafety(0.01)
+
+
+def test_a_motion_through_a_box_is_flagged_and_one_clear_of_it_passes(safety: SceneSafety) -> None:
+    positions, _ = straight(scenes.HOME, scenes.HANDLE_BOX_REACH)
+    scene = PlanScene.from_boxes([scenes.HANDLE_BOX])
+    assert safety.endpoint_problem(scenes.HOME, scenes.HANDLE_BOX_REACH, scene) is None
+    check = safety.check(positions[None], scenes.HOME, scenes.HANDLE_BOX_REACH, scene)
+    assert not check.passed[0]
+    (reason,) = check.reasons(0)
+    assert reason.startswith("arm_obstacle: clearance -") and " at step " in reason, reason
+    # The same motion with the box lifted 0.5 m (above the arm's highest point) is clear, as is an empty scene.
+    lifted = Box((0.533654, 0.337972, 1.5), scenes.HANDLE_BOX.size, scenes.HANDLE_BOX.yaw)
+    for clear_scene in (PlanScene.from_boxes([lifted]), EMPTY_SCENE):
+        assert safety.check(positions[None], scenes.HOME, scenes.HANDLE_BOX_REACH, clear_scene).passed[0]
+    rejections = safety.rejections(np.stack([positions, positions]), scenes.HOME, scenes.HANDLE_BOX_REACH, scene,
+                                   np.array([1]))  # fmt: skip
+    assert list(rejections) == [1]
+
+
+def test_the_margin_is_respected(safety: SceneSafety) -> None:
+    positions, _ = straight(scenes.HOME, scenes.HANDLE_BOX_REACH)
+    # A box above the path: ~30 mm from its highest point (measured here), far from start and goal.
+    box = Box((0.533654, 0.337972, 1.40), (0.06, 0.06, 0.06))
+    scene = PlanScene.from_boxes([box])
+    closest = float(safety.clearances(positions, scene)[:, 2].min())
+    assert 0.015 < closest < 0.08
+    sweep = float(safety.sweep(positions[None], scenes.HOME, scene).max())
+    assert sweep < closest - 0.002  # the margins below decide, not the sweep
+    below, above = SceneSafety(closest - 0.002), SceneSafety(closest + 0.002)
+    assert below.check(positions[None], scenes.HOME, scenes.HANDLE_BOX_REACH, scene).passed[0]
+    failed = above.check(positions[None], scenes.HOME, scenes.HANDLE_BOX_REACH, scene)
+    assert not failed.passed[0] and "margin" in failed.reasons(0)[0]
+
+
+def test_a_carried_tray_is_checked_and_the_resting_one_is_not(safety: SceneSafety) -> None:
+    positions, _ = straight(scenes.BARRIER_REACH, scenes.BARRIER_CARRY)
+    grasp = safety.checker.grasp_from_start(scenes.BARRIER_REACH, scenes.BARRIER_TRAY)
+    carried = PlanScene.from_boxes([scenes.BARRIER], grasp)
+    check = safety.check(positions[None], scenes.BARRIER_REACH, scenes.BARRIER_CARRY, carried)
+    assert [r.split(":")[0] for r in check.reasons(0)] == ["tray_obstacle"], check.reasons(0)
+    # the tray rests on the table at the start (-2 mm: the checker's padding) and its handles are in the tools:
+    # neither is a problem
+    assert safety.endpoint_problem(scenes.BARRIER_REACH, scenes.BARRIER_CARRY, carried) is None
+    # without the tray, the arms themselves pass over the wall
+    no_tray = PlanScene.from_boxes([scenes.BARRIER])
+    assert safety.check(positions[None], scenes.BARRIER_REACH, scenes.BARRIER_CARRY, no_tray).passed[0]
+
+
+def test_a_carry_that_pulls_the_grasps_apart_is_refused(safety: SceneSafety) -> None:
+    """The right tool must keep its place relative to the left while both hold the tray (max_grip_change)."""
+    start, goal = scenes.BARRIER_REACH, scenes.BARRIER_CARRY
+    grasp = safety.checker.grasp_from_start(start, scenes.BARRIER_TRAY)
+    open_scene = PlanScene.from_boxes([], grasp)  # no box: only the grip can fail
+    positions, _ = straight(start, goal)
+    rigid = safety.check(positions[None], start, goal, open_scene)
+    assert rigid.passed[0] and rigid.grip_change.max() < 0.05 and "grip" in rigid.categories
+    # Bend the right arm's shoulder out and back mid-carry: the right tool leaves its handle, the left does not.
+    pulled = positions.copy()
+    pulled[:, 6] += 0.3 * np.sin(np.linspace(0.0, np.pi, len(positions)))
+    check = safety.check(pulled[None], start, goal, open_scene)
+    assert check.grip_change.max() > 0.1
+    (reason,) = check.reasons(0)
+    assert reason.startswith("grip: the right tool moved ") and "> 50.0 mm allowed" in reason, reason
+    # The limit is a parameter: 0 = no grip check; the clearance categories are unchanged.
+    assert SceneSafety(0.01, max_grip_change=0.0).check(pulled[None], start, goal, open_scene).passed[0]
+    # A goal that itself pulls the grasps apart is refused up front, with its reason.
+    problem = safety.endpoint_problem(start, pulled[len(pulled) // 2], open_scene)
+    assert problem is not None and problem.startswith("the goal state pulls the grasps apart (the right tool "), problem
+    # Reaches (no carried tray) have no grip check.
+    assert "grip" not in safety.categories(PlanScene.from_boxes([]))
+
+
+def test_a_goal_inside_a_box_is_refused_with_its_reason(safety: SceneSafety) -> None:
+    ee, _ = safety.checker.ee_poses(scenes.HANDLE_BOX_REACH)
+    scene = PlanScene.from_boxes([Box(tuple(ee[0]), (0.1, 0.1, 0.1))])
+    problem = safety.endpoint_problem(scenes.HOME, scenes.HANDLE_BOX_REACH, scene)
+    assert problem is not None and problem.startswith("the goal state is in collision (arm_obstacle clearance -")
+
+
+def test_refinement_bends_colliding_seeds_clear_of_the_box(safety: SceneSafety) -> None:
+    reference = straight(scenes.HOME, scenes.HANDLE_BOX_REACH)
+    scene = PlanScene.from_boxes([scenes.HANDLE_BOX])
+    bump = np.sin(np.linspace(0.0, np.pi, 60))[None, :, None]
+    seeds = reference[0][None] + np.random.default_rng(0).normal(0.0, 0.01, (8, 1, NUM_JOINTS)) * bump
+    assert not safety.check(seeds, scenes.HOME, scenes.HANDLE_BOX_REACH, scene).passed.any()
+    refiner = Refiner(safety, LIMITS, DEFAULT_DT, 60, iterations=3, samples=32)
+    started = time.perf_counter()
+    result = refiner.refine(seeds, reference, scenes.HOME, scenes.HANDLE_BOX_REACH, scene, seed=0)
+    elapsed = time.perf_counter() - started
+    passed = safety.check(result.positions, scenes.HOME, scenes.HANDLE_BOX_REACH, scene).passed
+    assert passed.any() and result.evaluated == 8 + 3 * 32
+    np.testing.assert_allclose(result.positions[:, -1], np.broadcast_to(scenes.HANDLE_BOX_REACH, (6, 12)), atol=1e-9)
+    assert elapsed < 5.0  # ~0.2 s on the 2-core CI machine
+
+
+def test_scene_inputs_are_validated() -> None:
+    with pytest.raises(SceneError, match="make 5 distinct boxes; the planner supports at most 4"):
+        merge_boxes([Box((0.5, 0.0, 0.9 + 0.1 * i), (0.05,) * 3) for i in range(3)],
+                    [Box((0.5, 0.3, 0.9 + 0.1 * i), (0.05,) * 3) for i in range(2)], "/scene/obstacles")  # fmt: skip
+    same = [Box((0.5, 0.0, 0.9), (0.05,) * 3)]
+    assert merge_boxes(same, same, "/scene/obstacles") == tuple(same)  # one scene given twice is one scene
+    with pytest.raises(SceneError, match="unit quaternion"):
+        validated_tray_pose([0.4, 0.0, 0.76, 0.0, 0.0, 0.0, 0.0])
+    with pytest.raises(SceneError, match="7 finite numbers"):
+        validated_tray_pose([0.4, float("nan"), 0.76, 1.0, 0.0, 0.0, 0.0])
+    np.testing.assert_allclose(validated_tray_pose([0.4, 0, 0.76, 1.005, 0, 0, 0])[3:], [1, 0, 0, 0])
+
+
+@pytest.fixture(scope="module")
+def sampler():
+    from flow_planner_ros.learning.flow_sampler import FlowSampler
+
+    return FlowSampler.from_checkpoint(CHECKPOINT, backend="onnx", num_threads=1)
+
+
+@pytest.mark.parametrize("iterations", [0, 3])
+def test_the_pipeline_never_returns_a_colliding_plan_and_refines_when_asked(sampler, iterations: int) -> None:
+    """The shipped model on a reach the straight line cannot make (a box over the handle): whatever it samples, a
+    returned plan keeps its clearance; without refinement it may fail (with the collision as the reason), with
+    refinement it succeeds. The refinement alone on colliding seeds:
+    test_refinement_bends_colliding_seeds_clear_of_the_box."""
+    from flow_planner_ros.planning.pipeline import PlanningPipeline
+
+    pipeline = PlanningPipeline(sampler, LIMITS, refine_iterations=iterations)
+    scene = PlanScene.from_boxes([scenes.HANDLE_BOX])
+    request = PlanRequest(scenes.HOME, ZERO, scenes.HANDLE_BOX_REACH, 8, 5, 0, False)
+    result = pipeline.plan(request, scene=scene)
+    if iterations == 0:
+        assert not result.refined
+        if not result.success:
+            assert result.message().startswith("no safe candidate among 8:") and "arm_obstacle" in result.message()
+            return
+    assert result.success, result.message()
+    check = pipeline.safety.check(result.positions[None], scenes.HOME, scenes.HANDLE_BOX_REACH, scene)
+    assert check.passed[0] and check.clearance[0, :, 2].min() >= 0.0
+    # without the box the same request needs no refinement
+    assert pipeline.plan(request).message().startswith("ok: ")
