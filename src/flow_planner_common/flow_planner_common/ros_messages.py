@@ -200,3 +200,18 @@ def boxes_from_obstacle_array(msg: ObstacleArray, frame_id: str | None = None) -
         except ObstacleError as exc:
             raise ObstacleError(f"{name}: {exc}") from None
     return tuple(boxes)
+
+
+def joint_state_in_order(msg: JointState, joint_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(positions, velocities) of `joint_names` in that order from a JointState, or None when a joint is missing or
+    a position is not finite; velocities are zeros when the message has no usable ones."""
+    index = {name: i for i, name in enumerate(msg.name)}
+    if any(name not in index for name in joint_names):
+        return None
+    order = [index[name] for name in joint_names]
+    positions = np.asarray(msg.position, dtype=np.float64)
+    velocities = np.asarray(msg.velocity, dtype=np.float64)
+    if len(positions) != len(msg.name) or not np.all(np.isfinite(positions)):
+        return None
+    usable = len(velocities) == len(msg.name) and np.all(np.isfinite(velocities[order]))
+    return positions[order], velocities[order] if usable else np.zeros(len(order))

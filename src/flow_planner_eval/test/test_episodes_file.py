@@ -22,7 +22,7 @@ from flow_planner_common.safe_yaml import (
     truncate,
 )
 from flow_planner_eval.episodes_file import EpisodesError, load_episodes
-from flow_planner_ros.cli import evaluate as evaluate_cli
+from flow_planner_eval.cli import evaluate as evaluate_cli
 
 BOX = ((0.42, 0.58), (-0.08, 0.08))
 
@@ -104,7 +104,7 @@ def test_cli_refuses_workspace_out_of_range(tmp_path: Path, capsys: pytest.Captu
 
 PROBE = """
 import resource, sys
-from flow_planner_ros.cli import evaluate
+from flow_planner_eval.cli import evaluate
 code = evaluate.main(["--planner", "cem", "--episodes", sys.argv[1], "--report", sys.argv[2]])
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stdout)
 sys.exit(code)

@@ -118,7 +118,7 @@ def test_report_ratios_targets_table_and_plot(tmp_path: Path) -> None:
 
 
 def test_pipeline_metadata_holds_the_comparison_table(tmp_path: Path) -> None:
-    from flow_planner_ros import pipeline_meta
+    from flow_planner_eval import pipeline_meta
     from flow_planner_ros.learning.synthetic import write_synthetic_dataset
     from flow_planner_ros.learning.training import train
     from flow_planner_ros.learning.training_config import load_config
@@ -184,7 +184,7 @@ INVALID = """  - tray_start: [0.5, 0.0, 0.0]
 @pytest.mark.skipif(_default_checkpoint() is None, reason="no default checkpoint installed (tools/pipeline.sh --ship)")
 def test_every_configuration_in_one_run(ros_domain_id: int, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from flow_planner_eval.make_scenes import generate, scene_yaml
-    from flow_planner_ros.cli import evaluate_compare
+    from flow_planner_eval.cli import evaluate_compare
 
     scenes, _ = generate(1, 1, "barrier")
     episodes = tmp_path / "scenes.yaml"

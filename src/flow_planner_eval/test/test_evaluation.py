@@ -22,7 +22,7 @@ from flow_planner_eval.metrics import (
     waypoint_limit_violations,
     write_report,
 )
-from flow_planner_ros.cli import evaluate as evaluate_cli
+from flow_planner_eval.cli import evaluate as evaluate_cli
 
 WORKSPACE = Path(__file__).resolve().parents[3]
 BOX = ((0.42, 0.58), (-0.08, 0.08))

@@ -35,14 +35,11 @@ from __future__ import annotations
 
 import math
 import sys
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from ament_index_python.packages import get_package_share_directory
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.action import ActionServer, CancelResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import ReentrantCallbackGroup
@@ -56,13 +53,22 @@ from visualization_msgs.msg import MarkerArray
 
 from flow_planner_common.node_main import spin_node_main
 from flow_planner_common.obstacles import Box, ObstacleError
-from flow_planner_common.ros_messages import arm_trajectories, boxes_from_obstacle_array, joint_trajectory, pose_values
+from flow_planner_common.parameters import declare_parameters
+from flow_planner_common.ros_messages import (
+    arm_trajectories,
+    boxes_from_obstacle_array,
+    joint_state_in_order,
+    joint_trajectory,
+    pose_values,
+)
 from flow_planner_msgs.action import ExecutePlan
 from flow_planner_msgs.msg import ObstacleArray, PlannerStatus
 from flow_planner_msgs.srv import PlanTrajectory
 from flow_planner_ros.learning.flow_sampler import FlowSampler
+from flow_planner_ros.node.goal_runs import GoalRun, GoalRuns
 from flow_planner_ros.node.plan_markers import plan_markers
-from flow_planner_ros.node.planner_settings import PLANNER_PARAMETERS, ParameterSpec, PlannerSettings, SettingsError
+from flow_planner_ros.node.planner_settings import PLANNER_PARAMETERS, PlannerSettings, SettingsError
+from flow_planner_ros.node.request_queue import RequestQueue
 from flow_planner_ros.planning.execution import Decision, Execution, ExecutionLimits
 from flow_planner_ros.planning.pipeline import PlanningPipeline, PlanResult
 from flow_planner_ros.planning.request import (
@@ -74,13 +80,12 @@ from flow_planner_ros.planning.request import (
     fresh_state,
     validate_plan_request,
 )
-from flow_planner_ros.planning.scene import PlanScene, SceneError, merge_boxes, validated_tray_pose
+from flow_planner_ros.planning.scene import PlanScene, SceneError
 from flow_planner_ros.planning.stop_trajectory import plan_state_at, stop_trajectory
 from flow_planner_ros.planning.trajectory_safety import SafetyLimits
 
 #: The action's name, beside the /flow_planner/plan service.
 EXECUTE_ACTION = "/flow_planner/execute"
-Reply = Callable[[PlanTrajectory.Response], None]
 
 
 def default_checkpoint_path() -> Path:
@@ -89,44 +94,12 @@ def default_checkpoint_path() -> Path:
     return share / "checkpoints" / "default.safetensors"
 
 
-def parameter_descriptor(spec: ParameterSpec) -> ParameterDescriptor:
-    """The ROS descriptor of a planner parameter: description, range or choices, read-only flag."""
-    descriptor = ParameterDescriptor(name=spec.name, description=spec.description, read_only=spec.read_only)
-    if spec.choices:
-        descriptor.additional_constraints = "one of: " + ", ".join(spec.choices)
-    if isinstance(spec.default, bool) or spec.low is None:
-        return descriptor
-    if isinstance(spec.default, int):
-        descriptor.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=1)]
-    else:
-        descriptor.floating_point_range = [FloatingPointRange(from_value=spec.low, to_value=spec.high, step=0.0)]
-    return descriptor
-
-
-@dataclass
-class GoalRun:
-    """An ExecutePlan goal: its handle, the future of its result, and what the result summarizes."""
-
-    handle: ServerGoalHandle
-    done: Future
-    execution: Execution | None = None
-    started: float = math.nan  # node clock when its first plan was published
-    stop_until: float | None = None  # canceled: when the stop trajectory ends
-    last_trajectory: JointTrajectory | None = None
-    path_length: float = 0.0
-    last_measured: np.ndarray | None = None
-    last_feedback: float = -math.inf
-
-
 class PlannerNode(Node):
     """Thin rclpy layer over PlanningPipeline and Execution (see the module docstring)."""
 
     def __init__(self, **node_kwargs: object) -> None:
         super().__init__("flow_planner", **node_kwargs)
-        for spec in PLANNER_PARAMETERS:
-            self.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))
-        values = {spec.name: self.get_parameter(spec.name).value for spec in PLANNER_PARAMETERS}
-        self.settings = PlannerSettings.from_values(values)
+        self.settings = PlannerSettings.from_values(declare_parameters(self, PLANNER_PARAMETERS))
         s = self.settings
 
         checkpoint = s.checkpoint or str(default_checkpoint_path())
@@ -153,8 +126,8 @@ class PlannerNode(Node):
         self._latest_state: JointStateSample | None = None
         self._execution: Execution | None = None
         self._request_counter = 0
-        self._pending: deque[tuple[PlanTrajectory.Request, Reply, GoalRun | None]] = deque()
-        self._runs: dict[int, GoalRun] = {}  # ExecutePlan goals by the request_id of their execution
+        self._pending = RequestQueue(lambda: self.settings.max_pending_requests)
+        self._goals = GoalRuns(stop=self._stop)  # ExecutePlan goals by the request_id of their execution
         self._topic_boxes: tuple[Box, ...] = ()  # the latest scene_obstacles_topic message's boxes
         self._topic_error: str | None = None  # why that message is unusable
         self.create_subscription(JointState, s.joint_states_topic, self._on_joint_states, 10)
@@ -188,11 +161,11 @@ class PlannerNode(Node):
         except SettingsError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         self.settings, self.policy = settings, RequestPolicy.from_settings(settings, self.sampler.default_steps)
-        self.pipeline.max_projection_change = settings.max_projection_change
-        self.pipeline.safety.margin = settings.clearance_margin
-        self.pipeline.safety.max_grip_change = settings.max_grip_change
-        self.pipeline.refiner.iterations = settings.refine_iterations
-        self.pipeline.refiner.samples = settings.refine_samples
+        self.pipeline.configure(
+            max_projection_change=settings.max_projection_change, clearance_margin=settings.clearance_margin,
+            max_grip_change=settings.max_grip_change, refine_iterations=settings.refine_iterations,
+            refine_samples=settings.refine_samples,
+        )  # fmt: skip
         return SetParametersResult(successful=True)
 
     def _now(self) -> float:
@@ -206,17 +179,9 @@ class PlannerNode(Node):
 
     # -- joint states -----------------------------------------------------------------------------------------
     def _on_joint_states(self, msg: JointState) -> None:
-        index = {name: i for i, name in enumerate(msg.name)}
-        if any(name not in index for name in self.settings.joint_names):
-            return
-        order = [index[name] for name in self.settings.joint_names]
-        positions = np.asarray(msg.position, dtype=np.float64)
-        velocities = np.asarray(msg.velocity, dtype=np.float64)
-        if len(positions) != len(msg.name) or not np.all(np.isfinite(positions)):
-            return
-        usable = len(velocities) == len(msg.name) and np.all(np.isfinite(velocities[order]))
-        velocities = velocities[order] if usable else np.zeros(len(order))
-        self._latest_state = JointStateSample(positions[order], velocities, self._now())
+        state = joint_state_in_order(msg, self.settings.joint_names)
+        if state is not None:
+            self._latest_state = JointStateSample(*state, self._now())
 
     # -- scene ------------------------------------------------------------------------------------------------
     def _on_scene_obstacles(self, msg: ObstacleArray) -> None:
@@ -228,19 +193,15 @@ class PlannerNode(Node):
 
     def _scene(self, request: PlanTrajectory.Request, start_positions: np.ndarray) -> PlanScene:
         """The request's scene: its boxes and the topic's, and the carried tray (SceneError says what is wrong)."""
-        topic = self.settings.scene_obstacles_topic
-        if self._topic_error is not None:
-            raise SceneError(f"the latest {topic} message is unusable: {self._topic_error}")
         try:
             request_boxes = boxes_from_obstacle_array(ObstacleArray(obstacles=list(request.obstacles)))
         except ObstacleError as exc:
             raise SceneError(f"obstacles: {exc}") from None
-        boxes = merge_boxes(request_boxes, self._topic_boxes, topic)
-        grasp = None
-        if request.carrying_tray:
-            pose = validated_tray_pose(pose_values(request.tray_pose))
-            grasp = self.pipeline.safety.checker.grasp_from_start(start_positions, pose)
-        return PlanScene.from_boxes(boxes, grasp)
+        return PlanScene.from_request(
+            request_boxes, self._topic_boxes, self.settings.scene_obstacles_topic,
+            pose_values(request.tray_pose) if request.carrying_tray else None, start_positions,
+            self.pipeline.safety.checker.grasp_from_start, topic_error=self._topic_error,
+        )  # fmt: skip
 
     def _measured_positions(self) -> np.ndarray | None:
         state = self._latest_state
@@ -252,38 +213,16 @@ class PlannerNode(Node):
     ) -> PlanTrajectory.Response:
         """Queue the request (or refuse it as busy at once); the response comes when it has been planned."""
         done = Future()
-        if self._enqueue(request, done.set_result):
+        if self._pending.put(request, done.set_result):
             self._work.trigger()
         return await done
 
-    def _enqueue(self, request: PlanTrajectory.Request, reply: Reply, run: GoalRun | None = None) -> bool:
-        """Queue a request, or answer it "busy" now when `max_pending_requests` are already waiting."""
-        limit = self.settings.max_pending_requests
-        if len(self._pending) < limit:
-            self._pending.append((request, reply, run))
-            return True
-        busy = PlanTrajectory.Response(success=False)
-        busy.message = f"busy: {len(self._pending)} requests are waiting (max_pending_requests={limit}); retry later"
-        reply(busy)
-        return False
-
-    def _take_waiting_requests(self) -> None:
-        """Move every request waiting in the service's DDS queue into ours (or answer it busy)."""
-        service = self._service
-        while True:
-            with service.handle:
-                taken = service.handle.service_take_request(service.srv_type.Request)
-            request, header = taken if taken is not None else (None, None)
-            if header is None:
-                return
-            self._enqueue(request, lambda response, header=header: service.send_response(response, header))
-
     def _plan_next(self) -> None:
         """Plan the oldest queued request; one per callback, so other callbacks interleave."""
-        self._take_waiting_requests()
+        self._pending.take_waiting(self._service)
         if not self._pending:
             return
-        request, reply, run = self._pending.popleft()
+        request, reply, run = self._pending.pop()
         response = PlanTrajectory.Response()
         try:
             if run is not None and run.handle.is_cancel_requested:
@@ -356,7 +295,7 @@ class PlannerNode(Node):
         run = GoalRun(handle, Future())
         handle.publish_feedback(ExecutePlan.Feedback(phase="planning", goal_error=math.nan))
         planned = Future()
-        if self._enqueue(request, planned.set_result, run):
+        if self._pending.put(request, planned.set_result, run):
             self._work.trigger()
         response: PlanTrajectory.Response = await planned
         if not response.success:
@@ -374,36 +313,6 @@ class PlannerNode(Node):
             handle.abort()
         return result
 
-    def _track_runs(self, now: float) -> None:
-        """Per timer tick: stop canceled goals, finish stopped ones, measure path length, publish feedback."""
-        measured = self._measured_positions()
-        for run in list(self._runs.values()):
-            if measured is not None:
-                if run.last_measured is not None:
-                    run.path_length += float(np.sum(np.abs(measured - run.last_measured)))
-                run.last_measured = measured
-            if run.stop_until is None and run.handle.is_cancel_requested:
-                self._stop(run, now)
-            if run.stop_until is not None and now >= run.stop_until:
-                self._complete_run(run, "canceled", "canceled: the arm was stopped smoothly")
-                continue
-            if now - run.last_feedback >= 1.0 / self.settings.feedback_rate:
-                run.last_feedback = now
-                run.handle.publish_feedback(self._feedback(run, now, measured))
-
-    def _feedback(self, run: GoalRun, now: float, measured: np.ndarray | None) -> ExecutePlan.Feedback:
-        execution = run.execution
-        error = execution.goal_error(measured)
-        if run.stop_until is not None:
-            phase, left = "stopping", run.stop_until - now
-        else:
-            phase = "final_approach" if execution.final_approach else "executing"
-            left = execution.published_at + len(execution.positions) * execution.dt - now
-        return ExecutePlan.Feedback(
-            phase=phase, replans=execution.replans, goal_error=math.nan if error is None else error,
-            time_left=max(0.0, left), elapsed=now - run.started,
-        )  # fmt: skip
-
     def _stop(self, run: GoalRun, now: float) -> None:
         """Cancel: a smooth stop from where the running plan is now, replacing it on the controllers."""
         execution, dt = run.execution, self.sampler.dt
@@ -417,22 +326,6 @@ class PlannerNode(Node):
         if self._execution is execution:
             self._execution = None
         self._report(execution, "canceled", f"canceled: stopping within {len(positions) * dt:.2f} s")
-
-    def _complete_run(self, run: GoalRun, outcome: str, message: str) -> None:
-        execution = run.execution
-        self._runs.pop(execution.request_id, None)
-        if run.done.done():
-            return
-        times = execution.planning_times
-        error = execution.goal_error(self._measured_positions())
-        run.done.set_result(
-            ExecutePlan.Result(
-                success=outcome == "reached", outcome=outcome, message=message, replans=execution.replans,
-                duration=self._now() - run.started, goal_error=math.nan if error is None else error,
-                path_length=run.path_length, mean_planning_time=float(np.mean(times)) if times else 0.0,
-                last_trajectory=run.last_trajectory or JointTrajectory(),
-            )
-        )  # fmt: skip
 
     # -- execution --------------------------------------------------------------------------------------------
     def _publish(self, positions: np.ndarray, velocities: np.ndarray) -> None:
@@ -452,13 +345,12 @@ class PlannerNode(Node):
             planning_times=[result.planning_time], scene=scene,
         )  # fmt: skip
         if run is not None:
-            run.execution, run.started = self._execution, self._execution.published_at
-            self._runs[self._execution.request_id] = run
+            self._goals.start(run, self._execution)
         self._report(self._execution, "executing", "plan published")
 
     def _on_execution_tick(self) -> None:
-        if self._runs:
-            self._track_runs(self._now())
+        if self._goals:
+            self._goals.tick(self._now(), self._measured_positions(), self.settings.feedback_rate)
         execution = self._execution
         if execution is None:
             return
@@ -489,7 +381,7 @@ class PlannerNode(Node):
         execution.adopt(result.positions, result.velocities, self._now(), result.planning_time)
         self._report(execution, "executing", f"replan {execution.replans}")
         self._publish_markers(result.positions, request.goal_positions)
-        run = self._runs.get(execution.request_id)
+        run = self._goals.get(execution.request_id)
         if run is not None:
             run.last_trajectory = joint_trajectory(
                 result.positions, result.velocities, self.settings.joint_names, self.sampler.dt
@@ -517,9 +409,7 @@ class PlannerNode(Node):
         )
         if state != "executing":
             self.get_logger().info(f"request {execution.request_id}: {state}: {message}")
-        run = self._runs.get(execution.request_id)
-        if run is not None and state in ("reached", "failed", "preempted"):
-            self._complete_run(run, state, message)
+        self._goals.ended(execution.request_id, state, message, self._now(), self._measured_positions())
 
 
 def main(args: list[str] | None = None) -> int:

@@ -16,28 +16,14 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from flow_planner_common.parameters import ParameterError, ParameterSpec, checked_value, parameters_yaml
 from flow_planner_common.robot import HORIZON, JOINT_NAMES, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
 from flow_planner_ros.planning import refinement
 from flow_planner_ros.planning.scene_safety import DEFAULT_CLEARANCE_MARGIN, DEFAULT_MAX_GRIP_CHANGE
 
-ParameterValue = bool | int | float | str | list
 
-
-class SettingsError(ValueError):
+class SettingsError(ParameterError):
     """A parameter value the planner refuses; the message names the parameter."""
-
-
-@dataclass(frozen=True)
-class ParameterSpec:
-    """One parameter: default, description, inclusive numeric range or string choices, read_only = start-up only."""
-
-    name: str
-    default: ParameterValue
-    description: str
-    low: float | None = None
-    high: float | None = None
-    choices: tuple[str, ...] = ()
-    read_only: bool = False
 
 
 NAN_LIST = [float("nan")]  # limit lists: [nan] = the robot description's limits
@@ -152,7 +138,10 @@ class PlannerSettings:
         if unknown:
             raise SettingsError(f"unknown parameter(s): {', '.join(unknown)}")
         merged = {spec.name: values.get(spec.name, spec.default) for spec in PLANNER_PARAMETERS}
-        checked = {name: _checked(SPECS[name], value) for name, value in merged.items()}
+        try:
+            checked = {name: checked_value(SPECS[name], value) for name, value in merged.items()}
+        except ParameterError as exc:
+            raise SettingsError(str(exc)) from None
         names = tuple(str(n) for n in checked.pop("joint_names"))
         if len(names) != NUM_JOINTS or len(set(names)) != NUM_JOINTS:
             raise SettingsError(f"joint_names must list {NUM_JOINTS} distinct joints (left arm, then right)")
@@ -189,30 +178,6 @@ class PlannerSettings:
         return PlannerSettings.from_values({**self.values(), **changes})
 
 
-def _checked(spec: ParameterSpec, value: object) -> object:
-    default = spec.default
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise SettingsError(f"{spec.name} must be true or false")
-        return value
-    if isinstance(default, int | float):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise SettingsError(f"{spec.name} must be a number")
-        if isinstance(default, int) and not float(value).is_integer():
-            raise SettingsError(f"{spec.name} must be an integer")
-        number = int(value) if isinstance(default, int) else float(value)
-        if not math.isfinite(number) or not (spec.low <= number <= spec.high):
-            raise SettingsError(f"{spec.name}={number} not in [{spec.low}, {spec.high}]")
-        return number
-    if isinstance(default, str):
-        if not isinstance(value, str):
-            raise SettingsError(f"{spec.name} must be a string")
-        if spec.choices and value not in spec.choices:
-            raise SettingsError(f"{spec.name} must be one of {', '.join(spec.choices)}, got {value[:40]!r}")
-        return value
-    return list(value) if isinstance(value, list | tuple) else value
-
-
 def _limits(values: object, default: np.ndarray, name: str) -> np.ndarray:
     try:
         array = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -225,32 +190,14 @@ def _limits(values: object, default: np.ndarray, name: str) -> np.ndarray:
     return array
 
 
-def _yaml_value(value: ParameterValue) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return ".nan" if math.isnan(value) else repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_yaml_value(v) for v in value) + "]"
-    if isinstance(value, str):
-        return '""' if value == "" else value
-    return str(value)
-
-
 def planner_yaml(node_name: str = "flow_planner") -> str:
     """The text of config/planner.yaml: every parameter with its default and description."""
-    lines = [
-        "# Parameters of the planner node (flow_planner_ros/planner), generated from flow_planner_ros/node/",
-        "# planner_settings.py: python -m flow_planner_ros.node.planner_settings > config/planner.yaml",
-        "# (*) = read at start only; the others may be changed while the node runs (ros2 param set).",
-        f"{node_name}:",
-        "  ros__parameters:",
+    header = [
+        "Parameters of the planner node (flow_planner_ros/planner), generated from flow_planner_ros/node/",
+        "planner_settings.py: python -m flow_planner_ros.node.planner_settings > config/planner.yaml",
+        "(*) = read at start only; the others may be changed while the node runs (ros2 param set).",
     ]
-    for spec in PLANNER_PARAMETERS:
-        limits = f" [{spec.low:g}, {spec.high:g}]" if spec.low is not None else ""
-        lines.append(f"    # {spec.description}{limits}{' (*)' if spec.read_only else ''}")
-        lines.append(f"    {spec.name}: {_yaml_value(spec.default)}")
-    return "\n".join(lines) + "\n"
+    return parameters_yaml(node_name, PLANNER_PARAMETERS, header)
 
 
 if __name__ == "__main__":

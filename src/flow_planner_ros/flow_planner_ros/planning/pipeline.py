@@ -103,11 +103,8 @@ class PlanningPipeline:
     max_projection_change (rad): samples the projection had to move further than this are refused, since the
     model was then far from the request.
     clearance_margin (m), max_grip_change (m): scene_safety's margin and grip limit. refine_iterations (0 = off),
-    refine_samples: the refinement's CEM
-    iterations and candidates per iteration (refinement.Refiner; its basis has smoothing_knots bumps, 4 if 0).
-    Attributes `safety.margin`, `safety.max_grip_change`, `refiner.iterations`, `refiner.samples` and
-    `max_projection_change` may be changed
-    between plans.
+    refine_samples: the refinement's CEM iterations and candidates per iteration (refinement.Refiner; its basis has
+    smoothing_knots bumps, 4 if 0). `configure` changes any of these but smoothing_knots between plans.
     """
 
     def __init__(
@@ -141,6 +138,27 @@ class PlanningPipeline:
     @property
     def dt(self) -> float:
         return self.generator.dt
+
+    def configure(
+        self,
+        *,
+        max_projection_change: float | None = None,
+        clearance_margin: float | None = None,
+        max_grip_change: float | None = None,
+        refine_iterations: int | None = None,
+        refine_samples: int | None = None,
+    ) -> None:
+        """Change the settings that may change between plans (None keeps a value)."""
+        if max_projection_change is not None:
+            self.max_projection_change = float(max_projection_change)
+        if clearance_margin is not None:
+            self.safety.margin = float(clearance_margin)
+        if max_grip_change is not None:
+            self.safety.max_grip_change = float(max_grip_change)
+        if refine_iterations is not None:
+            self.refiner.iterations = int(refine_iterations)
+        if refine_samples is not None:
+            self.refiner.samples = int(refine_samples)
 
     def plan(
         self,
@@ -206,8 +224,10 @@ class PlanningPipeline:
             velocities = np.stack([b[1] for b in blended])
             start = join.anchor
 
+        check = self.safety.bind(start, goal, scene)  # thresholds once for every chunk of candidates
+
         def scene_check(indices: np.ndarray) -> dict[int, list[str]]:
-            return self.safety.rejections(positions, start, goal, scene, indices)
+            return check.rejections(positions, indices)
 
         selection = select_best(positions, velocities, start, goal, self.dt, self.limits, refused, scene_check)
         return positions, velocities, selection

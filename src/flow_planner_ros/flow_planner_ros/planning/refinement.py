@@ -24,7 +24,7 @@ import numpy as np
 
 from flow_planner_common.motion import TrajectoryBasis
 from flow_planner_ros.planning.scene import PlanScene
-from flow_planner_ros.planning.scene_safety import SceneSafety
+from flow_planner_ros.planning.scene_safety import SceneCheck, SceneSafety
 from flow_planner_ros.planning.trajectory_safety import (
     JERK_WEIGHT,
     SafetyLimits,
@@ -71,11 +71,10 @@ class Refiner:
         self._fit = np.linalg.pinv(self.basis.phi)  # (K, H)
         self.iterations, self.samples, self.elites, self.init_std = iterations, samples, elites, init_std
 
-    def cost(
-        self, positions: np.ndarray, velocities: np.ndarray, start: np.ndarray, goal: np.ndarray, scene: PlanScene
-    ) -> np.ndarray:
-        """(N,) cost of candidates (N, H, 12) from `start` to `goal` (see the module docstring)."""
-        collision = self.safety.check(positions, start, goal, scene).shortfall.sum(axis=(1, 2))
+    def cost(self, positions: np.ndarray, velocities: np.ndarray, check: SceneCheck) -> np.ndarray:
+        """(N,) cost of candidates (N, H, 12) from the check's start to its goal (see the module docstring)."""
+        start = check.start
+        collision = check.check(positions).shortfall.sum(axis=(1, 2))
         lim = self.limits
         position_excess = np.maximum(0.0, positions - lim.position_upper)
         position_excess += np.maximum(0.0, lim.position_lower - positions)
@@ -97,9 +96,10 @@ class Refiner:
         """CEM from the seed trajectories (S, H, 12) around `reference` (positions, velocities (H, 12) of the
         request's reference motion from the start positions `start` to `goal`)."""
         rng = np.random.default_rng(seed)
+        check = self.safety.bind(start, goal, scene)  # thresholds once, not per iteration
         knots = np.einsum("kh,nhj->nkj", self._fit, seeds - reference[0][None])
         positions, velocities = self.basis.around(reference, knots)
-        costs = self.cost(positions, velocities, start, goal, scene)
+        costs = self.cost(positions, velocities, check)
         evaluated = len(knots)
         order = np.argsort(costs)[: self.elites]
         elite_knots, elite_costs = knots[order], costs[order]
@@ -108,7 +108,7 @@ class Refiner:
         for _ in range(self.iterations):
             drawn = mean[None] + std[None] * rng.standard_normal((self.samples, *mean.shape))
             p, v = self.basis.around(reference, drawn)
-            c = self.cost(p, v, start, goal, scene)
+            c = self.cost(p, v, check)
             evaluated += len(drawn)
             pool, pool_costs = np.concatenate([elite_knots, drawn]), np.concatenate([elite_costs, c])
             order = np.argsort(pool_costs)[: self.elites]

@@ -1,10 +1,10 @@
 """The scene a plan is checked against (ROS-free): the union of a request's boxes and the latest /scene/obstacles,
-and the carried tray. The planner node builds one `PlanScene` per request (and keeps it for the request's replans);
-every problem is a `SceneError` whose message becomes the service's reason."""
+and the carried tray. The planner node builds one `PlanScene` per request with `PlanScene.from_request` (and keeps
+it for the request's replans); every problem is a `SceneError` whose message becomes the service's reason."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +36,28 @@ class PlanScene:
             raise SceneError(f"{len(boxes)} obstacles, at most {MAX_OBSTACLES} are supported")
         array, mask = boxes_to_array(boxes)
         return cls(array, mask, grasp)
+
+    @classmethod
+    def from_request(
+        cls,
+        request_boxes: Sequence[Box],
+        topic_boxes: Sequence[Box],
+        topic: str,
+        carried_tray_pose: Sequence[float] | None,
+        start_positions: np.ndarray,
+        grasp_from_start: Callable[[np.ndarray, np.ndarray], TrayGrasp],
+        topic_error: str | None = None,
+    ) -> PlanScene:
+        """A request's scene: its boxes and the scene topic's (`topic_error`: why the topic's latest message is
+        unusable), and, when `carried_tray_pose` is given, the tray carried from that pose at `start_positions`
+        (`grasp_from_start`: the collision checker's)."""
+        if topic_error is not None:
+            raise SceneError(f"the latest {topic} message is unusable: {topic_error}")
+        boxes = merge_boxes(request_boxes, topic_boxes, topic)
+        grasp = None
+        if carried_tray_pose is not None:
+            grasp = grasp_from_start(start_positions, validated_tray_pose(carried_tray_pose))
+        return cls.from_boxes(boxes, grasp)
 
     @property
     def num_boxes(self) -> int:

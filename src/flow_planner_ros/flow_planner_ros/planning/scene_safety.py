@@ -181,26 +181,21 @@ class SceneSafety:
                     f"tool's frame; max_grip_change {self.max_grip_change * 1e3:.1f} mm)")
         return None
 
+    def bind(self, start: np.ndarray, goal: np.ndarray, scene: PlanScene) -> SceneCheck:
+        """The check of candidates from `start` to `goal` in `scene`, its thresholds computed once (a plan binds
+        once and checks every chunk of candidates and every refinement iteration with it)."""
+        return SceneCheck(self, np.asarray(start, dtype=float), np.asarray(goal, dtype=float), scene,
+                          self.thresholds(start, goal, scene))  # fmt: skip
+
     def check(self, positions: np.ndarray, start: np.ndarray, goal: np.ndarray, scene: PlanScene) -> ClearanceCheck:
         """Clearances and required clearances of candidates (N, H, 12) that start at `start` and end at `goal`."""
-        positions = np.asarray(positions, dtype=float)
-        categories = self.categories(scene)
-        kinematics = self.kinematics(positions, start)  # one pass for the grip and the sweep
-        clearance = self.clearances(positions, scene, start, kinematics)
-        sweep = self.sweep(positions, start, scene, kinematics)  # (N, H)
-        extra = np.maximum(0.0, sweep - self.margin)[..., None] * np.array([c != GRIP for c in categories])
-        required = self.thresholds(start, goal, scene)[None, None, :] + extra
-        return ClearanceCheck(categories, clearance, required, self.margin, self.max_grip_change)
+        return self.bind(start, goal, scene).check(positions)
 
     def rejections(
         self, positions: np.ndarray, start: np.ndarray, goal: np.ndarray, scene: PlanScene, indices: np.ndarray
     ) -> dict[int, list[str]]:
         """Reasons (by candidate index) of the candidates `indices` of a batch that are not clear enough."""
-        indices = np.asarray(indices, dtype=int)
-        if indices.size == 0:
-            return {}
-        result = self.check(positions[indices], start, goal, scene)
-        return {int(i): result.reasons(n) for n, i in enumerate(indices) if not result.passed[n]}
+        return self.bind(start, goal, scene).rejections(positions, indices)
 
     def sweep(
         self, positions: np.ndarray, start: np.ndarray, scene: PlanScene, kinematics: Kinematics = None
@@ -226,6 +221,37 @@ class SceneSafety:
         step = (moved + angle * reach).max(axis=-1)  # (N, H): step k from waypoint k - 1 (the start) to k
         after = np.concatenate([step[:, 1:], np.zeros((step.shape[0], 1))], axis=1)
         return 0.5 * np.maximum(step, after)
+
+
+@dataclass(frozen=True)
+class SceneCheck:
+    """SceneSafety's check bound to one start, goal and scene, with their per-category thresholds."""
+
+    safety: SceneSafety
+    start: np.ndarray
+    goal: np.ndarray
+    scene: PlanScene
+    thresholds: np.ndarray  # (C,) SceneSafety.thresholds(start, goal, scene)
+
+    def check(self, positions: np.ndarray) -> ClearanceCheck:
+        """Clearances and required clearances of candidates (N, H, 12) from `start` to `goal`."""
+        safety, scene = self.safety, self.scene
+        positions = np.asarray(positions, dtype=float)
+        categories = safety.categories(scene)
+        kinematics = safety.kinematics(positions, self.start)  # one pass for the grip and the sweep
+        clearance = safety.clearances(positions, scene, self.start, kinematics)
+        sweep = safety.sweep(positions, self.start, scene, kinematics)  # (N, H)
+        extra = np.maximum(0.0, sweep - safety.margin)[..., None] * np.array([c != GRIP for c in categories])
+        required = self.thresholds[None, None, :] + extra
+        return ClearanceCheck(categories, clearance, required, safety.margin, safety.max_grip_change)
+
+    def rejections(self, positions: np.ndarray, indices: np.ndarray) -> dict[int, list[str]]:
+        """Reasons (by candidate index) of the candidates `indices` of a batch that are not clear enough."""
+        indices = np.asarray(indices, dtype=int)
+        if indices.size == 0:
+            return {}
+        result = self.check(positions[indices])
+        return {int(i): result.reasons(n) for n, i in enumerate(indices) if not result.passed[n]}
 
 
 def _body_reach(checker: CollisionChecker) -> np.ndarray:
