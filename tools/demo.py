@@ -76,8 +76,10 @@ def main() -> int:
     reports = [evaluate(p, args.episodes, args.execution_steps if p == "flow" else 60) for p in planners]
     print(f"\n=== {' vs '.join(planners)} (measured just now)\n" + table(reports))
     if "flow" in planners:
-        print("flow: the shipped model was trained on empty scenes and is not told about the boxes (the planner "
-              "refuses requests with obstacles until a scene-conditioned model exists).")  # fmt: skip
+        from flow_planner_ros.learning.checkpoint import load_checkpoint
+
+        print(f"flow: the shipped checkpoint's own metadata: {load_checkpoint(checkpoint).summary()}; every plan "
+              "is checked against the scene's boxes before it is published.")  # fmt: skip
     videos = sorted(p.relative_to(WORKSPACE) for p in OUT.glob("*.mp4"))
     print(f"\nvideos: {', '.join(map(str, videos))}; plots and reports in {OUT.relative_to(WORKSPACE)}/")
     return 0

@@ -21,8 +21,8 @@ from flow_planner_common.safe_yaml import (
     short_repr,
     truncate,
 )
-from flow_planner_eval.episodes_file import EpisodesError, load_episodes
 from flow_planner_eval.cli import evaluate as evaluate_cli
+from flow_planner_eval.episodes_file import EpisodesError, load_episodes
 
 BOX = ((0.42, 0.58), (-0.08, 0.08))
 

@@ -183,8 +183,8 @@ INVALID = """  - tray_start: [0.5, 0.0, 0.0]
 
 @pytest.mark.skipif(_default_checkpoint() is None, reason="no default checkpoint installed (tools/pipeline.sh --ship)")
 def test_every_configuration_in_one_run(ros_domain_id: int, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from flow_planner_eval.make_scenes import generate, scene_yaml
     from flow_planner_eval.cli import evaluate_compare
+    from flow_planner_eval.make_scenes import generate, scene_yaml
 
     scenes, _ = generate(1, 1, "barrier")
     episodes = tmp_path / "scenes.yaml"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from flow_planner_eval.make_scenes import generate, scene_yaml
 from flow_planner_eval.cli import evaluate as evaluate_cli
+from flow_planner_eval.make_scenes import generate, scene_yaml
 
 #: A box through the tray resting at (0.5, 0, yaw 0): the scene collides at the start.
 INVALID = """  - tray_start: [0.5, 0.0, 0.0]

@@ -13,6 +13,7 @@ import pytest
 
 from flow_planner_common.motion import min_jerk_waypoints
 from flow_planner_common.robot import DEFAULT_DT, HOME_POSITIONS, JOINT_POSITION_LIMITS, NUM_JOINTS
+from flow_planner_eval.cli import evaluate as evaluate_cli
 from flow_planner_eval.episodes_file import EpisodesError, load_episodes
 from flow_planner_eval.metrics import (
     mean_jerk,
@@ -22,7 +23,6 @@ from flow_planner_eval.metrics import (
     waypoint_limit_violations,
     write_report,
 )
-from flow_planner_eval.cli import evaluate as evaluate_cli
 
 WORKSPACE = Path(__file__).resolve().parents[3]
 BOX = ((0.42, 0.58), (-0.08, 0.08))

@@ -75,6 +75,20 @@ class Checkpoint:
     def dt(self) -> float:
         return float(self.meta["dt"])
 
+    def summary(self) -> str:
+        """What the model is and was trained on, in words, from its own metadata (never from prose that ages)."""
+        model, flow = self.meta.get("model", {}), self.meta.get("flow", {})
+        training = self.meta.get("training", {})
+        sees = "sees the scene's boxes" if self.obstacles else "is not told about boxes (scene-blind)"
+        phase = ", told reach or carry" if self.use_phase else ""
+        data = ""
+        if training:
+            loss = float(training.get("val_loss", float("nan")))
+            data = (f"; trained {training.get('epochs', '?')} epochs on {training.get('num_train', '?')} training "
+                    f"samples of {training.get('data_path', '?')} (val loss {loss:.4f})")
+        return (f"{model.get('type', '?')} model, {training.get('num_parameters', '?')} parameters, "
+                f"{flow.get('integration_steps', '?')} {flow.get('method', '')} steps; it {sees}{phase}{data}")
+
     @property
     def obstacles(self) -> bool:
         """Whether the model is conditioned on the scene (obstacle boxes and mask)."""

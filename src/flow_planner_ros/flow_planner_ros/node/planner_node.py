@@ -117,10 +117,10 @@ class PlannerNode(Node):
             refine_samples=s.refine_samples,
         )
         self.policy = RequestPolicy.from_settings(s, self.sampler.default_steps)
-        sees = "sees" if self.pipeline.sees_obstacles else "does not see"
         self.get_logger().info(
             f"loaded {checkpoint} (horizon {self.sampler.horizon}, dt {self.sampler.dt}, {backend} on {s.device});"
-            f" execution_steps={s.execution_steps}; the model {sees} obstacles (plans are checked against them)"
+            f" execution_steps={s.execution_steps}; {self.sampler.checkpoint.summary()}; plans are checked against"
+            " the scene's boxes"
         )
 
         self._latest_state: JointStateSample | None = None

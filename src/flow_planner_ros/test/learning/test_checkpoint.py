@@ -195,3 +195,16 @@ def test_other_bad_files(tmp_path: Path) -> None:
     truncated.write_bytes(path.read_bytes()[:200])
     with pytest.raises(CheckpointError):
         load_checkpoint(truncated)
+
+
+def test_summary_comes_from_the_metadata(trained) -> None:
+    """The words about a model (demo, planner log) are read from its metadata: a scene-blind synthetic model says
+    so, with its own training run's numbers."""
+    path, result = trained
+    checkpoint = load_checkpoint(path)
+    text = checkpoint.summary()
+    assert "scene-blind" in text and "sees the scene's boxes" not in text
+    assert f"{checkpoint.meta['flow']['integration_steps']} euler steps" in text
+    assert f"{checkpoint.meta['training']['num_train']} training samples" in text
+    checkpoint.meta["model"]["obstacles"] = True
+    assert "sees the scene's boxes" in checkpoint.summary()
