@@ -20,7 +20,7 @@ If the grasp fails, the carry phase runs from a reset with the arms at the reach
 flag `carry_from_reset`; the episode counts as failed). Planning time: flow = the node's own planning time per plan
 (replans included), cem and straight = their wall time here; the flow service round trip is reported too. Per phase
 the row also has the simulation's obstacle contacts (arm, tray) and the minimum clearance between the robot and the
-boxes over the executed motion (evaluation_harness.Clearance on states every 10 ms of sim time).
+boxes over the executed motion (clearance.Clearance on states every 10 ms of sim time).
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ from typing import Any
 from data_collector_ros.episode_sequence import PhaseTask, judge_phase, phase_verdict, run_episode
 from data_collector_ros.scene_family import SceneEpisode
 from flow_planner_common.robot import DEFAULT_DT, PHASE_NAMES, PHASE_REACH
+from flow_planner_eval.clearance import Clearance
 from flow_planner_eval.episodes_file import EpisodeSet
-from flow_planner_eval.harness import Clearance, EvaluationHarness, PlanAttempt, Record
+from flow_planner_eval.harness import EvaluationHarness, PlanAttempt, Record
 from flow_planner_eval.media import joint_curves, write_video
 from flow_planner_eval.metrics import phase_metrics
 

@@ -1,7 +1,8 @@
-"""The ExecutePlan goals in flight (rclpy action types, no node): per goal its handle, the future of its result and
-what the result summarizes (path length, last trajectory, timing). The planner node hands a goal's execution over
-when its first plan is published (`start`), calls `tick` on its execution timer and `complete` when the execution
-ends; `tick` asks the node to stop a canceled goal through the `stop` callback it was built with."""
+"""The ExecutePlan goals in flight and the executions' status messages (rclpy types, no node): per goal its
+handle, the future of its result and what the result summarizes (path length, last trajectory, timing). The planner
+node hands a goal's execution over when its first plan is published (`start`), calls `tick` on its execution timer
+and `ended` when the execution reports a state; `tick` asks the node to stop a canceled goal through the `stop`
+callback it was built with."""
 
 from __future__ import annotations
 
@@ -15,7 +16,22 @@ from rclpy.task import Future
 from trajectory_msgs.msg import JointTrajectory
 
 from flow_planner_msgs.action import ExecutePlan
+from flow_planner_msgs.msg import PlannerStatus
 from flow_planner_ros.planning.execution import Execution
+
+
+def execution_status(
+    execution: Execution, state: str, message: str, stamp: object, measured: np.ndarray | None
+) -> PlannerStatus:
+    """The PlannerStatus of an execution in `state` (stamp: builtin_interfaces Time)."""
+    times = execution.planning_times
+    error = execution.goal_error(measured)
+    return PlannerStatus(
+        stamp=stamp, state=state, request_id=execution.request_id, replans=execution.replans,
+        last_planning_time=times[-1] if times else 0.0, mean_planning_time=float(np.mean(times)) if times else 0.0,
+        goal_error=math.nan if error is None else error, message=message,
+    )  # fmt: skip
+
 
 #: Execution states that end an ExecutePlan goal (besides a cancel's smooth stop).
 FINAL_STATES = ("reached", "failed", "preempted")

@@ -1,34 +1,25 @@
-"""The `planner` node: a thin rclpy shell over the ROS-free planner. It loads a checkpoint once (flow_sampler),
-serves /flow_planner/plan (plan_request validation, planning_pipeline), executes plans on the two arm controllers'
-JointTrajectory topics and replans in a receding horizon (execution state machine) when execution_steps < 60.
+"""The `planner` node: a thin rclpy shell over the ROS-free planner. It loads a checkpoint once (learning.
+flow_sampler), serves /flow_planner/plan (planning.request validation, planning.pipeline), executes plans on the two
+arm controllers' JointTrajectory topics and replans in a receding horizon (planning.execution) when
+execution_steps < 60. The /flow_planner/execute action (ExecutePlan) plans and executes through the same queue,
+validation, pipeline and state machine, with feedback until the goal is reached (node.goal_runs); canceling it
+publishes a smooth stop from where the running plan is (planning.stop_trajectory). Each plan's end-effector paths go
+to `marker_topic` (node.plan_markers, latched).
 
-The /flow_planner/execute action (flow_planner_msgs/action/ExecutePlan) plans and executes through the same queue,
-validation, pipeline and state machine, with feedback (phase, replans, distance to the goal, time left) until the
-goal is reached; canceling it publishes a smooth stop from where the running plan is (stop_trajectory) and reports
-canceled once the arm is at rest. Each plan's end-effector paths go to `marker_topic` (plan_markers, latched).
+Parameters: declared from node.planner_settings (descriptions, ranges; `ros2 param describe` shows them); read-only
+ones are set at start, the others may change while the node runs and are validated as a whole before they apply.
 
-Parameters: declared from planner_settings (descriptions, ranges; `ros2 param describe` shows them); read-only ones
-are set at start, the others may change while the node runs and are validated as a whole before they apply.
+Requests: the service callback only queues a request (node.request_queue); a guard condition plans the queued
+requests one at a time, in arrival order, against the freshest /joint_states, after taking every request waiting in
+the service's DDS queue (beyond `max_pending_requests`: "busy" at once). One SingleThreadedExecutor runs everything:
+a multi-threaded one was measured to make planning 3-10x slower beside a 100 Hz /joint_states stream (GIL).
 
-Requests: the service callback only queues a request; a guard condition plans the queued requests one at a time,
-in arrival order, validating each against the freshest /joint_states. Before each plan it takes every request
-waiting in the service's DDS queue (KEEP_ALL, so DDS drops none): up to `max_pending_requests` are queued, the
-others are answered success=false "busy" at once. A burst is never dropped silently. One SingleThreadedExecutor
-runs everything: a multi-threaded one was measured to make planning 3-10x slower beside a 100 Hz /joint_states
-stream (its threads contend for Python's GIL with the planning thread).
-
-Scene: each request is planned against the union of its `obstacles` and the latest ObstacleArray on
-`scene_obstacles_topic` (latched, as the bridge publishes it; a box given by both counts once), and, with
-`carrying_tray`, the tray carried rigidly from `tray_pose` at the start state (plan_scene). Bad boxes, a bad tray
-pose, an unusable scene message or more boxes than the model's MAX_OBSTACLES: success=false with the reason. An
-execution keeps its scene: its replans are checked against the same one.
-
-Safety: every trajectory passes the pipeline's checks (finite, within position and velocity limits, continuous with
-where the robot is, `clearance_margin` from the scene's boxes, the other arm, the table and a carried tray:
-scene_safety; when no sample passes, up to `refine_iterations` CEM iterations bend them: refinement) before it is
-returned or published; an executed request must start at the measured state
-(`start_state_tolerance`); a plan that replaces a running one (a replan, or a new request preempting the running
-execution) is cross-faded from the running plan at the moment it is published, so the commanded motion never jumps.
+Scene (planning.scene): the union of the request's `obstacles` and the latest ObstacleArray on
+`scene_obstacles_topic`, and with `carrying_tray` the tray carried rigidly from `tray_pose` at the start state; an
+execution keeps its scene for its replans. Safety: every trajectory passes the pipeline's checks (limits,
+continuity, clearance: planning.scene_safety; refinement when no sample passes) before it is returned or published;
+an executed request must start at the measured state (`start_state_tolerance`); a plan that replaces a running one
+is cross-faded from the running plan at the moment it is published.
 """
 
 from __future__ import annotations
@@ -65,17 +56,16 @@ from flow_planner_msgs.action import ExecutePlan
 from flow_planner_msgs.msg import ObstacleArray, PlannerStatus
 from flow_planner_msgs.srv import PlanTrajectory
 from flow_planner_ros.learning.flow_sampler import FlowSampler
-from flow_planner_ros.node.goal_runs import GoalRun, GoalRuns
+from flow_planner_ros.node.goal_runs import GoalRun, GoalRuns, execution_status
 from flow_planner_ros.node.plan_markers import plan_markers
 from flow_planner_ros.node.planner_settings import PLANNER_PARAMETERS, PlannerSettings, SettingsError
-from flow_planner_ros.node.request_queue import RequestQueue
+from flow_planner_ros.node.request_queue import RequestQueue, request_fields
 from flow_planner_ros.planning.execution import Decision, Execution, ExecutionLimits
 from flow_planner_ros.planning.pipeline import PlanningPipeline, PlanResult
 from flow_planner_ros.planning.request import (
     JointStateSample,
     PlanRequest,
     PlanRequestError,
-    RequestFields,
     RequestPolicy,
     fresh_state,
     validate_plan_request,
@@ -238,16 +228,7 @@ class PlannerNode(Node):
             self._work.trigger()
 
     def _answer(self, request: PlanTrajectory.Request, response: PlanTrajectory.Response, run: GoalRun | None) -> None:
-        fields = RequestFields(
-            start_positions=list(request.start_positions),
-            start_velocities=list(request.start_velocities),
-            joint_names=list(request.joint_names),
-            goal_positions=list(request.goal_positions),
-            num_samples=request.num_samples,
-            integration_steps=request.integration_steps,
-            seed=request.seed,
-            execute=request.execute,
-        )
+        fields = request_fields(request)
         try:
             plan_request = validate_plan_request(fields, self.policy, self._latest_state, self._now())
             scene = self._scene(request, plan_request.start_positions)
@@ -393,20 +374,8 @@ class PlannerNode(Node):
             self._execution = None
 
     def _report(self, execution: Execution, state: str, message: str) -> None:
-        times = execution.planning_times
-        error = execution.goal_error(self._measured_positions())
-        self._status_pub.publish(
-            PlannerStatus(
-                stamp=self.get_clock().now().to_msg(),
-                state=state,
-                request_id=execution.request_id,
-                replans=execution.replans,
-                last_planning_time=times[-1] if times else 0.0,
-                mean_planning_time=float(np.mean(times)) if times else 0.0,
-                goal_error=float("nan") if error is None else error,
-                message=message,
-            )
-        )
+        stamp = self.get_clock().now().to_msg()
+        self._status_pub.publish(execution_status(execution, state, message, stamp, self._measured_positions()))
         if state != "executing":
             self.get_logger().info(f"request {execution.request_id}: {state}: {message}")
         self._goals.ended(execution.request_id, state, message, self._now(), self._measured_positions())

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flow_planner_msgs.srv import PlanTrajectory
+from flow_planner_ros.planning.request import RequestFields
 
 Reply = Callable[[PlanTrajectory.Response], None]
 #: A queued request: the request, how to answer it, and its ExecutePlan goal (None for a service call).
@@ -50,3 +51,17 @@ class RequestQueue:
     def pop(self) -> Queued:
         """The oldest queued request."""
         return self._pending.popleft()
+
+
+def request_fields(request: PlanTrajectory.Request) -> RequestFields:
+    """The plain fields of a PlanTrajectory request, for validate_plan_request."""
+    return RequestFields(
+        start_positions=list(request.start_positions),
+        start_velocities=list(request.start_velocities),
+        joint_names=list(request.joint_names),
+        goal_positions=list(request.goal_positions),
+        num_samples=request.num_samples,
+        integration_steps=request.integration_steps,
+        seed=request.seed,
+        execute=request.execute,
+    )

@@ -200,8 +200,7 @@ def test_other_bad_files(tmp_path: Path) -> None:
 def test_summary_comes_from_the_metadata(trained) -> None:
     """The words about a model (demo, planner log) are read from its metadata: a scene-blind synthetic model says
     so, with its own training run's numbers."""
-    path, result = trained
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(trained[0])
     text = checkpoint.summary()
     assert "scene-blind" in text and "sees the scene's boxes" not in text
     assert f"{checkpoint.meta['flow']['integration_steps']} euler steps" in text
