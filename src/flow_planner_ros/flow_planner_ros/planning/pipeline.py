@@ -78,13 +78,11 @@ class PlanResult:
     def message(self) -> str:
         if self.problem:
             return f"refused: {self.problem}"
-        n = self.selection.num_valid + len(self.selection.rejections) + self.selection.num_unchecked
-        checked = f"{self.selection.num_valid}/{n - self.selection.num_unchecked}"
+        n = self.selection.num_valid + len(self.selection.rejections)
+        checked = f"{self.selection.num_valid}/{n}"
         if self.sampled is None:
             if self.success:
-                skipped = self.selection.num_unchecked
-                unchecked = f" ({skipped} costlier unchecked)" if skipped else ""
-                return f"ok: {checked} candidates checked safe{unchecked}, cost {self.selection.cost:.4f}"
+                return f"ok: {checked} candidates checked safe, cost {self.selection.cost:.4f}"
             return f"no safe candidate among {n}: {self.selection.summary()}"
         samples = len(self.sampled.rejections)
         before = f"no safe sample among {samples} ({self.sampled.summary()})"
@@ -224,7 +222,7 @@ class PlanningPipeline:
             velocities = np.stack([b[1] for b in blended])
             start = join.anchor
 
-        check = self.safety.bind(start, goal, scene)  # thresholds once for every chunk of candidates
+        check = self.safety.bind(start, goal, scene)
 
         def scene_check(indices: np.ndarray) -> dict[int, list[str]]:
             return check.rejections(positions, indices)

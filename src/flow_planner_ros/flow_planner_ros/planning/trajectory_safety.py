@@ -23,9 +23,6 @@ import numpy as np
 JERK_WEIGHT = 1.0
 #: Slack on the limits for round-off in the finite differences (relative).
 LIMIT_SLACK = 1e-6
-#: Candidates scene-checked per call (select_best): enough for the checker's vectorization, few enough that a plan
-#: whose cheapest candidates are clear checks a handful, not the whole batch.
-SCENE_CHUNK = 4
 
 
 @dataclass(frozen=True)
@@ -48,6 +45,41 @@ def finite_difference_velocities(positions: np.ndarray, start_positions: np.ndar
     return (positions - previous) / dt
 
 
+def check_candidates(
+    positions: np.ndarray,
+    velocities: np.ndarray,
+    start_positions: np.ndarray,
+    dt: float,
+    limits: SafetyLimits,
+) -> list[list[str]]:
+    """Per candidate of a batch (N, H, J) every reason it is unsafe (vectorised over the batch); an empty list
+    means it may be published."""
+    positions, velocities = np.asarray(positions, dtype=float), np.asarray(velocities, dtype=float)
+    finite = np.isfinite(positions).all(axis=(1, 2)) & np.isfinite(velocities).all(axis=(1, 2))
+    lower = limits.position_lower - LIMIT_SLACK
+    upper = limits.position_upper + LIMIT_SLACK
+    vmax = limits.velocity * (1 + LIMIT_SLACK)
+    with np.errstate(invalid="ignore"):
+        previous = np.concatenate([np.broadcast_to(start_positions, positions[:, :1].shape), positions[:, :-1]], 1)
+        steps = np.abs(positions - previous) / dt
+        flags = (
+            ((positions < lower) | (positions > upper)).any(axis=(1, 2)),
+            (np.abs(velocities) > vmax).any(axis=(1, 2)),
+            (steps[:, 1:] > vmax).any(axis=(1, 2)),
+            (steps[:, 0] > vmax).any(axis=1),
+        )
+    messages = (
+        "position limit exceeded",
+        "velocity limit exceeded",
+        "waypoint step exceeds the velocity limit",
+        "first waypoint not reachable from the start state within one dt",
+    )
+    return [
+        [message for message, flag in zip(messages, flags, strict=True) if flag[i]] if finite[i] else ["not finite"]
+        for i in range(len(positions))
+    ]
+
+
 def check_candidate(
     positions: np.ndarray,
     velocities: np.ndarray,
@@ -55,23 +87,8 @@ def check_candidate(
     dt: float,
     limits: SafetyLimits,
 ) -> list[str]:
-    """Every reason the candidate is unsafe; an empty list means it may be published."""
-    reasons = []
-    if not (np.all(np.isfinite(positions)) and np.all(np.isfinite(velocities))):
-        return ["not finite"]
-    lower = limits.position_lower - LIMIT_SLACK
-    upper = limits.position_upper + LIMIT_SLACK
-    if np.any(positions < lower) or np.any(positions > upper):
-        reasons.append("position limit exceeded")
-    vmax = limits.velocity * (1 + LIMIT_SLACK)
-    if np.any(np.abs(velocities) > vmax):
-        reasons.append("velocity limit exceeded")
-    steps = finite_difference_velocities(positions, start_positions, dt)
-    if np.any(np.abs(steps[1:]) > vmax):
-        reasons.append("waypoint step exceeds the velocity limit")
-    if np.any(np.abs(steps[0]) > vmax):
-        reasons.append("first waypoint not reachable from the start state within one dt")
-    return reasons
+    """Every reason one candidate (H, J) is unsafe; an empty list means it may be published."""
+    return check_candidates(positions[None], velocities[None], start_positions, dt, limits)[0]
 
 
 def smoothness(positions: np.ndarray) -> np.ndarray:
@@ -97,7 +114,6 @@ class Selection:
     cost: float
     num_valid: int  # candidates that passed every check they were given
     rejections: dict[int, list[str]]
-    num_unchecked: int = 0  # candidates left unchecked once a cheaper one was found safe
 
     def summary(self) -> str:
         """Reasons counted over candidates; detailed reasons ("kind: details") are counted by kind, with the first
@@ -124,34 +140,21 @@ def select_best(
     limits: SafetyLimits,
     refused: dict[int, list[str]] | None = None,
     scene_check: Callable[[np.ndarray], dict[int, list[str]]] | None = None,
-    scene_chunk: int = SCENE_CHUNK,
 ) -> Selection:
     """Check the candidates of a batch (N, H, J) and pick the safe one with the lowest cost; candidates in
     `refused` (index -> reasons found earlier) are not considered.
 
-    `scene_check(indices)` returns the reasons of those candidates among `indices` that collide (scene_safety). It
-    is the expensive check, so it runs last and lazily: on the candidates that passed every other check, in order of
-    increasing cost, `scene_chunk` at a time, until a chunk holds a safe one (that one is then the cheapest safe
-    candidate of the batch). Costlier candidates are then left unchecked (Selection.num_unchecked)."""
-    rejections: dict[int, list[str]] = {}
-    for i in range(positions.shape[0]):
-        reasons = list((refused or {}).get(i, [])) or check_candidate(
-            positions[i], velocities[i], start_positions, dt, limits
-        )
-        if reasons:
-            rejections[i] = reasons
+    `scene_check(indices)` returns the reasons of those candidates among `indices` that collide (scene_safety); it
+    runs once, on every candidate that passed the other checks (the batched checker makes that cheaper than
+    checking a few in cost order)."""
+    refused = refused or {}
+    found = check_candidates(positions, velocities, start_positions, dt, limits)
+    rejections = {i: list(refused.get(i, [])) or found[i] for i in range(len(found)) if refused.get(i) or found[i]}
     passing = [i for i in range(positions.shape[0]) if i not in rejections]
+    if scene_check is not None and passing:
+        rejections.update(scene_check(np.array(passing, dtype=int)))
+        passing = [i for i in passing if i not in rejections]
     costs = {i: candidate_cost(positions[i], goal_positions, dt) for i in passing}
-    ranked = sorted(passing, key=lambda i: costs[i])
-    if scene_check is None:
-        best = ranked[0] if ranked else None
-        return Selection(best, costs[best] if best is not None else float("inf"), len(passing), rejections)
-    chunk_size = max(1, scene_chunk)
-    for first in range(0, len(ranked), chunk_size):
-        chunk = ranked[first : first + chunk_size]
-        rejections.update(scene_check(np.array(chunk, dtype=int)))
-        safe = [i for i in chunk if i not in rejections]
-        if safe:
-            unchecked = len(ranked) - first - len(chunk)
-            return Selection(safe[0], costs[safe[0]], len(safe), rejections, unchecked)
-    return Selection(None, float("inf"), 0, rejections)
+    best = min(passing, key=lambda i: costs[i]) if passing else None
+    cost = costs[best] if best is not None else float("inf")
+    return Selection(best, cost, len(passing), dict(sorted(rejections.items())))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from flow_planner_common.robot import DEFAULT_DT, HORIZON, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
-from flow_planner_ros.planning.trajectory_safety import SafetyLimits, check_candidate, select_best
+from flow_planner_ros.planning.trajectory_safety import SafetyLimits, check_candidate, check_candidates, select_best
 
 LIMITS = SafetyLimits.from_arrays(JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS)
 
@@ -58,11 +58,11 @@ def test_select_best_prefers_the_safe_candidate_closest_to_the_goal() -> None:
     assert none_safe.index is None and "velocity limit exceeded" in none_safe.summary()
 
 
-def test_the_scene_check_runs_lazily_in_cost_order_and_still_finds_the_cheapest_safe_candidate() -> None:
+def test_the_scene_check_runs_once_on_every_passing_candidate_and_the_cheapest_safe_one_wins() -> None:
     start, goal = np.zeros(NUM_JOINTS), np.full(NUM_JOINTS, 1.0)
     plans = [linear(start, goal * f) for f in (0.5, 0.99, 0.6, 0.95, 0.9, 0.7, 0.8, 0.97, 0.85, 0.75)]
     positions, velocities = np.stack([p for p, _ in plans]), np.stack([v for _, v in plans])
-    by_cost = [1, 7, 3, 4, 8, 6, 9, 5, 2, 0]  # nearest the goal first
+    velocities[0, 5, 5] = 10.0  # refused by the limit check: never scene-checked
     colliding = {1, 7, 3, 4, 8}  # the five cheapest "collide"
     asked: list[list[int]] = []
 
@@ -71,10 +71,23 @@ def test_the_scene_check_runs_lazily_in_cost_order_and_still_finds_the_cheapest_
         return {int(i): ["arm_obstacle: clearance -1.0 mm"] for i in indices if int(i) in colliding}
 
     selection = select_best(positions, velocities, start, goal, DEFAULT_DT, LIMITS, scene_check=scene_check)
-    assert asked == [by_cost[:4], by_cost[4:8]]  # chunks of 4 in cost order, stopped at the first safe one
-    assert selection.index == 6 and selection.num_valid == 3 and selection.num_unchecked == 2
-    assert set(selection.rejections) == colliding
+    assert asked == [list(range(1, 10))]  # one call, every candidate that passed the limit checks
+    assert selection.index == 6 and selection.num_valid == 4
+    assert set(selection.rejections) == colliding | {0}
     everything = select_best(
         positions, velocities, start, goal, DEFAULT_DT, LIMITS, scene_check=lambda idx: {int(i): ["x"] for i in idx}
     )
-    assert everything.index is None and everything.num_unchecked == 0 and len(everything.rejections) == 10
+    assert everything.index is None and len(everything.rejections) == 10
+
+
+def test_batched_limit_checks_equal_one_candidate_at_a_time() -> None:
+    rng = np.random.default_rng(5)
+    start, goal = np.zeros(NUM_JOINTS), np.full(NUM_JOINTS, 1.0)
+    positions, velocities = linear(start, goal)
+    batch_p = np.repeat(positions[None], 16, axis=0) + rng.normal(0, 0.005, (16, *positions.shape))
+    batch_v = np.repeat(velocities[None], 16, axis=0) * rng.uniform(0.5, 3.0, (16, 1, 1))
+    batch_p[3, 7, 2] = np.nan
+    batch_p[5] += 0.5
+    batched = check_candidates(batch_p, batch_v, start, DEFAULT_DT, LIMITS)
+    assert batched == [check_candidate(batch_p[i], batch_v[i], start, DEFAULT_DT, LIMITS) for i in range(16)]
+    assert batched[3] == ["not finite"] and any(batched) and not all(batched)
