@@ -10,13 +10,14 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*"]),
-    package_data={PACKAGE: ["robot_geometry.json"]},  # the collision checker's geometry (collision.GEOMETRY_JSON)
+    # the collision checkers' geometry (collision.GEOMETRY_JSON) and sphere cover (sphere_checker.SPHERES_JSON)
+    package_data={PACKAGE: ["robot_geometry.json", "robot_spheres.json"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
     ],
     # Runtime Python dependencies (pip names); ROS ones are in package.xml.
-    install_requires=["setuptools", "numpy", "pyyaml"],
+    install_requires=["setuptools", "numpy", "pyyaml", "torch"],
     zip_safe=False,
     maintainer="flow-planner team",
     maintainer_email="team@flow-planner.dev",

@@ -1,0 +1,490 @@
+"""Batched collision clearances in torch (CPU or CUDA) from a sphere cover of the arms: a faster CollisionChecker.
+
+`SphereChecker.clearance` takes (..., 12) joint positions, a scene's boxes and the tray (resting at a pose, or
+carried rigidly with the left tool, exactly as `flow_planner_common.collision`) and returns per configuration the
+smallest signed distance (m, < 0 = penetration) of each category in `collision.CATEGORIES` order, a (..., 6) tensor.
+Every value is a lower bound of the signed distance of the MJCF geoms (what MuJoCo's collision detection sees), so
+"distance > 0" never hides a contact; +inf where a category has no pair.
+
+The arms are spheres: `robot_spheres.json` (generated from the MJCF by `data_collector_ros.robot_spheres`) covers
+each body's collision geoms with a few spheres in the body frame of `RobotGeometry`'s chain; the checker pads their
+radii by `padding`. Closed forms: sphere-sphere (arm-arm), sphere-box (the exact box SDF: obstacles, the table, the
+tray's boxes), sphere-plane (the floor); the tray's boxes (padded) against the obstacles and the table use the
+separating-axis gap over both boxes' face axes (a lower bound of their distance, <= 0 iff they overlap when no edge
+axis separates them: exact for a level tray and yaw-only obstacles). Pairs of spheres of the two arms that can never
+come within `ARM_ARM_RANGE` of each other (measured over the joint ranges from the chain) are skipped; the arm-arm
+value is then capped at their smallest possible distance, still a lower bound.
+
+Why torch and this layout: the numpy checker is exact but no faster than MuJoCo. Here every intermediate is laid
+out with the configurations last ((..., C), "structure of arrays"), so each torch op is one vectorised loop over all
+configurations; there are no Python loops over configurations or boxes, no host syncs and no data-dependent shapes,
+so the same code runs on CUDA without leaving the device. float32 by default; `ROUNDING_SLACK` (added to every
+robot and tray radius) keeps float32 rounding on the conservative side.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from flow_planner_common.collision import CATEGORIES, CollisionChecker, RobotGeometry, TrayGrasp
+from flow_planner_common.obstacles import BOX_DIM, Box
+from flow_planner_common.robot import NUM_ARM_JOINTS, NUM_JOINTS
+
+#: The committed sphere cover of the MJCF (regenerate: python -m data_collector_ros.robot_spheres > this file).
+SPHERES_JSON: Path = Path(__file__).resolve().parent / "robot_spheres.json"
+#: Added to every robot and tray radius / half size (m) per dtype: float rounding of forward kinematics and distances.
+ROUNDING_SLACK: dict[torch.dtype, float] = {torch.float32: 1e-4, torch.float64: 1e-9}
+#: Subtracted from squared distances computed as |x|^2 + |y|^2 - 2 x.y, in units of the dtype's machine epsilon:
+#: their rounding error for coordinates within 2 m of the world origin (products of up to 16 m^2, summed).
+GRAM_ROUNDING = 128.0
+#: Sphere pairs of the two arms that are always at least this far apart (m) are skipped; the arm-arm value is then
+#: at most their smallest possible distance (still a lower bound, only looser above it).
+ARM_ARM_RANGE = 0.15
+#: CPU only: elements per array of the sphere-box tests, processed a few spheres at a time (fits a 2 MB cache).
+TILE_ELEMENTS = 1 << 18
+#: Joint samples per revolution when bounding how far a sphere of the first two bodies can be from the shoulder.
+_REACH_SAMPLES = 720
+
+#: Squared distances are clamped to at least this (m^2) before sqrt (slow at 0 on some CPUs; 1e-6 m is noise).
+_TINY_SQUARE = 1e-12
+_ARM_ARM, _ARM_TABLE, _ARM_OBSTACLE, _TRAY_OBSTACLE, _ARM_TRAY, _TRAY_TABLE = range(len(CATEGORIES))
+
+
+@dataclass(frozen=True)
+class RobotSpheres:
+    """Spheres covering each arm's collision geoms (leading axis 2: left, right), in the body frames of the chain.
+
+    Sorted by body; both arms have the same number of spheres on each body."""
+
+    body: np.ndarray  # (2, S) int, body index 0..6 (6 = tool)
+    center: np.ndarray  # (2, S, 3) m, body frame
+    radius: np.ndarray  # (2, S) m, unpadded
+
+    def to_json(self) -> str:
+        """Deterministic JSON text (floats round-trip exactly)."""
+        return json.dumps({f.name: np.asarray(getattr(self, f.name)).tolist() for f in fields(self)}, indent=1) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> RobotSpheres:
+        data = json.loads(text)
+        expected = {f.name for f in fields(cls)}
+        if set(data) != expected:
+            missing, unknown = expected - set(data), set(data) - expected
+            raise ValueError(f"robot spheres keys differ: missing {missing}, unknown {unknown}")
+        spheres = cls(
+            body=np.asarray(data["body"], dtype=np.int64),
+            center=np.asarray(data["center"], dtype=np.float64).reshape(2, -1, 3),
+            radius=np.asarray(data["radius"], dtype=np.float64),
+        )
+        if spheres.body.shape != spheres.radius.shape or spheres.body.shape != spheres.center.shape[:2]:
+            raise ValueError("robot spheres: body, center and radius disagree in shape")
+        if not (np.all(np.diff(spheres.body, axis=1) >= 0) and np.array_equal(spheres.body[0], spheres.body[1])):
+            raise ValueError("robot spheres must be sorted by body, the same bodies for both arms")
+        return spheres
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> RobotSpheres:
+        """The committed cover (default SPHERES_JSON)."""
+        return cls.from_json(Path(path or SPHERES_JSON).read_text(encoding="utf-8"))
+
+    def equals(self, other: RobotSpheres) -> bool:
+        return all(np.array_equal(getattr(self, f.name), getattr(other, f.name)) for f in fields(self))
+
+
+Tensorish = torch.Tensor | np.ndarray | Sequence[float]
+
+
+class SphereChecker:
+    """Forward kinematics and conservative clearances of (..., 12) joint tensors (see the module docstring).
+
+    Inputs may be tensors (on any device: they are moved to the checker's, the results moved back) or numpy arrays
+    (results on the checker's device); everything is computed in `dtype`."""
+
+    def __init__(
+        self,
+        geometry: RobotGeometry | None = None,
+        spheres: RobotSpheres | None = None,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        padding: float = 0.002,
+    ) -> None:
+        self.geometry = g = geometry or RobotGeometry.load()
+        self.spheres = sp = spheres or RobotSpheres.load()
+        self.device, self.dtype, self.padding = torch.device(device), dtype, float(padding)
+        if not np.allclose(g.tray_rot, np.eye(3)):
+            raise ValueError("the sphere checker needs the tray's boxes axis-aligned in the tray frame")
+        slack = ROUNDING_SLACK[dtype]
+        n_body = NUM_ARM_JOINTS + 1
+        self.sphere_count = int(sp.body.shape[1])
+        self._bounds = np.concatenate([[0], np.cumsum(np.bincount(sp.body[0], minlength=n_body))])
+        radius = sp.radius + self.padding + slack  # (2, S)
+        self.radius = self._tensor(radius)
+        flat_radius = radius.reshape(-1)  # (2S,): left spheres, then right
+
+        # Forward kinematics with rotations stored transposed (rot_t[arm, col, row, C] = R[row, col]): hinge j turns
+        # its body by link_rot @ (I + sin(q) K + (1 - cos(q)) K^2), K the axis' cross-product matrix.
+        k = _skew(g.joint_axis)  # (2, 6, 3, 3)
+        basis = np.stack([np.broadcast_to(np.eye(3), k.shape), k, k @ k], axis=2)  # (2, 6, 3 terms, 3, 3)
+        first = g.base_rot[:, None] @ g.link_rot[:, 0, None] @ basis[:, 0]  # (2, 3 terms, 3, 3) world, joint 0
+        self._first_rot = self._tensor(first.transpose(1, 0, 3, 2)[..., None])  # (3 terms, 2, 3, 3, 1)
+        self._first_pos = self._tensor((g.base_pos + _apply(g.base_rot, g.link_pos[:, 0]))[:, None, :, None])
+        # Step j (1..6) turns vectors of body j - 1's frame into the world (one batched product per step): body j's
+        # rotation terms (columns of link_rot, link_rot K, link_rot K^2; at the tool its fixed rotation), its
+        # offset, the centres of body j - 1's spheres (at the tool step also the tool's, through its fixed pose).
+        self._steps: list[torch.Tensor] = []
+        for j in range(1, n_body):
+            rows = []
+            if j < NUM_ARM_JOINTS:
+                rows += [(g.link_rot[:, j] @ basis[:, j, term]).transpose(0, 2, 1) for term in range(3)]
+                rows.append(g.link_pos[:, j, None])
+            else:
+                rows += [g.tool_rot.transpose(0, 2, 1), g.tool_pos[:, None]]
+            rows.append(sp.center[:, self._bounds[j - 1] : self._bounds[j]])
+            if j == NUM_ARM_JOINTS:
+                tool = sp.center[:, self._bounds[j] : self._bounds[j + 1]]
+                rows.append(g.tool_pos[:, None] + np.einsum("aij,asj->asi", g.tool_rot, tool))
+            self._steps.append(self._tensor(np.concatenate(rows, axis=1)))  # (2, K, 3)
+
+        # The table (the last static box, after the scene's obstacles) and the floor plane.
+        self._table = self._tensor(np.concatenate([g.table_center, 2 * g.table_half, [0.0]]))  # an obstacle row
+        self._floor = self._tensor(flat_radius[:, None] + g.floor_z)  # (2S, 1)
+        self._neg_radius = self._tensor(-flat_radius[:, None])  # (2S, 1)
+
+        # Tray boxes, padded; folded across the tray's x and y planes where they are mirror images.
+        tray_half = g.tray_half + self.padding + slack  # (T, 3)
+        fold, keep = _tray_folding(g.tray_center, tray_half, g.tray_handle)
+        self._fold = [axis for axis in range(3) if fold[axis]]
+        self._fold_center = self._tensor(g.tray_center[keep].T[:, :, None, None])  # (3, Tf, 1, 1)
+        self._fold_half = self._tensor(tray_half[keep].T[:, :, None, None])
+        tool = (sp.body == RobotGeometry.TOOL_BODY).reshape(-1)  # (2S,)
+        excluded = g.tray_handle[keep][:, None] & tool[None, :]  # tool spheres may touch the handles: the grasp
+        self._tray_offset = self._tensor(np.where(excluded, np.inf, -flat_radius[None, :])[..., None])  # (Tf, 2S, 1)
+        self._tray_center = self._tensor(g.tray_center)  # (T, 3) unfolded, for the box-box gaps
+        self._tray_half = self._tensor(tray_half)
+
+        # Arm-arm: sphere pairs that can never come within ARM_ARM_RANGE are skipped (+inf), their least distance caps
+        # the value.
+        gap = _arm_arm_gaps(g, sp, radius)  # (S, S) smallest possible distance of each pair
+        near = gap < ARM_ARM_RANGE
+        self._pair_offset = self._tensor(np.where(near, -(radius[0][:, None] + radius[1][None, :]), np.inf))
+        self.arm_arm_cap = float(gap[~near].min()) if (~near).any() else math.inf
+        self._gram_eps = GRAM_ROUNDING * float(torch.finfo(dtype).eps)
+
+    # ------------------------------------------------------------------ conversions
+    def _tensor(self, array: np.ndarray | Sequence[float]) -> torch.Tensor:
+        return torch.as_tensor(np.array(array, dtype=np.float64), dtype=self.dtype, device=self.device)
+
+    def _input(self, values: Tensorish) -> torch.Tensor:
+        if isinstance(values, torch.Tensor):
+            return values.to(device=self.device, dtype=self.dtype)
+        return self._tensor(values)
+
+    def _configurations(self, positions: Tensorish) -> tuple[torch.Tensor, tuple[int, ...], torch.device]:
+        device = positions.device if isinstance(positions, torch.Tensor) else self.device
+        q = self._input(positions)
+        if q.shape[-1] != NUM_JOINTS:
+            raise ValueError(f"expected (..., {NUM_JOINTS}) joint positions, got {tuple(q.shape)}")
+        return q.reshape(-1, NUM_JOINTS), tuple(q.shape[:-1]), device
+
+    # ------------------------------------------------------------------ kinematics
+    def _chain(self, q: torch.Tensor, keep_bodies: bool) -> tuple[torch.Tensor, list, list]:
+        """Forward kinematics of q (C, 12), configurations last: the sphere centres in homogeneous coordinates
+        (4, 2S, C) (x, y, z, 1; left spheres, then right) and the transposed rotations (2, 3, 3, C) and positions
+        (2, 1, 3, C|1) of every body with keep_bodies, else of the first body and the tools."""
+        n, count = q.shape[0], self.sphere_count
+        qt = q.t().contiguous().view(2, NUM_ARM_JOINTS, 1, 1, n)
+        sin, one_cos = torch.sin(qt), torch.cos(qt).neg_().add_(1.0)
+        a, b, c = self._first_rot
+        rot = torch.addcmul(torch.addcmul(a, sin[:, 0], b), one_cos[:, 0], c)  # (2, 3, 3, C)
+        pos = self._first_pos  # (2, 1, 3, 1)
+        centres = torch.empty((4, 2 * count, n), dtype=self.dtype, device=self.device)
+        centres[3] = 1.0
+        spheres = centres[:3].view(3, 2, count, n).permute(1, 2, 0, 3)  # (2, S, 3, C) view
+        rots, poss = [rot], [pos]
+        for j, step in enumerate(self._steps, start=1):
+            out = torch.bmm(step, rot.reshape(2, 3, 3 * n)).view(2, -1, 3, n)  # rot @ each row of step
+            lo, hi = self._bounds[j - 1], self._bounds[j]
+            if j < NUM_ARM_JOINTS:
+                rot = torch.addcmul(torch.addcmul(out[:, 0:3], sin[:, j], out[:, 3:6]), one_cos[:, j], out[:, 6:9])
+                first = 10
+            else:
+                rot, first = out[:, 0:3], 4
+            torch.add(out[:, first : first + hi - lo], pos, out=spheres[:, lo:hi])
+            if j == NUM_ARM_JOINTS:
+                torch.add(out[:, first + hi - lo :], pos, out=spheres[:, hi:])
+            pos = out[:, first - 1 : first] + pos
+            if keep_bodies or j == NUM_ARM_JOINTS:
+                rots.append(rot)
+                poss.append(pos)
+        return centres, rots, poss
+
+    def forward_kinematics(self, positions: Tensorish) -> tuple[torch.Tensor, torch.Tensor]:
+        """World poses of the 7 bodies per arm (6 jointed + tool): (..., 2, 7, 3) positions, (..., 2, 7, 3, 3)."""
+        q, batch, device = self._configurations(positions)
+        _, rots, poss = self._chain(q, keep_bodies=True)
+        pos = torch.cat([p.expand(2, 1, 3, q.shape[0]) for p in poss], dim=1).permute(3, 0, 1, 2)  # (C, 2, 7, 3)
+        rot = torch.stack(rots, dim=1).permute(4, 0, 1, 3, 2)  # (C, 2, 7, 3, 3)
+        return pos.reshape(*batch, 2, -1, 3).to(device), rot.reshape(*batch, 2, -1, 3, 3).to(device)
+
+    def ee_poses(self, positions: Tensorish) -> tuple[torch.Tensor, torch.Tensor]:
+        """End-effector sites: (..., 2, 3) positions and (..., 2, 3, 3) rotations."""
+        pos, rot = self.forward_kinematics(positions)
+        tool_p, tool_r = pos[..., -1, :], rot[..., -1, :, :]
+        ee_pos = torch.as_tensor(self.geometry.ee_pos, dtype=pos.dtype, device=pos.device)
+        ee_rot = torch.as_tensor(self.geometry.ee_rot, dtype=pos.dtype, device=pos.device)
+        return tool_p + (tool_r @ ee_pos[..., None])[..., 0], tool_r @ ee_rot
+
+    def grasp_from_start(self, start_positions: Tensorish, tray_pose: Tensorish) -> TrayGrasp:
+        """The carry's grasp: the tray pose (x y z qw qx qy qz) relative to the left tool at the start state
+        (float64, from the numpy checker's forward kinematics of the same chain)."""
+        start, pose = (np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, dtype=float)
+                       for v in (start_positions, tray_pose))  # fmt: skip
+        return CollisionChecker(self.geometry, padding=self.padding).grasp_from_start(start, pose)
+
+    @staticmethod
+    def carried_tray(pos: torch.Tensor, rot: torch.Tensor, grasp: TrayGrasp) -> tuple[torch.Tensor, torch.Tensor]:
+        """Carried tray body poses from forward_kinematics' output: (..., 3) positions and (..., 3, 3) rotations."""
+        tool_p, tool_r = pos[..., 0, -1, :], rot[..., 0, -1, :, :]
+        offset = torch.as_tensor(grasp.position, dtype=pos.dtype, device=pos.device)
+        turn = torch.as_tensor(grasp.rotation, dtype=rot.dtype, device=rot.device)
+        return tool_p + (tool_r @ offset[:, None])[..., 0], tool_r @ turn
+
+    def sphere_centers(self, pos: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
+        """World centres (..., 2, S, 3) of the spheres from forward_kinematics' output."""
+        body = torch.as_tensor(self.spheres.body, device=pos.device)  # (2, S)
+        arm = torch.arange(2, device=pos.device)[:, None]
+        local = torch.as_tensor(self.spheres.center, dtype=pos.dtype, device=pos.device)  # (2, S, 3)
+        return pos[..., arm, body, :] + (rot[..., arm, body, :, :] @ local[..., None])[..., 0]
+
+    # ------------------------------------------------------------------ clearance
+    def clearance(
+        self,
+        positions: Tensorish,
+        obstacles: Tensorish | Sequence[Box] = (),
+        obstacle_mask: Tensorish | None = None,
+        tray_pose: Tensorish | None = None,
+        grasp: TrayGrasp | None = None,
+    ) -> torch.Tensor:
+        """(..., 6) clearances (m) of (..., 12) configurations in collision.CATEGORIES order.
+
+        obstacles: boxes, or an (M, 7) array (centre, full size, yaw) with an optional (M,) mask. The tray: resting
+        at `tray_pose` (x y z qw qx qy qz), carried with `grasp` (rigidly with the left tool), or absent."""
+        if tray_pose is not None and grasp is not None:
+            raise ValueError("give tray_pose (resting tray) or grasp (carried tray), not both")
+        q, batch, device = self._configurations(positions)
+        n = q.shape[0]
+        centres, rots, poss = self._chain(q, keep_bodies=False)  # (4, 2S, C)
+        boxes, box_offset = self._boxes(obstacles, obstacle_mask)  # (B, 7) with the table last, (B, 1)
+        rot, centre, half = _box_frames(boxes)
+        inf = torch.full((n,), math.inf, dtype=self.dtype, device=self.device)
+
+        per_box = self._sphere_box(centres, rot, centre, half).add_(box_offset)  # (B, C)
+        floor = (centres[2] - self._floor).amin(dim=0)
+        values = [self._arm_arm(centres), torch.minimum(per_box[-1], floor), per_box[:-1].amin(dim=0)
+                  if len(boxes) > 1 else inf, inf, inf, inf]  # fmt: skip
+        if tray_pose is not None or grasp is not None:
+            if grasp is not None:  # rigidly with the left tool
+                tool_rt, tool_p = rots[-1][0], poss[-1][0, 0]  # (3, 3, C) transposed, (3, C)
+                turn_t = self._tensor(np.asarray(grasp.rotation).T)
+                tray_rt = torch.matmul(turn_t, tool_rt.reshape(3, 3 * n)).view(3, 3, n)  # (R_tool G)^T
+                tray_p = tool_p + (tool_rt * self._tensor(grasp.position)[:, None, None]).sum(dim=0)
+            else:
+                pose = self._input(tray_pose)
+                tray_rt = _quat_to_matrix(pose[3:7]).t()[..., None]  # (3, 3, 1)
+                tray_p = pose[:3, None]  # (3, 1)
+            values[_ARM_TRAY] = self._arm_tray(centres, tray_rt, tray_p)
+            gaps = self._tray_boxes(tray_rt, tray_p, rot, centre, half).add_(box_offset)  # (B, C|1)
+            values[_TRAY_TABLE] = gaps[-1].expand(n)
+            if len(boxes) > 1:
+                values[_TRAY_OBSTACLE] = gaps[:-1].amin(dim=0).expand(n)
+        return torch.stack(values, dim=-1).reshape(*batch, len(CATEGORIES)).to(device)
+
+    def _boxes(self, obstacles: Tensorish | Sequence[Box], mask: Tensorish | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(M + 1, 7) boxes, the table last, and (M + 1, 1) offsets: +inf for masked-out boxes (replaced by the
+        table so that their numbers stay finite), else 0."""
+        if len(obstacles) and isinstance(obstacles[0], Box):
+            obstacles = np.array([b.as_array() for b in obstacles])
+        array = self._input(obstacles).reshape(-1, BOX_DIM)
+        table, zero = self._table[None], torch.zeros((1, 1), dtype=self.dtype, device=self.device)
+        if mask is None:
+            return torch.cat([array, table]), zero.expand(array.shape[0] + 1, 1)
+        used = torch.as_tensor(mask, device=self.device).reshape(-1, 1).bool()
+        offset = torch.cat([torch.where(used, zero, math.inf), zero])
+        return torch.cat([torch.where(used, array, table), table]), offset
+
+    def _sphere_box(
+        self, centres: torch.Tensor, rot: torch.Tensor, centre: torch.Tensor, half: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, C) smallest signed distance of the spheres to each box: the exact box SDF minus the radius."""
+        boxes, n = rot.shape[0], centres.shape[-1]
+        axes = rot.transpose(1, 2).transpose(0, 1)  # (3, B, 3): axis k of box b
+        shift = -(axes * centre).sum(dim=-1, keepdim=True)  # (3, B, 1)
+        weight = torch.cat([axes, shift], dim=-1).reshape(3 * boxes, 4)  # local_k = axis_k . (x - c)
+        half = half.t().reshape(3 * boxes, 1)
+        best = None
+        for part in self._tiles(3 * boxes * n):
+            local = torch.matmul(weight, centres[:, part].reshape(4, -1))  # (3B, s C)
+            sdf = _box_sdf(local.abs_().sub_(half).view(3, -1)).view(boxes, -1, n).add_(self._neg_radius[part])
+            best = sdf.amin(dim=1) if best is None else torch.minimum(best, sdf.amin(dim=1), out=best)
+        return best
+
+    def _tiles(self, elements_per_sphere: int) -> list[slice]:
+        """Slices of the 2S spheres such that one tile's arrays fit in a CPU cache (TILE_ELEMENTS)."""
+        total = 2 * self.sphere_count
+        size = total if self.device.type != "cpu" else max(1, min(total, TILE_ELEMENTS // elements_per_sphere))
+        return [slice(lo, min(lo + size, total)) for lo in range(0, total, size)]
+
+    def _arm_arm(self, centres: torch.Tensor) -> torch.Tensor:
+        """(C,) smallest distance between the arms' spheres. Squared centre distances come from one batched product
+        of [x, |x|^2 - eps, 1] and [-2y, 1, |y|^2] per configuration (eps: its rounding, keeps it a bound)."""
+        count, n = self.sphere_count, centres.shape[-1]
+        left, right = centres[:, :count], centres[:, count:]  # (4, S, C): x, y, z, 1
+        left_sq = (left[:3] * left[:3]).sum(dim=0, keepdim=True).sub_(self._gram_eps)  # (1, S, C)
+        right_sq = (right[:3] * right[:3]).sum(dim=0, keepdim=True)
+        a = torch.cat([left[:3], left_sq, left[3:]]).permute(2, 1, 0).contiguous()  # (C, S, 5)
+        b = torch.cat([right[:3] * -2.0, right[3:], right_sq]).permute(2, 0, 1).contiguous()  # (C, 5, S)
+        # (sqrt is slow at 0 on some CPUs: clamp to a tiny positive square first)
+        dist = torch.bmm(a, b).clamp_min_(_TINY_SQUARE).sqrt_().add_(self._pair_offset)  # (C, S, S)
+        return dist.view(n, -1).amin(dim=1).clamp_max_(self.arm_arm_cap)
+
+    def _arm_tray(self, centres: torch.Tensor, tray_rt: torch.Tensor, tray_p: torch.Tensor) -> torch.Tensor:
+        """(C,) smallest distance of the arm spheres to the tray's boxes (tool spheres vs handles excluded)."""
+        n, boxes = centres.shape[-1], self._fold_center.shape[1]
+        best = None
+        for part in self._tiles(9 * boxes * n):
+            rel = centres[:3, part] - tray_p[:, None, :]  # (3, s, C)
+            # in the tray frame: local_k = sum_i R[i, k] rel_i = sum_i rt[k, i] rel_i
+            local = rel[0] * tray_rt[:, 0, None, :]
+            local = torch.addcmul(local, rel[1], tray_rt[:, 1, None, :])
+            local = torch.addcmul(local, rel[2], tray_rt[:, 2, None, :])  # (3, s, C)
+            for axis in self._fold:  # mirror-image boxes: distances from |coordinate|
+                local[axis].abs_()
+            excess = torch.empty((3, boxes, *local.shape[1:]), dtype=self.dtype, device=self.device)
+            torch.sub(local[:, None], self._fold_center, out=excess).abs_().sub_(self._fold_half)  # (3, Tf, s, C)
+            sdf = _box_sdf(excess.view(3, -1)).view(boxes, -1, n).add_(self._tray_offset[:, part])  # (Tf, s, C)
+            least = sdf.view(-1, n).amin(dim=0)
+            best = least if best is None else torch.minimum(best, least, out=best)
+        return best
+
+    def _tray_boxes(
+        self, tray_rt: torch.Tensor, tray_p: torch.Tensor, rot: torch.Tensor, centre: torch.Tensor, half: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, C) separating-axis gap (face axes of both boxes) between the tray's boxes and each static box."""
+        n = tray_rt.shape[-1]
+        rot_t = rot.transpose(1, 2)
+        # rel[m, i, j] = (R_m^T R_tray)[i, j]: the tray's axis j in box m's frame, (B, 3, 3, C)
+        rel = torch.matmul(rot_t, tray_rt.transpose(0, 1).reshape(3, 3 * n)).view(-1, 3, 3, n)
+        absrel = rel.abs()
+        tray_c, tray_h = self._tray_center, self._tray_half  # (T, 3) in the tray frame
+        # the tray boxes' centres in box m's frame, and the gaps along box m's axes: (B, 3, T, C)
+        origin = torch.matmul(rot_t, tray_p[None] - centre[:, :, None])  # (B, 3, C)
+        t = torch.matmul(tray_c, rel).add_(origin[:, :, None, :])
+        gap_box = t.abs_().sub_(half[:, :, None, None]).sub_(torch.matmul(tray_h, absrel))
+        # box m's centre in the tray boxes' frames, and the gaps along the tray's axes: (B, 3, T, C)
+        offset = centre[:, :, None] - tray_p[None]  # (B, 3, C) world
+        v = (offset[:, None] * tray_rt[None]).sum(dim=2)[:, :, None, :] - tray_c.t()[None, :, :, None]
+        reach = torch.matmul(half[:, None, :], absrel.view(-1, 3, 3 * n)).view(-1, 3, 1, n)
+        gap_tray = v.abs_().sub_(tray_h.t()[None, :, :, None]).sub_(reach)
+        return torch.maximum(gap_box.amax(dim=1), gap_tray.amax(dim=1)).amin(dim=1)
+
+
+# ---------------------------------------------------------------------- helpers
+def _box_frames(boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(B, 7) boxes (centre, full size, yaw) -> rotations (B, 3, 3), centres (B, 3), half sizes (B, 3)."""
+    yaw = boxes[:, 6]
+    cos, sin = torch.cos(yaw), torch.sin(yaw)
+    zero, one = torch.zeros_like(yaw), torch.ones_like(yaw)
+    rot = torch.stack([cos, -sin, zero, sin, cos, zero, zero, zero, one], dim=-1).reshape(-1, 3, 3)
+    return rot, boxes[:, 0:3], boxes[:, 3:6] / 2
+
+
+def _box_sdf(excess: torch.Tensor) -> torch.Tensor:
+    """(P,) box SDF from `excess` (3, P) = |local| - half per axis (contiguous; overwritten)."""
+    x, y, z = excess
+    inside = torch.maximum(x, y)
+    inside = torch.maximum(inside, z, out=inside).clamp_max_(0.0)
+    excess.clamp_min_(0.0).square_()
+    return x.add_(y).add_(z).sqrt_().add_(inside)
+
+
+def _tray_folding(center: np.ndarray, half: np.ndarray, handle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Axes (x, y, z) across whose mid-plane the tray's boxes are mirror images, each box either centred on the plane
+    or entirely on one side (then |coordinate| in the tray frame gives the same distances to the kept boxes), and the
+    boxes kept: those not on the negative side of a folded axis."""
+    fold = np.zeros(3, dtype=bool)
+    for axis in range(2):  # x and y (z: the tray is not symmetric up-down)
+        mirrored = center.copy()
+        mirrored[:, axis] *= -1
+        matches = [np.flatnonzero(np.all(np.isclose(mirrored[i], center), axis=1)
+                                  & np.all(np.isclose(half[i], half), axis=1) & (handle[i] == handle))
+                   for i in range(len(center))]  # fmt: skip
+        centred = np.isclose(center[:, axis], 0.0)
+        one_side = np.abs(center[:, axis]) >= half[:, axis]
+        fold[axis] = all(len(m) for m in matches) and bool(np.all(centred | one_side))
+    keep = np.all((center >= -1e-12) | ~fold[None, :], axis=1)
+    return fold, keep
+
+
+def _arm_arm_gaps(g: RobotGeometry, sp: RobotSpheres, radius: np.ndarray) -> np.ndarray:
+    """(S, S) smallest possible distance between left sphere i and right sphere j over all joint values.
+
+    Each sphere's farthest reach from its arm's shoulder point (the first joint's origin, fixed in the world): for
+    bodies 0 and 1 by sweeping their joints (one or two), for later bodies the chain's lengths (triangle inequality).
+    Pairs whose reaches sum to less than the shoulders' distance keep that difference as their bound."""
+    reach = np.zeros(radius.shape)
+    angles = np.linspace(0.0, 2 * np.pi, _REACH_SAMPLES, endpoint=False)
+    step = 2 * np.pi / _REACH_SAMPLES
+    k = _skew(g.joint_axis)
+    for a in range(2):
+        for s in range(radius.shape[1]):
+            body, c = int(sp.body[a, s]), sp.center[a, s]
+            if body == 0:  # turns about its own origin
+                far = np.linalg.norm(c)
+            elif body == 1:  # offset link_pos[1] from the shoulder point, turning about its own origin
+                rot = g.link_rot[a, 1] @ _rodrigues(k[a, 1], angles)  # (A, 3, 3)
+                far = np.linalg.norm(g.link_pos[a, 1] + rot @ c, axis=-1).max() + np.linalg.norm(c) * step / 2
+            else:
+                links = (
+                    np.linalg.norm(g.link_pos[a, 1 : body + 1], axis=-1).sum()
+                    if body < NUM_ARM_JOINTS
+                    else (np.linalg.norm(g.link_pos[a, 1:], axis=-1).sum() + np.linalg.norm(g.tool_pos[a]))
+                )
+                far = links + np.linalg.norm(c)
+            reach[a, s] = far + radius[a, s]
+    shoulders = g.base_pos + _apply(g.base_rot, g.link_pos[:, 0])
+    apart = float(np.linalg.norm(shoulders[0] - shoulders[1]))
+    return apart - reach[0][:, None] - reach[1][None, :]
+
+
+def _rodrigues(k: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """(A, 3, 3) rotations by `angles` about the axis whose cross-product matrix is k."""
+    s, c = np.sin(angles)[:, None, None], np.cos(angles)[:, None, None]
+    return np.eye(3) + s * k + (1 - c) * (k @ k)
+
+
+def _skew(axis: np.ndarray) -> np.ndarray:
+    """(..., 3) -> (..., 3, 3) cross-product matrices."""
+    x, y, z = np.moveaxis(np.asarray(axis, dtype=float), -1, 0)
+    zero = np.zeros_like(x)
+    return np.stack([np.stack([zero, -z, y], -1), np.stack([z, zero, -x], -1), np.stack([-y, x, zero], -1)], -2)
+
+
+def _apply(rot: np.ndarray, vec: np.ndarray) -> np.ndarray:
+    return (rot @ vec[..., None])[..., 0]
+
+
+def _quat_to_matrix(quat: torch.Tensor) -> torch.Tensor:
+    """(4,) quaternion (w, x, y, z) -> (3, 3) rotation matrix."""
+    w, x, y, z = quat / torch.linalg.vector_norm(quat)
+    return torch.stack([
+        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+    ]).reshape(3, 3)  # fmt: skip
