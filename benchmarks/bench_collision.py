@@ -1,30 +1,40 @@
-"""Collision checking throughput: the batched numpy checker (flow_planner_common.collision) against the MuJoCo path
-the expert's cost uses today (per configuration: mj_kinematics + mj_collision, in the carry phase a second
-mj_kinematics after placing the tray, as plan_cost does), on the same candidates in the same scene, in one run.
+"""Collision checking throughput and accuracy: the torch sphere checker (flow_planner_common.sphere_checker) against the
+MuJoCo path the expert's cost uses today (per configuration: mj_kinematics + mj_collision, in the carry phase a second
+mj_kinematics after placing the tray, as plan_cost does) on the same candidates in the same scene, in one run; the
+numpy checker (flow_planner_common.collision) for reference.
 
-    python benchmarks/bench_collision.py [--candidates 64] [--repeats 5] [--seed 0]
+    python benchmarks/bench_collision.py [--candidates 32] [--repeats 20] [--threads 2] [--device cpu|cuda]
+                                         [--scenes 500] [--configs-per-scene 20] [--json FILE]
 
-Candidates are CEM-like: the minimum-jerk line from home to a perturbed goal, bent by smooth random offsets; the
-scene has MAX_OBSTACLES boxes around the arms. Prints configurations per second of both paths and their ratio,
-for the reach (tray resting) and the carry (tray following the left tool). Numbers, never asserted.
+Throughput: CEM-like candidates (the minimum-jerk line from home to a perturbed goal, bent by smooth random offsets),
+a scene of MAX_OBSTACLES boxes around the arms, configurations per second of each path for the reach (tray resting)
+and the carry (tray following the left tool); the JSON's headline numbers are the carry's. Accuracy: every checker's
+clearances at margin 0 against MuJoCo's contacts on the cases of data_collector_ros.collision_judge (family scenes,
+tray resting and carried, configurations near home / the scene's IK solutions and anywhere): false "free" (MuJoCo has
+a contact the checker misses; must be 0) and the false-positive rate (MuJoCo free, the checker colliding).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import math
 import os
 import time
+from collections.abc import Callable
 
 import mujoco
 import numpy as np
+import torch
 
+from data_collector_ros.collision_judge import Verdicts, judge_cases
 from data_collector_ros.scene import GROUP_LEFT, GROUP_RIGHT, GROUP_TRAY, SceneIndex, load_model, place_obstacles
-from flow_planner_common.collision import CollisionChecker, TrayGrasp
+from flow_planner_common.collision import CATEGORIES, CollisionChecker, TrayGrasp
 from flow_planner_common.motion import min_jerk_waypoints
 from flow_planner_common.obstacles import MAX_OBSTACLES, Box
 from flow_planner_common.robot import DEFAULT_DT, HOME_POSITIONS, HORIZON, NUM_JOINTS
+from flow_planner_common.sphere_checker import SphereChecker
 
 TRAY_POSE = np.array([0.5, 0.0, 0.76, 1.0, 0.0, 0.0, 0.0])
 CLEARANCE = 0.015  # plan_cost's default contact margin
@@ -96,36 +106,122 @@ def mujoco_rate(model: mujoco.MjModel, index: SceneIndex, positions: np.ndarray,
     return len(flat) / (time.perf_counter() - start)
 
 
-def checker_rate(checker: CollisionChecker, positions: np.ndarray, boxes: list[Box], repeats: int, **tray) -> float:
-    checker.clearance(positions[:2], boxes, **tray)  # warm-up
+def rate(
+    call: Callable[[], object], configurations: int, repeats: int, sync: Callable[[], None] = lambda: None
+) -> float:
+    """Configurations per second of `call` (median of `repeats` timed calls after two warm-up calls)."""
+    call(), call()
+    sync()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        checker.clearance(positions, boxes, **tray)
+        call()
+        sync()
         times.append(time.perf_counter() - start)
-    return positions.shape[0] * positions.shape[1] / float(np.median(times))
+    return configurations / float(np.median(times))
+
+
+def verdicts(cases: list, checkers: dict[str, Callable[..., np.ndarray]]) -> dict[str, Verdicts]:
+    """Each checker's clearances (margin 0) on the judge's cases against MuJoCo's contacts."""
+    return {
+        name: Verdicts.of(cases, [clearance(c.positions, c.boxes, tray_pose=c.tray_pose, grasp=c.grasp)
+                                  for c in cases])
+        for name, clearance in checkers.items()
+    }  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--candidates", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--candidates", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--device", default="cpu", help="also time the sphere checker on this device (cuda)")
+    parser.add_argument("--scenes", type=int, default=500, help="family scenes for the accuracy comparison")
+    parser.add_argument("--configs-per-scene", type=int, default=20)
+    parser.add_argument("--json", help="write the numbers to this file")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
-    checker = CollisionChecker(max_distance=0.05)
-    boxes = scene(rng, checker)
+    numpy_checker = CollisionChecker(max_distance=0.05)
+    spheres = SphereChecker()
+    boxes = scene(rng, numpy_checker)
+    box_array = np.array([b.as_array() for b in boxes])
     positions = candidates(rng, args.candidates)
+    count = positions.shape[0] * positions.shape[1]
     model, index = mujoco_model(boxes)
-    grasp: TrayGrasp = checker.grasp_from_start(HOME_POSITIONS, TRAY_POSE)
-    report = checker.clearance(positions, boxes, tray_pose=TRAY_POSE)
-    print(f"{args.candidates} x {HORIZON} configurations, {len(boxes)} boxes, {os.cpu_count()} CPUs; "
-          f"{(report.overall <= CLEARANCE).mean():.0%} of waypoints within {CLEARANCE * 1000:.0f} mm")  # fmt: skip
+    grasp: TrayGrasp = numpy_checker.grasp_from_start(HOME_POSITIONS, TRAY_POSE)
+    q_cpu, boxes_cpu = torch.as_tensor(positions, dtype=torch.float32), torch.as_tensor(box_array, dtype=torch.float32)
+    gpu = None
+    if args.device != "cpu":
+        if args.device.startswith("cuda") and not torch.cuda.is_available():
+            print(f"--device {args.device}: no CUDA device here, timing the CPU only")
+        else:
+            gpu = SphereChecker(device=args.device)
+            q_gpu, boxes_gpu = q_cpu.to(args.device), boxes_cpu.to(args.device)
+
+    phases = {}
     for phase, carry, tray in (("reach", False, {"tray_pose": TRAY_POSE}), ("carry", True, {"grasp": grasp})):
-        ours = checker_rate(checker, positions, boxes, args.repeats, **tray)
-        theirs = mujoco_rate(model, index, positions, carry)
-        print(f"{phase}: numpy batched {ours:,.0f} configurations/s, MuJoCo per configuration {theirs:,.0f}/s, "
-              f"ratio {ours / theirs:.2f}x")  # fmt: skip
+        row = {
+            "mujoco": mujoco_rate(model, index, positions, carry),
+            "sphere": rate(lambda tray=tray: spheres.clearance(q_cpu, boxes_cpu, **tray), count, args.repeats),
+            "numpy": rate(lambda tray=tray: numpy_checker.clearance(positions, boxes, **tray), count, args.repeats),
+        }
+        if gpu is not None:
+            sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+            row["sphere_" + args.device] = rate(lambda tray=tray: gpu.clearance(q_gpu, boxes_gpu, **tray), count,
+                                                args.repeats, sync)  # fmt: skip
+        phases[phase] = row
+
+    start = time.perf_counter()
+    cases = judge_cases(args.scenes, args.configs_per_scene, seed=args.seed)
+    judged = time.perf_counter() - start
+    scores = verdicts(cases, {
+        "sphere": lambda *a, **k: spheres.clearance(*a, **k).numpy(),
+        "numpy": lambda *a, **k: CollisionChecker().clearance(*a, **k).as_array(),
+    })  # fmt: skip
+    configs = len(scores["sphere"].contacts)
+
+    print(f"{args.candidates} x {HORIZON} configurations, {len(boxes)} boxes, {os.cpu_count()} CPUs, "
+          f"{torch.get_num_threads()} torch threads")  # fmt: skip
+    header = (
+        f"{'checker':14s} {'reach /s':>12s} {'carry /s':>12s} {'x MuJoCo':>9s} {'false free':>10s} {'false pos':>9s}"
+    )
+    print(header)
+    for name in phases["carry"]:
+        reach, carry = phases["reach"][name], phases["carry"][name]
+        score = scores.get(name.split("_")[0]) if name != "mujoco" else None
+        accuracy = f"{int(score.false_free.sum()):10d} {score.false_positive_rate:9.1%}" if score else ""
+        print(f"{name:14s} {reach:12,.0f} {carry:12,.0f} {carry / phases['carry']['mujoco']:9.2f} {accuracy}")
+    print(f"accuracy on {configs} configurations of {len(cases)} family scenes (judged by MuJoCo in {judged:.1f} s):")
+    print(scores["sphere"].table())
+
+    if args.json:
+        carry = phases["carry"]
+        result = {
+            "configs_per_s": carry["sphere"],
+            "mujoco_configs_per_s": carry["mujoco"],
+            "ratio": carry["sphere"] / carry["mujoco"],
+            "false_free": int(scores["sphere"].false_free.sum()),
+            "false_free_per_category": dict(zip(CATEGORIES, scores["sphere"].false_free.tolist(), strict=True)),
+            "false_positive_rate": scores["sphere"].false_positive_rate,
+            "false_positives_per_category": dict(
+                zip(CATEGORIES, scores["sphere"].category_false_positives().tolist(), strict=True)
+            ),
+            "configs": configs,
+            "scenes": len(cases),
+            "numpy_configs_per_s": carry["numpy"],
+            "numpy_false_positive_rate": scores["numpy"].false_positive_rate,
+            "reach": phases["reach"],
+            "batch": [args.candidates, HORIZON],
+            "boxes": len(boxes),
+            "threads": torch.get_num_threads(),
+        }
+        if gpu is not None:
+            result[f"{args.device}_configs_per_s"] = carry["sphere_" + args.device]
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=1)
+            f.write("\n")
 
 
 if __name__ == "__main__":
