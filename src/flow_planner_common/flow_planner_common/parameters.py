@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 ParameterValue = bool | int | float | str | list
+INT64_MAX = 2**63 - 1  # the upper end of an integer range without a limit (ROS integers are int64)
 
 
 class ParameterError(ValueError):
@@ -21,7 +22,8 @@ class ParameterError(ValueError):
 class ParameterSpec:
     """One parameter: default, description, inclusive numeric range or string choices, read_only = start-up only.
 
-    dynamic_typing: the value's type may differ from the default's (e.g. a list that may be empty)."""
+    low with high None: no upper limit (just >= low). dynamic_typing: the value's type may differ from the
+    default's (e.g. a list that may be empty)."""
 
     name: str
     default: ParameterValue | None
@@ -46,8 +48,12 @@ def checked_value(spec: ParameterSpec, value: object) -> object:
         if isinstance(default, int) and not float(value).is_integer():
             raise ParameterError(f"{spec.name} must be an integer")
         number = int(value) if isinstance(default, int) else float(value)
-        if spec.low is not None and not (math.isfinite(number) and spec.low <= number <= spec.high):
-            raise ParameterError(f"{spec.name}={number} not in [{spec.low}, {spec.high}]")
+        if spec.low is not None:
+            in_range = math.isfinite(number) and spec.low <= number and (spec.high is None or number <= spec.high)
+            if not in_range and spec.high is None:
+                raise ParameterError(f"need {spec.name} >= {spec.low:g} (got {number})")
+            if not in_range:
+                raise ParameterError(f"{spec.name}={number} not in [{spec.low}, {spec.high}]")
         if not math.isfinite(number):
             raise ParameterError(f"{spec.name} must be finite")
         return number
@@ -72,9 +78,11 @@ def parameter_descriptor(spec: ParameterSpec):  # -> rcl_interfaces.msg.Paramete
     if isinstance(spec.default, bool) or spec.low is None:
         return descriptor
     if isinstance(spec.default, int):
-        descriptor.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=1)]
+        high = INT64_MAX if spec.high is None else int(spec.high)
+        descriptor.integer_range = [IntegerRange(from_value=int(spec.low), to_value=high, step=1)]
     else:
-        descriptor.floating_point_range = [FloatingPointRange(from_value=spec.low, to_value=spec.high, step=0.0)]
+        high = math.inf if spec.high is None else spec.high
+        descriptor.floating_point_range = [FloatingPointRange(from_value=spec.low, to_value=high, step=0.0)]
     return descriptor
 
 
@@ -101,11 +109,12 @@ def yaml_value(value: ParameterValue | None) -> str:
 
 def parameters_yaml(node_name: str, specs: Sequence[ParameterSpec], header: Sequence[str]) -> str:
     """A params file: `header` comment lines, then every parameter with its description, range and default
-    ((*) marks read-only ones)."""
+    ((*) marks read-only ones; [low, inf) a range without an upper limit)."""
     lines = [f"# {line}" if line else "#" for line in header]
     lines += [f"{node_name}:", "  ros__parameters:"]
     for spec in specs:
-        limits = f" [{spec.low:g}, {spec.high:g}]" if spec.low is not None else ""
+        upper = "inf)" if spec.high is None else f"{spec.high:g}]"
+        limits = f" [{spec.low:g}, {upper}" if spec.low is not None else ""
         lines.append(f"    # {spec.description}{limits}{' (*)' if spec.read_only else ''}")
         lines.append(f"    {spec.name}: {yaml_value(spec.default)}")
     return "\n".join(lines) + "\n"
