@@ -21,7 +21,8 @@ from launch.events.process import ProcessExited
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from data_collector_ros.collector_node import COLLECT_ARGUMENTS, PARAMETERS
+from data_collector_ros.collector_node import COLLECT_ARGUMENTS
+from data_collector_ros.collector_parameters import PARAMETERS
 from data_collector_ros.sharding import shard_ranges
 from flow_planner_common.launch_arguments import (
     check_params_file,

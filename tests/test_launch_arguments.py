@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from data_collector_ros.collector_node import COLLECT_ARGUMENTS, PARAMETERS
+from data_collector_ros.collector_node import COLLECT_ARGUMENTS
+from data_collector_ros.collector_parameters import PARAMETERS
 from flow_planner_common.launch_arguments import (
     NOT_GIVEN,
     LaunchArgumentError,

@@ -28,17 +28,19 @@ import sys
 import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
-from rclpy.exceptions import ParameterException
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import InvalidParameterValueException, ParameterException
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
 from data_collector_ros.bag_recorder import EpisodeBag, remove_inflight_bags
 from data_collector_ros.collector import ShardCollector, ShardSummary
-from data_collector_ros.collector_parameters import PARAMETERS, config_from_parameters
+from data_collector_ros.collector_parameters import COLLECTOR_PARAMETERS, config_from_parameters
 from data_collector_ros.simulation import SimState
 from flow_planner_common.launch_arguments import LaunchArgument
 from flow_planner_common.node_main import ignore_further_interrupts
+from flow_planner_common.parameters import checked_value, declare_parameters
 from flow_planner_common.ros_messages import arm_trajectories, joint_state, pose_stamped
 
 #: Arguments of collect.launch.py; the parameter ones override the params file only when given.
@@ -55,7 +57,7 @@ class CollectorNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("collector", **kwargs)
-        self.params = {name: self.declare_parameter(name, default).value for name, default in PARAMETERS.items()}
+        self.params = self._declare_parameters()
         self.config = config_from_parameters(self.params)
         self.publish_states = float(self.params["joint_states_rate"]) > 0
         topics = self.params
@@ -73,6 +75,17 @@ class CollectorNode(Node):
             self.traj_pubs[0].topic_name: "trajectory_msgs/msg/JointTrajectory",
             self.traj_pubs[1].topic_name: "trajectory_msgs/msg/JointTrajectory",
         }
+
+    def _declare_parameters(self) -> dict[str, object]:
+        """Every parameter declared from its spec (description, range, read-only). A start value that its range
+        refuses is reported with the spec's one-line reason (`need count >= 0 (got -1)`), not rclpy's."""
+        try:
+            return declare_parameters(self, COLLECTOR_PARAMETERS)
+        except InvalidParameterValueException:
+            spec = next(spec for spec in COLLECTOR_PARAMETERS if not self.has_parameter(spec.name))
+            given = self.declare_parameter(spec.name, spec.default, ParameterDescriptor(dynamic_typing=True)).value
+            checked_value(spec, given)  # raises ParameterError naming the parameter
+            raise
 
     # ------------------------------------------------------------ observer
     def on_trajectory(self, phase: int, positions: np.ndarray, velocities: np.ndarray, dt: float) -> None:
