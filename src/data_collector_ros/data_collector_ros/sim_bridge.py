@@ -23,6 +23,9 @@ Threading: the physics runs in its own thread, paced against the wall clock by `
 pacing to executor load. ROS callbacks run in a SingleThreadedExecutor in the main thread; one lock guards the
 simulation, so a callback never sees a half-stepped state. mj_step releases the GIL, so both threads progress.
 If the physics diverges, the node logs it and resets the scene (the last reset's tray pose and boxes).
+
+Parameters: `sim_bridge_parameters` (descriptions, ranges, read-only flags, as `ros2 param describe` shows them;
+config/sim_bridge.yaml is generated from it).
 """
 
 from __future__ import annotations
@@ -30,12 +33,13 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from dataclasses import replace
 
 import mujoco
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -47,9 +51,11 @@ from visualization_msgs.msg import MarkerArray
 
 from data_collector_ros.jtc_contract import TrajectoryRejected, validate_trajectory
 from data_collector_ros.scene import obstacle_contacts
+from data_collector_ros.sim_bridge_parameters import SIM_BRIDGE_PARAMETERS, SPECS
 from data_collector_ros.simulation import Simulation, SimulationUnstable
 from flow_planner_common.node_main import spin_node_main
 from flow_planner_common.obstacles import BOX_DIM, MAX_OBSTACLES, Box, ObstacleError
+from flow_planner_common.parameters import declare_parameters
 from flow_planner_common.robot import JOINT_NAMES, LEFT_ARM_JOINTS, RIGHT_ARM_JOINTS
 from flow_planner_common.ros_messages import (
     duration_seconds,
@@ -61,7 +67,6 @@ from flow_planner_common.ros_messages import (
 )
 from flow_planner_msgs.msg import ObstacleArray
 
-MAX_IMPLIED_SPEED_MARGIN = 1.0  # the most a launch file may loosen the implied-speed check (2x the limits)
 #: QoS of the scene topics: a subscriber that joins later still gets the current scene.
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -113,47 +118,19 @@ class SimBridge(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("sim_bridge", **kwargs)
-        scene_path = self.declare_parameter("scene_path", "").value
+        # Declared from SIM_BRIDGE_PARAMETERS, scene_path first: the scene's rest pose is tray_pose's default
+        scene_path = declare_parameters(self, [SPECS["scene_path"]])["scene_path"]
         self.sim = Simulation(scene_path or None)
-        self.real_time_factor = float(self.declare_parameter("real_time_factor", 1.0).value)
-        rate = float(self.declare_parameter("joint_states_rate", 100.0).value)
-        self.publish_clock = bool(self.declare_parameter("publish_clock", False).value)
-        self.frame_id = self.declare_parameter("frame_id", "world").value
-        self.grasp_tolerance = float(self.declare_parameter("grasp_tolerance", 0.02).value)
-        self.declare_parameter(
-            "tray_pose",
-            self.sim.rest_tray_pose.tolist(),
-            ParameterDescriptor(description="tray pose x y z qw qx qy qz (world frame) that ~/reset puts the tray at"),
+        rest = replace(SPECS["tray_pose"], default=self.sim.rest_tray_pose.tolist())
+        values = declare_parameters(
+            self, [rest if s.name == "tray_pose" else s for s in SIM_BRIDGE_PARAMETERS if s.name != "scene_path"]
         )
-        obstacles_descriptor = ParameterDescriptor(
-            description=f"scene boxes placed by ~/reset: {BOX_DIM} numbers per box (centre x y z, full edge lengths "
-            f"x y z, yaw about world z; m, rad), at most {MAX_OBSTACLES} boxes; empty = no obstacles",
-            dynamic_typing=True,  # so that an empty list (typed bool by YAML and `ros2 param set`) clears the scene
-        )
-        self.declare_parameter("obstacles", None, obstacles_descriptor)
-        margin_descriptor = ParameterDescriptor(
-            description="fraction above the joint velocity limits tolerated for the speed a trajectory's waypoints "
-            "imply (cubic Hermite from the commanded state through every point); faster trajectories are rejected",
-            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=MAX_IMPLIED_SPEED_MARGIN)],
-        )
-        self.implied_speed_margin = float(
-            self.declare_parameter("implied_speed_margin", 0.05, margin_descriptor).value
-        )
-        topics = {
-            name: self.declare_parameter(name, default).value
-            for name, default in (
-                ("joint_states_topic", "/joint_states"),
-                ("tray_pose_topic", "/tray_pose"),
-                ("left_controller_topic", "/left_arm_controller/joint_trajectory"),
-                ("right_controller_topic", "/right_arm_controller/joint_trajectory"),
-                ("scene_obstacles_topic", "/scene/obstacles"),
-                ("scene_markers_topic", "/scene/markers"),
-            )
-        }
-        if not 0.0 <= self.implied_speed_margin <= MAX_IMPLIED_SPEED_MARGIN:
-            raise ValueError(f"implied_speed_margin must be in [0, {MAX_IMPLIED_SPEED_MARGIN}]")
-        if rate <= 0 or self.real_time_factor < 0:
-            raise ValueError("joint_states_rate must be > 0 and real_time_factor >= 0")
+        self.real_time_factor = float(values["real_time_factor"])
+        rate = float(values["joint_states_rate"])
+        self.publish_clock = bool(values["publish_clock"])
+        self.frame_id = values["frame_id"]
+        self.grasp_tolerance = float(values["grasp_tolerance"])
+        self.implied_speed_margin = float(values["implied_speed_margin"])
         self.steps_per_publish = max(1, round(1.0 / (rate * self.sim.timestep)))
         self.lock = threading.Lock()
         self.reset_pose = tray_pose_from_parameter(self.get_parameter("tray_pose").value)
@@ -163,18 +140,18 @@ class SimBridge(Node):
         self.sim.set_obstacles(boxes)
         self.sim.reset(self.reset_pose)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.joint_pub = self.create_publisher(JointState, topics["joint_states_topic"], 10)
-        self.obstacles_pub = self.create_publisher(ObstacleArray, topics["scene_obstacles_topic"], LATCHED)
-        self.markers_pub = self.create_publisher(MarkerArray, topics["scene_markers_topic"], LATCHED)
+        self.joint_pub = self.create_publisher(JointState, values["joint_states_topic"], 10)
+        self.obstacles_pub = self.create_publisher(ObstacleArray, values["scene_obstacles_topic"], LATCHED)
+        self.markers_pub = self.create_publisher(MarkerArray, values["scene_markers_topic"], LATCHED)
         self._publish_scene(boxes)
-        self.tray_pub = self.create_publisher(PoseStamped, topics["tray_pose_topic"], 10)
+        self.tray_pub = self.create_publisher(PoseStamped, values["tray_pose_topic"], 10)
         self.clock_pub = self.create_publisher(Clock, "/clock", 10) if self.publish_clock else None
         for arm, joints, topic in (
             (0, LEFT_ARM_JOINTS, "left_controller_topic"),
             (1, RIGHT_ARM_JOINTS, "right_controller_topic"),
         ):
             self.create_subscription(
-                JointTrajectory, topics[topic], lambda msg, a=arm, j=joints: self._on_trajectory(a, j, msg), 10
+                JointTrajectory, values[topic], lambda msg, a=arm, j=joints: self._on_trajectory(a, j, msg), 10
             )
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_service(SetBool, "~/set_grasp", self._on_set_grasp)
