@@ -11,9 +11,8 @@ each body's collision geoms with a few spheres in the body frame of `RobotGeomet
 radii by `padding`. Closed forms: sphere-sphere (arm-arm), sphere-box (the exact box SDF: obstacles, the table, the
 tray's boxes), sphere-plane (the floor); the tray's boxes (padded) against the obstacles and the table use the
 separating-axis gap over both boxes' face axes (a lower bound of their distance, <= 0 iff they overlap when no edge
-axis separates them: exact for a level tray and yaw-only obstacles). Pairs of spheres of the two arms that can never
-come within `ARM_ARM_RANGE` of each other (measured over the joint ranges from the chain) are skipped; the arm-arm
-value is then capped at their smallest possible distance, still a lower bound.
+axis separates them: exact for a level tray and yaw-only obstacles). Arm-arm takes one batched product of all sphere
+pairs and a bound from the smallest (see `_arm_arm`): within a few per cent of the closest pair's distance.
 
 Why torch and this layout: the numpy checker is exact but no faster than MuJoCo. Here every intermediate is laid
 out with the configurations last ((..., C), "structure of arrays"), so each torch op is one vectorised loop over all
@@ -44,16 +43,9 @@ ROUNDING_SLACK: dict[torch.dtype, float] = {torch.float32: 1e-4, torch.float64: 
 #: Subtracted from squared distances computed as |x|^2 + |y|^2 - 2 x.y, in units of the dtype's machine epsilon:
 #: their rounding error for coordinates within 2 m of the world origin (products of up to 16 m^2, summed).
 GRAM_ROUNDING = 128.0
-#: Sphere pairs of the two arms that are always at least this far apart (m) are skipped; the arm-arm value is then
-#: at most their smallest possible distance (still a lower bound, only looser above it).
-ARM_ARM_RANGE = 0.15
 #: CPU only: elements per array of the sphere-box tests, processed a few spheres at a time (fits a 2 MB cache).
 TILE_ELEMENTS = 1 << 18
-#: Joint samples per revolution when bounding how far a sphere of the first two bodies can be from the shoulder.
-_REACH_SAMPLES = 720
 
-#: Squared distances are clamped to at least this (m^2) before sqrt (slow at 0 on some CPUs; 1e-6 m is noise).
-_TINY_SQUARE = 1e-12
 _ARM_ARM, _ARM_TABLE, _ARM_OBSTACLE, _TRAY_OBSTACLE, _ARM_TRAY, _TRAY_TABLE = range(len(CATEGORIES))
 
 
@@ -152,10 +144,15 @@ class SphereChecker:
                 rows.append(g.tool_pos[:, None] + np.einsum("aij,asj->asi", g.tool_rot, tool))
             self._steps.append(self._tensor(np.concatenate(rows, axis=1)))  # (2, K, 3)
 
-        # The table (the last static box, after the scene's obstacles) and the floor plane.
+        # The table (the last static box, after the scene's obstacles) and the floor plane. A first body that turns
+        # about a vertical axis above the table keeps its distance to both: its exact shapes' (RobotGeometry) stand
+        # in for its spheres there (a sphere around the stubby shoulder reaches 2.5 cm below it).
         self._table = self._tensor(np.concatenate([g.table_center, 2 * g.table_half, [0.0]]))  # an obstacle row
-        self._floor = self._tensor(flat_radius[:, None] + g.floor_z)  # (2S, 1)
+        self.first_body_table = _first_body_table(g, self.padding + slack)  # m, or None
+        skip = np.where((sp.body == 0).reshape(-1) & (self.first_body_table is not None), np.inf, 0.0)
+        self._floor = self._tensor(flat_radius[:, None] + g.floor_z - skip[:, None])  # (2S, 1): z minus this
         self._neg_radius = self._tensor(-flat_radius[:, None])  # (2S, 1)
+        self._table_offset = self._tensor(skip[:, None] - flat_radius[:, None])  # (2S, 1)
 
         # Tray boxes, padded; folded across the tray's x and y planes where they are mirror images.
         tray_half = g.tray_half + self.padding + slack  # (T, 3)
@@ -169,13 +166,16 @@ class SphereChecker:
         self._tray_center = self._tensor(g.tray_center)  # (T, 3) unfolded, for the box-box gaps
         self._tray_half = self._tensor(tray_half)
 
-        # Arm-arm: sphere pairs that can never come within ARM_ARM_RANGE are skipped (+inf), their least distance caps
-        # the value.
-        gap = _arm_arm_gaps(g, sp, radius)  # (S, S) smallest possible distance of each pair
-        near = gap < ARM_ARM_RANGE
-        self._pair_offset = self._tensor(np.where(near, -(radius[0][:, None] + radius[1][None, :]), np.inf))
-        self.arm_arm_cap = float(gap[~near].min()) if (~near).any() else math.inf
-        self._gram_eps = GRAM_ROUNDING * float(torch.finfo(dtype).eps)
+        # Arm-arm (see _arm_arm): per pair h = (d^2 - (r_i + r_j)^2) / (4 sqrt(r_i r_j)), one batched product per
+        # configuration of A_i = u_i [x_i, |x_i|^2 - r_i^2, 1, r_i] and B_j = u_j [-2 y_j, 1, |y_j|^2 - r_j^2, -2 r_j],
+        # u = 1 / (2 sqrt r); kappa = the largest (r_i + r_j) / (2 sqrt(r_i r_j)) >= 1; the smallest radii sum.
+        self._scale = self._tensor(1.0 / (2.0 * np.sqrt(radius)))[..., None]  # (2, S, 1)
+        self._radius_sq = self._tensor(radius**2)[..., None]  # (2, S, 1)
+        pair_sum = radius[0][:, None] + radius[1][None, :]
+        self._kappa = float((pair_sum / (2.0 * np.sqrt(radius[0][:, None] * radius[1][None, :]))).max())
+        self._least_sum = float(pair_sum.min())
+        scale = 1.0 / (4.0 * float(np.sqrt(radius[0].min() * radius[1].min())))
+        self._gram_eps = GRAM_ROUNDING * float(torch.finfo(dtype).eps) * scale  # the product's rounding, in h
 
     # ------------------------------------------------------------------ conversions
     def _tensor(self, array: np.ndarray | Sequence[float]) -> torch.Tensor:
@@ -286,9 +286,10 @@ class SphereChecker:
         inf = torch.full((n,), math.inf, dtype=self.dtype, device=self.device)
 
         per_box = self._sphere_box(centres, rot, centre, half).add_(box_offset)  # (B, C)
-        floor = (centres[2] - self._floor).amin(dim=0)
-        values = [self._arm_arm(centres), torch.minimum(per_box[-1], floor), per_box[:-1].amin(dim=0)
-                  if len(boxes) > 1 else inf, inf, inf, inf]  # fmt: skip
+        table = torch.minimum(per_box[-1], (centres[2] - self._floor).amin(dim=0))
+        if self.first_body_table is not None:
+            table.clamp_max_(self.first_body_table)
+        values = [self._arm_arm(centres), table, per_box[:-1].amin(dim=0) if len(boxes) > 1 else inf, inf, inf, inf]
         if tray_pose is not None or grasp is not None:
             if grasp is not None:  # rigidly with the left tool
                 tool_rt, tool_p = rots[-1][0], poss[-1][0, 0]  # (3, 3, C) transposed, (3, C)
@@ -328,10 +329,11 @@ class SphereChecker:
         shift = -(axes * centre).sum(dim=-1, keepdim=True)  # (3, B, 1)
         weight = torch.cat([axes, shift], dim=-1).reshape(3 * boxes, 4)  # local_k = axis_k . (x - c)
         half = half.t().reshape(3 * boxes, 1)
+        offset = torch.cat([self._neg_radius[None].expand(boxes - 1, -1, -1), self._table_offset[None]])  # (B, 2S, 1)
         best = None
         for part in self._tiles(3 * boxes * n):
             local = torch.matmul(weight, centres[:, part].reshape(4, -1))  # (3B, s C)
-            sdf = _box_sdf(local.abs_().sub_(half).view(3, -1)).view(boxes, -1, n).add_(self._neg_radius[part])
+            sdf = _box_sdf(local.abs_().sub_(half).view(3, -1)).view(boxes, -1, n).add_(offset[:, part])
             best = sdf.amin(dim=1) if best is None else torch.minimum(best, sdf.amin(dim=1), out=best)
         return best
 
@@ -342,17 +344,27 @@ class SphereChecker:
         return [slice(lo, min(lo + size, total)) for lo in range(0, total, size)]
 
     def _arm_arm(self, centres: torch.Tensor) -> torch.Tensor:
-        """(C,) smallest distance between the arms' spheres. Squared centre distances come from one batched product
-        of [x, |x|^2 - eps, 1] and [-2y, 1, |y|^2] per configuration (eps: its rounding, keeps it a bound)."""
-        count, n = self.sphere_count, centres.shape[-1]
-        left, right = centres[:, :count], centres[:, count:]  # (4, S, C): x, y, z, 1
-        left_sq = (left[:3] * left[:3]).sum(dim=0, keepdim=True).sub_(self._gram_eps)  # (1, S, C)
-        right_sq = (right[:3] * right[:3]).sum(dim=0, keepdim=True)
-        a = torch.cat([left[:3], left_sq, left[3:]]).permute(2, 1, 0).contiguous()  # (C, S, 5)
-        b = torch.cat([right[:3] * -2.0, right[3:], right_sq]).permute(2, 0, 1).contiguous()  # (C, 5, S)
-        # (sqrt is slow at 0 on some CPUs: clamp to a tiny positive square first)
-        dist = torch.bmm(a, b).clamp_min_(_TINY_SQUARE).sqrt_().add_(self._pair_offset)  # (C, S, S)
-        return dist.view(n, -1).amin(dim=1).clamp_max_(self.arm_arm_cap)
+        """(C,) smallest distance between the arms' spheres, from the smallest h over all pairs (one batched product).
+
+        Per pair, with d the centres' distance, s = r_i + r_j and k = s / (2 sqrt(r_i r_j)) in [1, kappa]:
+        h = k (d^2 - s^2) / (2 s), and the pair's distance d - s = 2 (h / k) / (1 + sqrt(1 + 2 (h / k) / s)), increasing
+        in h / k and, for h >= 0, decreasing in s. So every pair is at least g(h_min / kappa) apart when h_min >= 0 (and
+        g(h_min) when < 0), g(x) = 2 x / (1 + sqrt(max(0, 1 + 2 x / s_min))): within a few % of the closest pair's
+        distance for gaps of centimetres (k <= 1.06 here), more negative than it for penetrations."""
+        count = self.sphere_count
+        left, right = centres[:3, :count], centres[:3, count:]  # (3, S, C)
+        u_left, u_right = self._scale[0], self._scale[1]  # (S, 1)
+        ones = u_left.expand(1, count, centres.shape[-1])
+        left_sq = (left * left).sum(dim=0, keepdim=True).sub_(self._radius_sq[0]).mul_(u_left)
+        right_sq = (right * right).sum(dim=0, keepdim=True).sub_(self._radius_sq[1]).mul_(u_right)
+        r_left = (self.radius[0, :, None] * u_left).expand(1, count, centres.shape[-1])
+        r_right = (self.radius[1, :, None] * u_right * -2.0).expand(1, count, centres.shape[-1])
+        a = torch.cat([left * u_left, left_sq, ones, r_left]).permute(2, 1, 0).contiguous()  # (C, S, 6)
+        b = torch.cat([right * (u_right * -2.0), u_right.expand_as(ones), right_sq, r_right]).permute(2, 0, 1)
+        h = torch.bmm(a, b.contiguous()).view(a.shape[0], -1).amin(dim=1).sub_(self._gram_eps)  # (C,)
+        x = torch.where(h >= 0.0, h / self._kappa, h)
+        root = (2.0 / self._least_sum * x).add_(1.0).clamp_min_(0.0).sqrt_()
+        return (2.0 * x).div_(root.add_(1.0))
 
     def _arm_tray(self, centres: torch.Tensor, tray_rt: torch.Tensor, tray_p: torch.Tensor) -> torch.Tensor:
         """(C,) smallest distance of the arm spheres to the tray's boxes (tool spheres vs handles excluded)."""
@@ -414,6 +426,35 @@ def _box_sdf(excess: torch.Tensor) -> torch.Tensor:
     return x.add_(y).add_(z).sqrt_().add_(inside)
 
 
+def _first_body_table(g: RobotGeometry, padding: float) -> float | None:
+    """Distance (m) of the first bodies' padded shapes to the table top and the floor, the same at every joint value,
+    or None: their hinges must be vertical in the world and their shapes above the table, within its footprint."""
+    turn = g.base_rot @ g.link_rot[:, 0]  # (2, 3, 3) body 0's frame at q = 0
+    axis = np.einsum("aij,aj->ai", turn, g.joint_axis[:, 0])
+    if not np.allclose(np.abs(axis[:, 2]), 1.0):
+        return None
+    origin = g.base_pos + _apply(g.base_rot, g.link_pos[:, 0])  # (2, 3) on the hinge
+    low, reach = [], []
+    for a in range(2):
+        for k in np.flatnonzero(g.capsule_body[a] == 0):
+            ends = _apply(turn[a], np.stack([g.capsule_p0[a, k], g.capsule_p1[a, k]])) + origin[a]
+            low.append(ends[:, 2].min() - g.capsule_radius[a, k] - padding)
+            reach.append(np.linalg.norm(ends[:, :2] - origin[a, :2], axis=1).max() + g.capsule_radius[a, k] + padding)
+        for k in np.flatnonzero(g.box_body[a] == 0):
+            rot = turn[a] @ g.box_rot[a, k]
+            centre = origin[a] + turn[a] @ g.box_center[a, k]
+            half = g.box_half[a, k] + padding
+            low.append(centre[2] - np.abs(rot[2]) @ half)
+            reach.append(np.linalg.norm(centre[:2] - origin[a, :2]) + np.linalg.norm(half))
+        footprint = np.abs(origin[a, :2] - g.table_center[:2]) + max(reach, default=0.0) <= g.table_half[:2]
+        if not footprint.all():
+            return None
+    top = g.table_center[2] + g.table_half[2]
+    if not low or min(low) < top:
+        return None
+    return float(min(low) - max(top, g.floor_z))
+
+
 def _tray_folding(center: np.ndarray, half: np.ndarray, handle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Axes (x, y, z) across whose mid-plane the tray's boxes are mirror images, each box either centred on the plane
     or entirely on one side (then |coordinate| in the tray frame gives the same distances to the kept boxes), and the
@@ -430,43 +471,6 @@ def _tray_folding(center: np.ndarray, half: np.ndarray, handle: np.ndarray) -> t
         fold[axis] = all(len(m) for m in matches) and bool(np.all(centred | one_side))
     keep = np.all((center >= -1e-12) | ~fold[None, :], axis=1)
     return fold, keep
-
-
-def _arm_arm_gaps(g: RobotGeometry, sp: RobotSpheres, radius: np.ndarray) -> np.ndarray:
-    """(S, S) smallest possible distance between left sphere i and right sphere j over all joint values.
-
-    Each sphere's farthest reach from its arm's shoulder point (the first joint's origin, fixed in the world): for
-    bodies 0 and 1 by sweeping their joints (one or two), for later bodies the chain's lengths (triangle inequality).
-    Pairs whose reaches sum to less than the shoulders' distance keep that difference as their bound."""
-    reach = np.zeros(radius.shape)
-    angles = np.linspace(0.0, 2 * np.pi, _REACH_SAMPLES, endpoint=False)
-    step = 2 * np.pi / _REACH_SAMPLES
-    k = _skew(g.joint_axis)
-    for a in range(2):
-        for s in range(radius.shape[1]):
-            body, c = int(sp.body[a, s]), sp.center[a, s]
-            if body == 0:  # turns about its own origin
-                far = np.linalg.norm(c)
-            elif body == 1:  # offset link_pos[1] from the shoulder point, turning about its own origin
-                rot = g.link_rot[a, 1] @ _rodrigues(k[a, 1], angles)  # (A, 3, 3)
-                far = np.linalg.norm(g.link_pos[a, 1] + rot @ c, axis=-1).max() + np.linalg.norm(c) * step / 2
-            else:
-                links = (
-                    np.linalg.norm(g.link_pos[a, 1 : body + 1], axis=-1).sum()
-                    if body < NUM_ARM_JOINTS
-                    else (np.linalg.norm(g.link_pos[a, 1:], axis=-1).sum() + np.linalg.norm(g.tool_pos[a]))
-                )
-                far = links + np.linalg.norm(c)
-            reach[a, s] = far + radius[a, s]
-    shoulders = g.base_pos + _apply(g.base_rot, g.link_pos[:, 0])
-    apart = float(np.linalg.norm(shoulders[0] - shoulders[1]))
-    return apart - reach[0][:, None] - reach[1][None, :]
-
-
-def _rodrigues(k: np.ndarray, angles: np.ndarray) -> np.ndarray:
-    """(A, 3, 3) rotations by `angles` about the axis whose cross-product matrix is k."""
-    s, c = np.sin(angles)[:, None, None], np.cos(angles)[:, None, None]
-    return np.eye(3) + s * k + (1 - c) * (k @ k)
 
 
 def _skew(axis: np.ndarray) -> np.ndarray:
