@@ -92,11 +92,12 @@ class Refiner:
         goal: np.ndarray,
         scene: PlanScene,
         seed: int | None = None,
+        check: SceneCheck | None = None,
     ) -> RefinementResult:
         """CEM from the seed trajectories (S, H, 12) around `reference` (positions, velocities (H, 12) of the
         request's reference motion from the start positions `start` to `goal`)."""
         rng = np.random.default_rng(seed)
-        check = self.safety.bind(start, goal, scene)  # thresholds once, not per iteration
+        check = check or self.safety.bind(start, goal, scene)  # thresholds once, not per iteration
         knots = np.einsum("kh,nhj->nkj", self._fit, seeds - reference[0][None])
         positions, velocities = self.basis.around(reference, knots)
         costs = self.cost(positions, velocities, check)

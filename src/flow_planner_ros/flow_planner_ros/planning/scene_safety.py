@@ -1,10 +1,11 @@
 """Collision safety of candidate trajectories against the scene, the other arm and the table (ROS-free).
 
-`SceneSafety.check` runs the batched kinematic checker (flow_planner_common.collision, numpy only, conservative
-against MuJoCo: every clearance is a lower bound of the MJCF geoms' signed distance, shapes padded by 2 mm) on every
-waypoint of a batch of candidates and says, per candidate, every category whose clearance falls below what is
-required, e.g. "arm_obstacle: clearance -3.2 mm < 10.0 mm required at step 41". A candidate with a reason is never
-selected (trajectory_safety.select_best), so nothing that collides is published.
+`SceneSafety.check` runs the batched sphere checker (flow_planner_common.sphere_checker: torch on the model's device,
+conservative against MuJoCo: every clearance is a lower bound of the MJCF geoms' signed distance, shapes padded by
+2 mm) on every waypoint of a batch of candidates, with forward kinematics, sweep and grip on the same device, and
+says, per candidate, every category whose clearance falls below what is required, e.g. "arm_obstacle: clearance
+-3.2 mm < 10.0 mm required at step 41". A candidate with a reason is never selected (trajectory_safety.select_best),
+so nothing that collides is published. Only the (N, H, C) clearances and requirements come back to the host.
 
 Checked categories: arm_arm, arm_table (table and floor), arm_obstacle always; with a carried tray (scene.grasp: the
 tray moves rigidly with the left tool, its pose at the start state fixed by the request) also tray_obstacle,
@@ -45,8 +46,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from flow_planner_common.collision import CATEGORIES, CollisionChecker, RobotGeometry
+from flow_planner_common.collision import CATEGORIES, RobotGeometry
+from flow_planner_common.sphere_checker import SphereChecker
 from flow_planner_ros.planning.scene import PlanScene
 
 #: Default clearance margin (m), see the module docstring.
@@ -59,8 +62,9 @@ ENDPOINT_SLACK = 0.001
 CLEARANCE_FLOOR = -0.003
 WITHOUT_TRAY: tuple[str, ...] = ("arm_arm", "arm_table", "arm_obstacle")
 WITH_TRAY: tuple[str, ...] = (*WITHOUT_TRAY, "tray_obstacle", "arm_tray", "tray_table")
-#: forward_kinematics of a start and its waypoints (SceneSafety.kinematics), or None to compute it.
-Kinematics = tuple[np.ndarray, np.ndarray] | None
+#: forward_kinematics of a start and its waypoints (SceneSafety.kinematics, torch), or None to compute it.
+Kinematics = tuple[torch.Tensor, torch.Tensor] | None
+_CATEGORY_INDEX = {c: i for i, c in enumerate(CATEGORIES)}
 GRIP = "grip"  # not a clearance: the slack of the grasps (max_grip_change minus the right tool's motion), >= 0
 
 
@@ -114,19 +118,24 @@ class ClearanceCheck:
 
 
 class SceneSafety:
-    """Clearance checks of candidates against a PlanScene (see the module docstring)."""
+    """Clearance checks of candidates against a PlanScene (see the module docstring), on `device` (or `checker`'s)."""
 
     def __init__(
         self,
         margin: float = DEFAULT_CLEARANCE_MARGIN,
-        checker: CollisionChecker | None = None,
+        checker: SphereChecker | None = None,
         max_grip_change: float = DEFAULT_MAX_GRIP_CHANGE,
+        device: str | torch.device = "cpu",
     ) -> None:
         self.margin = float(margin)
         self.max_grip_change = float(max_grip_change)
-        self.checker = checker or CollisionChecker()
-        self._body_reach = _body_reach(self.checker)
+        self.checker = checker or SphereChecker(device=device)
+        self._body_reach = self.checker._tensor(_body_reach(self.checker))  # (14,)
         self._tray_reach = _tray_reach(self.checker)
+
+    @property
+    def device(self) -> torch.device:
+        return self.checker.device
 
     def categories(self, scene: PlanScene) -> tuple[str, ...]:
         if scene.grasp is None:
@@ -136,56 +145,53 @@ class SceneSafety:
     def clearances(
         self, positions: np.ndarray, scene: PlanScene, start: np.ndarray | None = None, kinematics: Kinematics = None
     ) -> np.ndarray:
-        """(..., C) clearances (m) of (..., 12) configurations in `categories(scene)` order; the grip's slack is
-        measured from `start` (default: the configurations' own first one). `kinematics`: `self.kinematics(positions,
-        start)` when the caller has it already."""
-        report = self.checker.clearance(positions, scene.boxes, scene.mask, grasp=scene.grasp).as_array()
-        values = report[..., [CATEGORIES.index(c) for c in self.categories(scene) if c != GRIP]]
+        """(..., C) clearances (m) of (..., 12) configurations in `categories(scene)` order (numpy, float64); the
+        grip's slack is measured from `start` (default: the configurations' own first one)."""
+        return self._clearances(positions, scene, start, kinematics).double().cpu().numpy()
+
+    def _clearances(self, positions, scene: PlanScene, start=None, kinematics: Kinematics = None) -> torch.Tensor:
+        positions = self.checker._input(positions)
+        values = self.checker.clearance(positions, scene.boxes, scene.mask, grasp=scene.grasp)
+        values = values[..., [_CATEGORY_INDEX[c] for c in self.categories(scene) if c != GRIP]]
         if GRIP not in self.categories(scene):
             return values
-        first = positions[..., 0, :] if start is None else start
+        first = positions[..., 0, :] if start is None else self.checker._input(start)
         slack = self.max_grip_change - self.grip_change(positions, first, kinematics)
-        return np.concatenate([values, slack[..., None]], axis=-1)
+        return torch.cat([values, slack[..., None]], dim=-1)
 
-    def kinematics(self, positions: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def kinematics(self, positions, start) -> tuple[torch.Tensor, torch.Tensor]:
         """forward_kinematics of `start` followed by `positions` (..., H, 12): (..., H + 1, 2, 7, 3), (..., 3, 3)."""
-        first = np.broadcast_to(start, positions[..., :1, :].shape)
-        return self.checker.forward_kinematics(np.concatenate([first, positions], axis=-2))
+        positions, start = self.checker._input(positions), self.checker._input(start)
+        first = start.expand(positions[..., :1, :].shape)
+        return self.checker.forward_kinematics(torch.cat([first, positions], dim=-2))
 
-    def grip_change(self, positions: np.ndarray, start: np.ndarray, kinematics: Kinematics = None) -> np.ndarray:
+    def grip_change(self, positions, start, kinematics: Kinematics = None) -> torch.Tensor:
         """(..., H) how far (m) the right tool is from where it was at `start`, in the left tool's frame."""
         pos, rot = kinematics if kinematics is not None else self.kinematics(positions, start)
         tool = RobotGeometry.TOOL_BODY
         left, left_rot, right = pos[..., 0, tool, :], rot[..., 0, tool, :, :], pos[..., 1, tool, :]
-        grip = np.einsum("...ji,...j->...i", left_rot, right - left)
-        return np.linalg.norm(grip[..., 1:, :] - grip[..., :1, :], axis=-1)
+        grip = ((right - left)[..., :, None] * left_rot).sum(dim=-2)  # left_rot^T (right - left)
+        return torch.linalg.vector_norm(grip[..., 1:, :] - grip[..., :1, :], dim=-1)
 
     def thresholds(self, start: np.ndarray, goal: np.ndarray, scene: PlanScene) -> np.ndarray:
         """(C,) per-category threshold: the margin (0 for the grip's slack), lowered to just below the start's or
         goal's own value."""
-        endpoint = self.clearances(np.stack([start, goal]), scene).min(axis=0)
-        nominal = np.array([0.0 if c == GRIP else self.margin for c in self.categories(scene)])
-        return np.maximum(np.minimum(nominal, endpoint - ENDPOINT_SLACK), CLEARANCE_FLOOR)
+        return self.bind(start, goal, scene).thresholds
 
     def endpoint_problem(self, start: np.ndarray, goal: np.ndarray, scene: PlanScene) -> str | None:
         """Why the start or the goal state itself is in collision (no trajectory can be safe), or None."""
-        values = self.clearances(np.stack([start, goal]), scene)
-        for which, row in zip(("start", "goal"), values, strict=True):
-            bad = [f"{c} clearance {v * 1e3:.1f} mm" for c, v in zip(self.categories(scene), row, strict=True)
-                   if v < CLEARANCE_FLOOR and c != GRIP]  # fmt: skip
-            if bad:
-                return f"the {which} state is in collision ({', '.join(bad)}; at most {-CLEARANCE_FLOOR * 1e3:.0f} mm)"
-        if GRIP in self.categories(scene) and values[1, -1] < CLEARANCE_FLOOR:
-            moved = (self.max_grip_change - values[1, -1]) * 1e3
-            return (f"the goal state pulls the grasps apart (the right tool {moved:.1f} mm from its grasp in the left "
-                    f"tool's frame; max_grip_change {self.max_grip_change * 1e3:.1f} mm)")
-        return None
+        return self.bind(start, goal, scene).problem
 
     def bind(self, start: np.ndarray, goal: np.ndarray, scene: PlanScene) -> SceneCheck:
-        """The check of candidates from `start` to `goal` in `scene`, its thresholds computed once (a plan binds
-        once and checks every chunk of candidates and every refinement iteration with it)."""
-        return SceneCheck(self, np.asarray(start, dtype=float), np.asarray(goal, dtype=float), scene,
-                          self.thresholds(start, goal, scene))  # fmt: skip
+        """The check of candidates from `start` to `goal` in `scene`: the start's and goal's own clearances (their
+        problem, the thresholds) are computed once; a plan binds once and checks all its candidates and every
+        refinement iteration with it."""
+        start, goal = np.asarray(start, dtype=float), np.asarray(goal, dtype=float)
+        endpoint = self.clearances(np.stack([start, goal]), scene)  # (2, C)
+        categories = self.categories(scene)
+        nominal = np.array([0.0 if c == GRIP else self.margin for c in categories])
+        thresholds = np.maximum(np.minimum(nominal, endpoint.min(axis=0) - ENDPOINT_SLACK), CLEARANCE_FLOOR)
+        return SceneCheck(self, start, goal, scene, thresholds, _endpoint_problem(endpoint, categories, self))
 
     def check(self, positions: np.ndarray, start: np.ndarray, goal: np.ndarray, scene: PlanScene) -> ClearanceCheck:
         """Clearances and required clearances of candidates (N, H, 12) that start at `start` and end at `goal`."""
@@ -197,30 +203,27 @@ class SceneSafety:
         """Reasons (by candidate index) of the candidates `indices` of a batch that are not clear enough."""
         return self.bind(start, goal, scene).rejections(positions, indices)
 
-    def sweep(
-        self, positions: np.ndarray, start: np.ndarray, scene: PlanScene, kinematics: Kinematics = None
-    ) -> np.ndarray:
+    def sweep(self, positions, start, scene: PlanScene, kinematics: Kinematics = None) -> torch.Tensor:
         """(N, H) half the largest displacement of any robot (or carried tray) point to the neighbouring waypoints (m).
 
         Per rigid body, a point u from its origin moves at most |dp| + angle * |u| between two poses (the rotation
         moves it by 2 sin(angle / 2) |u|), so origin motion plus rotation angle times the body's reach bounds all of
-        its shapes' points."""
+        its spheres' points."""
         pos, rot = kinematics if kinematics is not None else self.kinematics(positions, start)  # (N, H + 1, ...)
         batch = pos.shape[:2]  # (N, H + 1)
         reach = self._body_reach
+        pos, rot = pos.reshape(*batch, -1, 3), rot.reshape(*batch, -1, 3, 3)
         if scene.grasp is not None:
-            tray_p, tray_r = self.checker.carried_tray(pos, rot, scene.grasp)
-            pos = np.concatenate([pos.reshape(*batch, -1, 3), tray_p[..., None, :]], axis=-2)
-            rot = np.concatenate([rot.reshape(*batch, -1, 3, 3), tray_r[..., None, :, :]], axis=-3)
-            reach = np.append(reach, self._tray_reach)
-        else:
-            pos, rot = pos.reshape(*batch, -1, 3), rot.reshape(*batch, -1, 3, 3)
-        moved = np.sqrt(np.sum(np.diff(pos, axis=1) ** 2, axis=-1))  # (N, H, B)
-        trace = np.einsum("...ij,...ij->...", rot[:, :-1], rot[:, 1:])  # trace(R0^T R1)
-        angle = np.arccos(np.clip((trace - 1.0) / 2.0, -1.0, 1.0))
-        step = (moved + angle * reach).max(axis=-1)  # (N, H): step k from waypoint k - 1 (the start) to k
-        after = np.concatenate([step[:, 1:], np.zeros((step.shape[0], 1))], axis=1)
-        return 0.5 * np.maximum(step, after)
+            tray_p, tray_r = self.checker.carried_tray(*(t.unflatten(2, (2, -1)) for t in (pos, rot)), scene.grasp)
+            pos = torch.cat([pos, tray_p[..., None, :]], dim=-2)
+            rot = torch.cat([rot, tray_r[..., None, :, :]], dim=-3)
+            reach = torch.cat([reach, reach.new_tensor([self._tray_reach])])
+        moved = torch.linalg.vector_norm(pos[:, 1:] - pos[:, :-1], dim=-1)  # (N, H, B)
+        trace = (rot[:, :-1] * rot[:, 1:]).sum(dim=(-1, -2))  # trace(R0^T R1)
+        angle = torch.arccos(((trace - 1.0) / 2.0).clamp(-1.0, 1.0))
+        step = (moved + angle * reach).amax(dim=-1)  # (N, H): step k from waypoint k - 1 (the start) to k
+        after = torch.cat([step[:, 1:], step.new_zeros((step.shape[0], 1))], dim=1)
+        return 0.5 * torch.maximum(step, after)
 
 
 @dataclass(frozen=True)
@@ -231,19 +234,22 @@ class SceneCheck:
     start: np.ndarray
     goal: np.ndarray
     scene: PlanScene
-    thresholds: np.ndarray  # (C,) SceneSafety.thresholds(start, goal, scene)
+    thresholds: np.ndarray  # (C,) per category: the margin, lowered to just below the start's or goal's own value
+    problem: str | None = None  # why the start or the goal itself is in collision (no trajectory can be safe)
 
     def check(self, positions: np.ndarray) -> ClearanceCheck:
-        """Clearances and required clearances of candidates (N, H, 12) from `start` to `goal`."""
+        """Clearances and required clearances of candidates (N, H, 12) from `start` to `goal`: computed on the
+        checker's device, only the (N, H, C) results come back."""
         safety, scene = self.safety, self.scene
-        positions = np.asarray(positions, dtype=float)
+        positions = safety.checker._input(positions)
         categories = safety.categories(scene)
         kinematics = safety.kinematics(positions, self.start)  # one pass for the grip and the sweep
-        clearance = safety.clearances(positions, scene, self.start, kinematics)
+        clearance = safety._clearances(positions, scene, self.start, kinematics)
         sweep = safety.sweep(positions, self.start, scene, kinematics)  # (N, H)
-        extra = np.maximum(0.0, sweep - safety.margin)[..., None] * np.array([c != GRIP for c in categories])
-        required = self.thresholds[None, None, :] + extra
-        return ClearanceCheck(categories, clearance, required, safety.margin, safety.max_grip_change)
+        not_grip = clearance.new_tensor([c != GRIP for c in categories])
+        required = clearance.new_tensor(self.thresholds) + (sweep - safety.margin).clamp_min(0.0)[..., None] * not_grip
+        return ClearanceCheck(categories, clearance.double().cpu().numpy(), required.double().cpu().numpy(),
+                              safety.margin, safety.max_grip_change)  # fmt: skip
 
     def rejections(self, positions: np.ndarray, indices: np.ndarray) -> dict[int, list[str]]:
         """Reasons (by candidate index) of the candidates `indices` of a batch that are not clear enough."""
@@ -254,21 +260,31 @@ class SceneCheck:
         return {int(i): result.reasons(n) for n, i in enumerate(indices) if not result.passed[n]}
 
 
-def _body_reach(checker: CollisionChecker) -> np.ndarray:
-    """(14,) per arm body (left 0..6, right 0..6) the farthest point of its padded shapes from its origin (m)."""
-    g, pad = checker.geometry, checker.padding
-    reach = np.zeros((2, g.link_pos.shape[1] + 1))
-    for a in range(2):
-        for k, body in enumerate(g.capsule_body[a]):
-            far = max(np.linalg.norm(g.capsule_p0[a, k]), np.linalg.norm(g.capsule_p1[a, k]))
-            reach[a, body] = max(reach[a, body], far + g.capsule_radius[a, k] + pad)
-        for k, body in enumerate(g.box_body[a]):
-            far = np.linalg.norm(g.box_center[a, k]) + np.linalg.norm(g.box_half[a, k] + pad)
-            reach[a, body] = max(reach[a, body], far)
+def _endpoint_problem(endpoint: np.ndarray, categories: tuple[str, ...], safety: SceneSafety) -> str | None:
+    """Why the start or goal (rows of `endpoint`, clearances in `categories` order) is in collision, or None."""
+    for which, row in zip(("start", "goal"), endpoint, strict=True):
+        bad = [f"{c} clearance {v * 1e3:.1f} mm" for c, v in zip(categories, row, strict=True)
+               if v < CLEARANCE_FLOOR and c != GRIP]  # fmt: skip
+        if bad:
+            return f"the {which} state is in collision ({', '.join(bad)}; at most {-CLEARANCE_FLOOR * 1e3:.0f} mm)"
+    if GRIP in categories and endpoint[1, -1] < CLEARANCE_FLOOR:
+        moved = (safety.max_grip_change - endpoint[1, -1]) * 1e3
+        return (f"the goal state pulls the grasps apart (the right tool {moved:.1f} mm from its grasp in the left "
+                f"tool's frame; max_grip_change {safety.max_grip_change * 1e3:.1f} mm)")
+    return None
+
+
+def _body_reach(checker: SphereChecker) -> np.ndarray:
+    """(14,) per arm body (left 0..6, right 0..6) the farthest point of its padded spheres from its origin (m)."""
+    sp = checker.spheres
+    far = np.linalg.norm(sp.center, axis=-1) + sp.radius + checker.padding  # (2, S)
+    reach = np.zeros((2, RobotGeometry.TOOL_BODY + 1))
+    for arm in range(2):
+        np.maximum.at(reach[arm], sp.body[arm], far[arm])
     return reach.reshape(-1)
 
 
-def _tray_reach(checker: CollisionChecker) -> float:
+def _tray_reach(checker: SphereChecker) -> float:
     """The farthest point of the padded tray boxes from the tray body's origin (m)."""
     g = checker.geometry
     corner = np.linalg.norm(g.tray_half + checker.padding, axis=-1)

@@ -14,7 +14,7 @@ from flow_planner_ros.planning.request import PlanRequest
 from flow_planner_ros.planning.scene import PlanScene
 from flow_planner_ros.planning.trajectory_safety import SafetyLimits
 
-TRAY_POSE = np.array([0.45, 0.0, 1.1179, 1.0, 0.0, 0.0, 0.0])  # between the tools at HOME, clear of the arms
+TRAY_POSE = np.array([0.45, 0.134, 1.1179, 1.0, 0.0, 0.0, 0.0])  # centred between the tools at HOME, clear of the arms
 
 
 def test_a_phase_model_plans_reach_and_carry_apart(synthetic_path: Path, tmp_path: Path) -> None:
