@@ -49,6 +49,8 @@ TABLE_GEOM = "table_top"
 AWAY = np.array([0.0, 0.0, -10.0])
 #: MuJoCo's signed distances are computed up to this (m); pairs farther apart report it.
 DISTANCE_LIMIT = 0.2
+#: The categories that need a tray.
+TRAY_CATEGORIES: frozenset[str] = frozenset({"tray_obstacle", "arm_tray", "tray_table"})
 
 
 def carry_grasp(model: mujoco.MjModel, geometry: RobotGeometry) -> TrayGrasp:
@@ -61,7 +63,8 @@ def carry_grasp(model: mujoco.MjModel, geometry: RobotGeometry) -> TrayGrasp:
 
 
 class MujocoJudge:
-    """mj_collision per configuration on a private model copy (thread-confined)."""
+    """Contacts (mj_collision) and signed distances (mj_geomDistance) per category and configuration, on a private
+    model copy (thread-confined)."""
 
     def __init__(self, model: mujoco.MjModel | None = None) -> None:
         self.model = copy.deepcopy(model if model is not None else load_model())
@@ -82,7 +85,7 @@ class MujocoJudge:
         left, right = np.flatnonzero(groups == GROUP_LEFT), np.flatnonzero(groups == GROUP_RIGHT)
         env, tray_ids = np.flatnonzero(groups == GROUP_ENV), np.flatnonzero(tray)
         arms = np.concatenate([left, right])
-        self._pairs: list[list[tuple[int, int]]] = [
+        self._pairs: list[list[tuple[int, int]]] = [  # CATEGORIES order
             [(a, b) for a in left for b in right],
             [(a, b) for a in arms for b in env],
             [],
@@ -118,7 +121,7 @@ class MujocoJudge:
         self._place(q, tray_pos, tray_rot)
         out = np.full(len(CATEGORIES), DISTANCE_LIMIT)
         for k, pairs in enumerate(self._pairs):
-            if tray_pos is None and k >= 3:
+            if tray_pos is None and CATEGORIES[k] in TRAY_CATEGORIES:
                 out[k] = np.inf
                 continue
             for a, b in pairs:

@@ -2,9 +2,11 @@
 
 `SphereChecker.clearance` takes (..., 12) joint positions, a scene's boxes and the tray (resting at a pose, or
 carried rigidly with the left tool, exactly as `flow_planner_common.collision`) and returns per configuration the
-smallest signed distance (m, < 0 = penetration) of each category in `collision.CATEGORIES` order, a (..., 6) tensor.
-Every value is a lower bound of the signed distance of the MJCF geoms (what MuJoCo's collision detection sees), so
-"distance > 0" never hides a contact; +inf where a category has no pair.
+smallest signed distance (m, < 0 = penetration) of each category in `collision.CATEGORIES` order, a (..., 6) tensor,
++inf where a category has no pair. Conservative against the MJCF geoms (what MuJoCo's collision detection sees): where
+they are apart the value is at most their distance (by the padding and more), where they touch it is negative, so
+"distance > 0" never hides a contact; a penetration's depth is the deepest sphere's, which can be less than MuJoCo's
+penetration depth of the whole geom (as with the numpy checker).
 
 The arms are spheres: `robot_spheres.json` (generated from the MJCF by `data_collector_ros.robot_spheres`) covers
 each body's collision geoms with a few spheres in the body frame of `RobotGeometry`'s chain; the checker pads their
@@ -17,8 +19,9 @@ pairs and a bound from the smallest (see `_arm_arm`): within a few per cent of t
 Why torch and this layout: the numpy checker is exact but no faster than MuJoCo. Here every intermediate is laid
 out with the configurations last ((..., C), "structure of arrays"), so each torch op is one vectorised loop over all
 configurations; there are no Python loops over configurations or boxes, no host syncs and no data-dependent shapes,
-so the same code runs on CUDA without leaving the device. float32 by default; `ROUNDING_SLACK` (added to every
-robot and tray radius) keeps float32 rounding on the conservative side.
+so the same code runs on CUDA without leaving the device (on the CPU the sphere-box tests go a few spheres at a
+time, `TILE_ELEMENTS`, to stay in cache). float32 by default; `ROUNDING_SLACK` (added to every robot and tray radius)
+keeps float32 rounding on the conservative side.
 """
 
 from __future__ import annotations
