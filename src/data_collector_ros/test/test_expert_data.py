@@ -125,7 +125,7 @@ def test_the_shared_sequence_carries_from_a_grasped_reset_when_the_attach_is_ski
 def test_cem_is_seeded_and_avoids_a_collision_of_the_straight_line(runner: EpisodeRunner) -> None:
     planner = runner.planner
     goal = np.array(HOME_POSITIONS)
-    goal[0] -= 2.0  # left shoulder pan swings into the right arm on the straight joint-space line
+    goal[0] -= 2.4  # left shoulder pan swings through the right arm on the straight joint-space line, ends clear
     tray = runner.sim.rest_tray_pose
     context = PhaseContext(PHASE_REACH, np.array(HOME_POSITIONS), np.zeros(NUM_JOINTS), tray, np.zeros((2, 3)), 0.05)
     straight = planner.basis(DEFAULT_DT).trajectories(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,21 @@ from flow_planner_ros.learning.conditioning import make_cond, reference_from_con
 from flow_planner_ros.learning.flow import METHODS, integrate, sample_noise
 
 BACKENDS = ("torch", "onnx")
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """What one request asks of the sampler (see FlowSampler.plan for the fields)."""
+
+    start_pos: np.ndarray
+    start_vel: np.ndarray
+    goal: np.ndarray
+    num_samples: int = 1
+    steps: int | None = None
+    seed: int | None = None
+    phase: int | None = None
+    reference: tuple[np.ndarray, np.ndarray] | None = None
+    obstacles: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class FlowSampler:
@@ -111,22 +127,51 @@ class FlowSampler:
         `reference`: the request's reference motion (H, 12) positions and velocities, when the caller has it
         (flow_planner_common.motion.reference_trajectory of start, start velocity and goal); else computed here.
         """
-        arrays = [np.asarray(a, dtype=np.float64) for a in (start_pos, start_vel, goal)]
+        request = SampleRequest(start_pos, start_vel, goal, num_samples, steps, seed, phase, reference, obstacles)
+        return self.plan_many([request], method)[0]
+
+    @torch.inference_mode()
+    def plan_many(
+        self, requests: list[SampleRequest], method: str | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The samples of several requests from one model call per distinct step count (dynamic batching): each
+        request's rows are conditioned on it and start from its own seeded noise, so its samples are those that
+        `plan` alone would draw. Raises ValueError for the first malformed request."""
+        rows = [self._condition(r) for r in requests]
+        results: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(requests)
+        for steps in sorted({int(r.steps or self.default_steps) for r in requests}):
+            members = [i for i, r in enumerate(requests) if int(r.steps or self.default_steps) == steps]
+            cond = np.concatenate([rows[i] for i in members])
+            noise = torch.cat([sample_noise(requests[i].num_samples, self.horizon, self.checkpoint.channels,
+                                            requests[i].seed) for i in members])  # fmt: skip
+            references = None
+            if all(requests[i].reference is not None for i in members):
+                references = tuple(
+                    np.concatenate([_repeat(requests[i].reference[k], requests[i].num_samples) for i in members])
+                    for k in range(2)
+                )
+            positions, velocities = self.plan_batch(cond, steps, None, method, references, noise=noise)
+            bounds = np.cumsum([0] + [requests[i].num_samples for i in members])
+            for n, i in enumerate(members):
+                results[i] = positions[bounds[n] : bounds[n + 1]], velocities[bounds[n] : bounds[n + 1]]
+        return results
+
+    def _condition(self, request: SampleRequest) -> np.ndarray:
+        """The request's conditioning rows (num_samples, D), validated."""
+        arrays = [np.asarray(a, dtype=np.float64) for a in (request.start_pos, request.start_vel, request.goal)]
         for name, a in zip(("start_pos", "start_vel", "goal"), arrays, strict=True):
             if a.shape != (NUM_JOINTS,):
                 raise ValueError(f"{name} must have shape ({NUM_JOINTS},), got {a.shape}")
             if not np.all(np.isfinite(a)):
                 raise ValueError(f"{name} contains NaN or Inf")
-        if num_samples < 1:
+        if request.num_samples < 1:
             raise ValueError("num_samples must be >= 1")
+        phase = request.phase
         if self.checkpoint.use_phase and phase is None:
             raise ValueError("this checkpoint is conditioned on the phase: pass phase=0 (reach) or 1 (carry)")
-        scene = self._check_obstacles(obstacles)
+        scene = self._check_obstacles(request.obstacles)
         cond = make_cond(*arrays, phase if self.checkpoint.use_phase else None, scene)
-        batch_reference = None
-        if reference is not None:
-            batch_reference = tuple(np.broadcast_to(r, (num_samples, *np.shape(r))) for r in reference)
-        return self.plan_batch(np.repeat(cond, num_samples, axis=0), steps, seed, method, batch_reference)
+        return np.repeat(cond, request.num_samples, axis=0)
 
     def _check_obstacles(
         self, obstacles: tuple[np.ndarray, np.ndarray] | None
@@ -154,13 +199,14 @@ class FlowSampler:
     @torch.inference_mode()
     def plan_batch(
         self, cond: np.ndarray, steps: int | None = None, seed: int | None = None, method: str | None = None,
-        reference: tuple[np.ndarray, np.ndarray] | None = None,
+        reference: tuple[np.ndarray, np.ndarray] | None = None, noise: torch.Tensor | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """One trajectory per row of physical conditioning (B, D) → positions, velocities (B, H, 12).
 
         For an obstacle model each row ends with its scene (conditioning.make_cond / build_cond with obstacles).
 
         `reference` (B, H, 12) positions and velocities: the rows' reference motions, if already computed.
+        `noise` (B, H, C): the starting noise x0 (else drawn with `seed`).
         """
         steps = int(steps or self.default_steps)
         method = method or self.default_method
@@ -168,7 +214,9 @@ class FlowSampler:
             raise ValueError(f"method must be one of {METHODS}")
         c = torch.as_tensor(np.asarray(cond), dtype=torch.float32, device=self.device)
         c = (c - self._cond_mean) / self._cond_std
-        x0 = sample_noise(c.shape[0], self.horizon, self.checkpoint.channels, seed, self.device)
+        if noise is None:
+            noise = sample_noise(c.shape[0], self.horizon, self.checkpoint.channels, seed)
+        x0 = noise.to(self.device)
         x = integrate(self._velocity, x0, c, steps, method)
         out = (x * self._out_std + self._out_mean).double().cpu().numpy()
         positions, velocities = out[..., :NUM_JOINTS], out[..., NUM_JOINTS:]
@@ -177,3 +225,8 @@ class FlowSampler:
             positions, velocities = positions + ref_pos, velocities + ref_vel
         return positions, velocities
 
+
+
+def _repeat(array: np.ndarray, count: int) -> np.ndarray:
+    """(count, *shape) copies of an array."""
+    return np.broadcast_to(array, (count, *np.shape(array)))

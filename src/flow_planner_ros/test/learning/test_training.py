@@ -79,3 +79,24 @@ def test_resume_continues_from_saved_state(synthetic_path, tmp_path) -> None:
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     meta = json.loads(__import__("safetensors").safe_open(str(out), "pt").metadata()["flow_planner"])
     assert meta["training"]["epochs"] == 2
+
+
+def test_requests_batched_into_one_model_call_sample_what_each_alone_would(trained, synthetic_path) -> None:
+    """Dynamic batching: plan_many draws each request's samples from its own seeded noise, so they equal the
+    request's own `plan` (different goals, sample counts, seeds and step counts in one call)."""
+    from flow_planner_ros.learning.flow_sampler import SampleRequest
+
+    planner = FlowSampler.from_checkpoint(trained[0])
+    arrays = read_dataset(synthetic_path)
+    requests = [
+        SampleRequest(arrays["arms_start"][i], arrays["arms_start_vel"][i], arrays["arms_goal"][i], n, steps, seed)
+        for i, n, steps, seed in ((1, 4, 5, 0), (2, 1, 5, 7), (3, 8, 2, 3), (4, 2, None, None))
+    ]
+    batched = planner.plan_many(requests)
+    for request, (positions, velocities) in zip(requests[:3], batched, strict=False):
+        alone = planner.plan(request.start_pos, request.start_vel, request.goal, request.num_samples, request.steps,
+                             request.seed)  # fmt: skip
+        assert positions.shape == (request.num_samples, 60, 12)
+        np.testing.assert_allclose(positions, alone[0], atol=1e-5)
+        np.testing.assert_allclose(velocities, alone[1], atol=1e-5)
+    assert batched[3][0].shape == (2, 60, 12) and np.all(np.isfinite(batched[3][0]))
