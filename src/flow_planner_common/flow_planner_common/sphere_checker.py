@@ -19,8 +19,8 @@ pairs and a bound from the smallest (see `_arm_arm`): within a few per cent of t
 Why torch and this layout: the numpy checker is exact but no faster than MuJoCo. Here every intermediate is laid
 out with the configurations last ((..., C), "structure of arrays"), so each torch op is one vectorised loop over all
 configurations; there are no Python loops over configurations or boxes, no host syncs and no data-dependent shapes,
-so the same code runs on CUDA without leaving the device (on the CPU the sphere-box tests go a few spheres at a
-time, `TILE_ELEMENTS`, to stay in cache). float32 by default; `ROUNDING_SLACK` (added to every robot and tray radius)
+so the same code runs on CUDA without leaving the device (on one CPU thread the sphere-box tests go a few spheres at
+a time, `TILE_ELEMENTS`, to stay in cache). float32 by default; `ROUNDING_SLACK` (added to every robot and tray radius)
 keeps float32 rounding on the conservative side.
 """
 
@@ -46,7 +46,7 @@ ROUNDING_SLACK: dict[torch.dtype, float] = {torch.float32: 1e-4, torch.float64: 
 #: Subtracted from squared distances computed as |x|^2 + |y|^2 - 2 x.y, in units of the dtype's machine epsilon:
 #: their rounding error for coordinates within 2 m of the world origin (products of up to 16 m^2, summed).
 GRAM_ROUNDING = 128.0
-#: CPU only: elements per array of the sphere-box tests, processed a few spheres at a time (fits a 2 MB cache).
+#: One CPU thread only: elements per array of the sphere-box tests, a few spheres at a time (fits a 2 MB cache).
 TILE_ELEMENTS = 1 << 18
 
 _ARM_ARM, _ARM_TABLE, _ARM_OBSTACLE, _TRAY_OBSTACLE, _ARM_TRAY, _TRAY_TABLE = range(len(CATEGORIES))
@@ -341,9 +341,12 @@ class SphereChecker:
         return best
 
     def _tiles(self, elements_per_sphere: int) -> list[slice]:
-        """Slices of the 2S spheres such that one tile's arrays fit in a CPU cache (TILE_ELEMENTS)."""
+        """Slices of the 2S spheres: on one CPU thread such that one tile's arrays fit in its cache (TILE_ELEMENTS),
+        else all at once (several threads split each op already: tiles measured slower there)."""
         total = 2 * self.sphere_count
-        size = total if self.device.type != "cpu" else max(1, min(total, TILE_ELEMENTS // elements_per_sphere))
+        size = total
+        if self.device.type == "cpu" and torch.get_num_threads() == 1:
+            size = max(1, min(total, TILE_ELEMENTS // elements_per_sphere))
         return [slice(lo, min(lo + size, total)) for lo in range(0, total, size)]
 
     def _arm_arm(self, centres: torch.Tensor) -> torch.Tensor:
