@@ -73,7 +73,7 @@ def bench_cem(goals: list[np.ndarray], contexts: list[PhaseContext], sim: Simula
 def bench_replan(checkpoint: str, goal: np.ndarray, repeats: int) -> list[float]:
     """One receding-horizon replan (execution_steps = 15) from the middle of a running plan, in-process."""
     from flow_planner_ros.learning.flow_sampler import FlowSampler
-    from flow_planner_ros.planning.continuation import running_plan_prefix
+    from flow_planner_ros.planning.continuation import commanded_trajectory, running_plan_prefix
     from flow_planner_ros.planning.pipeline import PlanningPipeline
     from flow_planner_ros.planning.request import PlanRequest
     from flow_planner_ros.planning.trajectory_safety import SafetyLimits
@@ -85,10 +85,11 @@ def bench_replan(checkpoint: str, goal: np.ndarray, repeats: int) -> list[float]
         print(f"  replan: first plan failed ({first.message()}); skipped")
         return []
     state = PlanRequest(first.positions[14], first.velocities[14], goal, 8, 5, 1, True)
+    running = commanded_trajectory(HOME_POSITIONS, np.zeros(12), first.positions, first.velocities, planner.dt)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        core.plan(state, prefix=lambda: running_plan_prefix(first.positions, first.velocities, planner.dt, 0.75, 5))
+        core.plan(state, prefix=lambda: running_plan_prefix(running, planner.dt, 0.75, 5))
         times.append(time.perf_counter() - start)
     return times
 

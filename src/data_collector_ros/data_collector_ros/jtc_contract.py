@@ -4,9 +4,15 @@ A trajectory for one arm must name exactly that arm's joints (any order, no dupl
 give every point positions and velocities of that length, all finite and within the position/velocity limits,
 and strictly increasing time_from_start with the first point after t = 0. The motion those points imply must also
 respect the velocity limits (within `speed_margin`): the controller interpolates with cubic Hermite segments from
-the arm's current commanded state through every point (data_collector_ros.interpolation), and the peak speed of each
+the arm's current commanded state through every point (flow_planner_common.hermite), and the peak speed of each
 segment (never below |dq| / dt) is checked, so a far point at an early time is refused even with zero velocities
 written. Otherwise it is rejected with a reason and nothing is executed.
+
+Start time (header.stamp, as joint_trajectory_controller reads it): time_from_start counts from the stamp; a zero
+stamp means "now" (on receipt). The caller converts the stamp to seconds from now (`start_time`); points whose time
+has passed are skipped and the motion runs from the commanded state to the first point still ahead; a trajectory
+whose last point has passed is rejected (as JTC rejects one that ends in the past), and so is one that starts more
+than MAX_START_DELAY ahead (the sender's clock is then not the controller's: wall time against sim time).
 """
 
 from __future__ import annotations
@@ -18,6 +24,11 @@ import numpy as np
 
 from flow_planner_common.robot import JOINT_NAMES, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS
 
+#: s; a point less than this ahead of now is skipped as passed (the segment to it would be too short to follow).
+MIN_LEAD = 1e-3
+#: s; a trajectory may start at most this far in the future (further: the sender's clock is not the controller's).
+MAX_START_DELAY = 10.0
+
 
 class TrajectoryRejected(ValueError):
     """The trajectory breaks the controller contract; the message is the reason."""
@@ -25,7 +36,7 @@ class TrajectoryRejected(ValueError):
 
 @dataclass(frozen=True)
 class ValidTrajectory:
-    """Waypoints reordered to the controller's joint order."""
+    """Waypoints reordered to the controller's joint order, those still ahead, their times from now."""
 
     times: np.ndarray  # (N,)
     positions: np.ndarray  # (N, J)
@@ -42,11 +53,13 @@ def validate_trajectory(
     start_positions: Sequence[float],
     start_velocities: Sequence[float],
     speed_margin: float = 0.05,
+    start_time: float = 0.0,
 ) -> ValidTrajectory:
     """Check one trajectory against the contract; raise TrajectoryRejected with the reason.
 
     start_positions / start_velocities: the arm's current commanded state in `controller_joints` order (where the
-    trajectory starts at t = 0). speed_margin: tolerated fraction above the velocity limits for the implied speed.
+    motion starts now). speed_margin: tolerated fraction above the velocity limits for the implied speed.
+    start_time: seconds from now to the trajectory's start (header.stamp; negative when it lies in the past).
     """
     names = list(joint_names)
     if len(set(names)) != len(names):
@@ -77,6 +90,16 @@ def validate_trajectory(
         raise TrajectoryRejected("position outside the joint limits")
     if np.any(np.abs(vel) > JOINT_VELOCITY_LIMITS[cols]):
         raise TrajectoryRejected("velocity above the joint velocity limits")
+    if not start_time <= MAX_START_DELAY:
+        raise TrajectoryRejected(
+            f"header.stamp is {start_time:.4g} s ahead of the controller's clock (more than {MAX_START_DELAY:g} s: "
+            "is the sender on the same clock? use_sim_time)"
+        )
+    t = t + start_time
+    ahead = t > MIN_LEAD
+    if not ahead.any():
+        raise TrajectoryRejected(f"the trajectory ends in the past ({max(0.0, -t[-1]):.4f} s ago by its header.stamp)")
+    t, pos, vel = t[ahead], pos[ahead], vel[ahead]
     check_implied_speed(
         controller_joints, start_positions, start_velocities, t, pos, vel, JOINT_VELOCITY_LIMITS[cols], speed_margin
     )

@@ -5,10 +5,14 @@ Publishes `/joint_states` (JOINT_NAMES, positions + velocities) and the tray pos
 joint_trajectory_controller topics; every trajectory is checked against the JTC contract (`jtc_contract`, including
 the speed its waypoints imply from the arm's commanded state, within `implied_speed_margin` of the velocity limits),
 a rejected one is logged with its reason and changes nothing, an accepted one replaces the arm's running trajectory
-from the last commanded state (no jump). Services: `~/reset` (std_srvs/Trigger: home pose, tray at the `tray_pose`
-parameter, the boxes of the `obstacles` parameter placed; set both first with the standard parameter services) and
-`~/set_grasp` (std_srvs/SetBool: attach when both end effectors are within `grasp_tolerance` of their handles /
-detach).
+from the last commanded state (no jump). Like joint_trajectory_controller, time_from_start counts from the
+trajectory's header.stamp (zero: from its receipt), so a sender that splices a new trajectory into a running one
+decides when the splice happens, not the receive time nor the physics loop's 1 / joint_states_rate steps: the
+stamp is sim time with `publish_clock`, else the node's clock, mapped onto sim time through the real-time pacing
+(with real_time_factor 0 there is no such mapping and a trajectory starts on receipt). Services: `~/reset`
+(std_srvs/Trigger: home pose, tray at the `tray_pose` parameter, the boxes of the `obstacles` parameter placed; set
+both first with the standard parameter services) and `~/set_grasp` (std_srvs/SetBool: attach when both end effectors
+are within `grasp_tolerance` of their handles / detach).
 
 Scene: `obstacles` holds 7 numbers per box (centre x y z, full edge lengths x y z, yaw about world z; m, rad; empty =
 none; at most MAX_OBSTACLES boxes). Bad values (non-finite, not 7 per box, too many boxes, sizes or distance out of
@@ -241,6 +245,7 @@ class SimBridge(Node):
         with self.lock:  # validate against the commanded state the new trajectory will start from
             q_now, v_now = self.sim.command()
             try:
+                start_time = self._seconds_until(duration_seconds(msg.header.stamp))
                 valid = validate_trajectory(
                     joints,
                     msg.joint_names,
@@ -250,6 +255,7 @@ class SimBridge(Node):
                     start_positions=q_now[cols],
                     start_velocities=v_now[cols],
                     speed_margin=self.implied_speed_margin,
+                    start_time=start_time,
                 )
             except TrajectoryRejected as exc:
                 valid = None
@@ -260,6 +266,18 @@ class SimBridge(Node):
             self.get_logger().error(f"{side} arm trajectory rejected: {reason}")
             return
         self.get_logger().info(f"{side} arm trajectory accepted: {len(valid.times)} points, {valid.times[-1]:.2f} s")
+
+    def _seconds_until(self, stamp: float) -> float:
+        """Sim seconds from now (the physics' time) to a trajectory's header.stamp (s; 0 = now). Call under the lock."""
+        if stamp == 0.0:
+            return 0.0
+        if self.publish_clock:  # stamps are sim time
+            return stamp - self.sim.time
+        if self.real_time_factor <= 0:  # as fast as possible: sim time has no relation to the node's clock
+            return 0.0
+        wall0, sim0 = self._pacing_origin  # sim time sim0 + rtf * (monotonic - wall0) while the loop keeps pace
+        stamp_monotonic = time.monotonic() + stamp - self.get_clock().now().nanoseconds * 1e-9
+        return sim0 + self.real_time_factor * (stamp_monotonic - wall0) - self.sim.time
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         try:

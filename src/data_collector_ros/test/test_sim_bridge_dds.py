@@ -39,7 +39,7 @@ from flow_planner_common.robot import (
     LEFT_ARM_JOINTS,
     RIGHT_ARM_JOINTS,
 )
-from flow_planner_common.ros_messages import boxes_from_obstacle_array
+from flow_planner_common.ros_messages import boxes_from_obstacle_array, time_msg
 from flow_planner_msgs.msg import ObstacleArray
 
 WORKSPACE = Path(__file__).resolve().parents[3]
@@ -109,8 +109,9 @@ class Client:
                 self.executor.spin_once(timeout_sec=0.1)
         return self.samples[-1][1]
 
-    def send(self, arm: str, names, positions, velocities, times) -> None:
+    def send(self, arm: str, names, positions, velocities, times, stamp: float = 0.0) -> None:
         msg = JointTrajectory(joint_names=list(names))
+        msg.header.stamp = time_msg(stamp)
         for p, v, t in zip(positions, velocities, times, strict=True):
             sec = int(t)
             msg.points.append(
@@ -182,6 +183,27 @@ def test_rejects_malformed_then_tracks_and_replaces_without_jump(bridge, client:
     assert np.all(dt > 0) and np.median(dt) == pytest.approx(0.01, abs=1e-3)  # 100 Hz of sim time
     speed = np.abs(np.diff(q, axis=0)) / dt[:, None]
     assert speed.max() < 4.0, f"position jump: {speed.max():.2f} rad/s between joint states"
+
+
+def test_a_stamped_trajectory_starts_at_its_stamp_like_jtc(bridge, client: Client) -> None:
+    """header.stamp (sim time here: publish_clock) is when time_from_start counts from, not the receive time; a
+    trajectory that ended before now is rejected."""
+    _, log_path = bridge
+    home = client.wait_for_states()
+    client.spin_for(0.6)  # past 1 s of sim time: the stamps below are valid times
+    now = client.samples[-1][0]
+    target = home[:6] + 0.2
+    client.send("left", LEFT_ARM_JOINTS, [target], [[0.0] * 6], [0.5], stamp=now + 1.0)  # starts 1 s from now
+    client.send("right", RIGHT_ARM_JOINTS, [home[6:] + 0.2], [[0.0] * 6], [0.5], stamp=now - 1.0)  # ended 0.5 s ago
+    client.spin_for(2.0)  # 4 s of sim time at real_time_factor 2
+    assert "trajectory ends in the past" in log_path.read_text()
+    samples = [(t, q) for t, q in client.samples if t > now]
+    moved = [t for t, q in samples if np.abs(q[:6] - home[:6]).max() > 0.01]
+    # Hermite from rest to the point at now + 1.5 s: 0.01 rad of 0.2 is passed ~12 % into the 1.5 s segment...
+    assert moved and moved[0] > now + 0.1, (moved[:1], now)
+    arrived = [t for t, q in samples if np.abs(q[:6] - target).max() < TRACKING_TOLERANCE]
+    assert arrived and now + 1.3 < arrived[0] < now + 1.8, (arrived[:1], now)  # ...and it ends at now + 1.5 s
+    np.testing.assert_allclose(client.samples[-1][1][6:], home[6:], atol=2e-3)  # the right arm never moved
 
 
 def test_reset_and_grasp_services(bridge, client: Client) -> None:

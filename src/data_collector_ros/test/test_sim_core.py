@@ -203,6 +203,21 @@ def test_contract_reorders_joints() -> None:
     np.testing.assert_array_equal(valid.positions[0], [1, 2, 3, 4, 5, 6])
 
 
+def test_contract_counts_time_from_the_start_time() -> None:
+    """header.stamp as JTC reads it: points already passed are skipped, a trajectory that ended is rejected, and
+    one that starts absurdly far ahead (another clock) too."""
+    positions, velocities = np.full((3, 6), 0.01) * [[1], [2], [3]], np.zeros((3, 6))
+    args = (LEFT_ARM_JOINTS, LEFT_ARM_JOINTS, positions, velocities, [0.1, 0.2, 0.3])
+    valid = validate_trajectory(*args, **AT_REST, start_time=-0.15)
+    np.testing.assert_allclose(valid.times, [0.05, 0.15])
+    np.testing.assert_allclose(valid.positions[:, 0], [0.02, 0.03])
+    np.testing.assert_allclose(validate_trajectory(*args, **AT_REST, start_time=0.5).times, [0.6, 0.7, 0.8])
+    with pytest.raises(TrajectoryRejected, match=r"ends in the past \(0\.2000 s ago"):
+        validate_trajectory(*args, **AT_REST, start_time=-0.5)
+    with pytest.raises(TrajectoryRejected, match="ahead of the controller's clock"):
+        validate_trajectory(*args, **AT_REST, start_time=1.7e9)
+
+
 def _left(positions, velocities, times, margin: float = 0.05, start_velocities=AT_REST["start_velocities"]):
     return validate_trajectory(
         LEFT_ARM_JOINTS, LEFT_ARM_JOINTS, positions, velocities, times, speed_margin=margin,

@@ -65,14 +65,20 @@ def joint_trajectory(
 
 
 def arm_trajectories(
-    positions: np.ndarray, velocities: np.ndarray, dt: float, joint_names: Sequence[str] = JOINT_NAMES
+    positions: np.ndarray,
+    velocities: np.ndarray,
+    dt: float,
+    joint_names: Sequence[str] = JOINT_NAMES,
+    stamp: Time | None = None,
 ) -> tuple[JointTrajectory, JointTrajectory]:
-    """A (H, 12) plan split into the left and the right arm controller's JointTrajectory."""
+    """A (H, 12) plan split into the left and the right arm controller's JointTrajectory; `stamp` (header.stamp)
+    is when the controllers start it (time_from_start counts from it; None = on receipt)."""
     half = NUM_ARM_JOINTS
-    return (
-        joint_trajectory(positions[:, :half], velocities[:, :half], joint_names[:half], dt),
-        joint_trajectory(positions[:, half:], velocities[:, half:], joint_names[half:], dt),
-    )
+    left = joint_trajectory(positions[:, :half], velocities[:, :half], joint_names[:half], dt)
+    right = joint_trajectory(positions[:, half:], velocities[:, half:], joint_names[half:], dt)
+    if stamp is not None:
+        left.header.stamp, right.header.stamp = stamp, stamp
+    return left, right
 
 
 def joint_state(

@@ -17,6 +17,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from flow_planner_msgs.action import ExecutePlan
 from flow_planner_msgs.msg import PlannerStatus
+from flow_planner_msgs.srv import PlanTrajectory
 from flow_planner_ros.planning.execution import Execution
 
 
@@ -30,6 +31,16 @@ def execution_status(
         stamp=stamp, state=state, request_id=execution.request_id, replans=execution.replans,
         last_planning_time=times[-1] if times else 0.0, mean_planning_time=float(np.mean(times)) if times else 0.0,
         goal_error=math.nan if error is None else error, message=message,
+    )  # fmt: skip
+
+
+def goal_request(goal: ExecutePlan.Goal) -> PlanTrajectory.Request:
+    """The PlanTrajectory request of an ExecutePlan goal (the same fields; always executed)."""
+    return PlanTrajectory.Request(
+        start_positions=goal.start_positions, start_velocities=goal.start_velocities,
+        joint_names=goal.joint_names, goal_positions=goal.goal_positions, num_samples=goal.num_samples,
+        integration_steps=goal.integration_steps, seed=goal.seed, execute=True, obstacles=goal.obstacles,
+        carrying_tray=goal.carrying_tray, tray_pose=goal.tray_pose,
     )  # fmt: skip
 
 

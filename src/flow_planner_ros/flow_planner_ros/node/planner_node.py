@@ -18,8 +18,9 @@ Scene (planning.scene): the union of the request's `obstacles` and the latest Ob
 `scene_obstacles_topic`, and with `carrying_tray` the tray carried rigidly from `tray_pose` at the start state; an
 execution keeps its scene for its replans. Safety: every trajectory passes the pipeline's checks (limits,
 continuity, clearance: planning.scene_safety; refinement when no sample passes) before it is returned or published;
-an executed request must start at the measured state (`start_state_tolerance`); a plan that replaces a running one
-is cross-faded from the running plan at the moment it is published.
+an executed request must start at the measured state (`start_state_tolerance`). Every published trajectory is
+stamped with the instant it starts (header.stamp); a plan that replaces a running one (replan, preemption) is sampled
+from the running plan's commanded state and joins it at that instant (planning.continuation).
 """
 
 from __future__ import annotations
@@ -51,15 +52,17 @@ from flow_planner_common.ros_messages import (
     joint_state_in_order,
     joint_trajectory,
     pose_values,
+    time_msg,
 )
 from flow_planner_msgs.action import ExecutePlan
 from flow_planner_msgs.msg import ObstacleArray, PlannerStatus
 from flow_planner_msgs.srv import PlanTrajectory
 from flow_planner_ros.learning.flow_sampler import FlowSampler
-from flow_planner_ros.node.goal_runs import GoalRun, GoalRuns, execution_status
+from flow_planner_ros.node.goal_runs import GoalRun, GoalRuns, execution_status, goal_request
 from flow_planner_ros.node.plan_markers import plan_markers
 from flow_planner_ros.node.planner_settings import PLANNER_PARAMETERS, PlannerSettings, SettingsError
 from flow_planner_ros.node.request_queue import RequestQueue, request_fields
+from flow_planner_ros.planning.continuation import Join
 from flow_planner_ros.planning.execution import Decision, Execution, ExecutionLimits
 from flow_planner_ros.planning.pipeline import PlanningPipeline, PlanResult
 from flow_planner_ros.planning.request import (
@@ -71,11 +74,14 @@ from flow_planner_ros.planning.request import (
     validate_plan_request,
 )
 from flow_planner_ros.planning.scene import PlanScene, SceneError
-from flow_planner_ros.planning.stop_trajectory import plan_state_at, stop_trajectory
+from flow_planner_ros.planning.stop_trajectory import stop_trajectory
 from flow_planner_ros.planning.trajectory_safety import SafetyLimits
 
 #: The action's name, beside the /flow_planner/plan service.
 EXECUTE_ACTION = "/flow_planner/execute"
+#: s; a plan that joins no running one is stamped this far ahead: a controller whose clock runs ahead of ours (sim
+#: time reaches us on /clock every few ms) still finds its first waypoint a whole dt away.
+FRESH_PLAN_LEAD = 0.02
 
 
 def default_checkpoint_path() -> Path:
@@ -97,15 +103,11 @@ class PlannerNode(Node):
         self.sampler = FlowSampler.from_checkpoint(checkpoint, device=s.device, backend=backend,
                                                    num_threads=s.num_threads)  # fmt: skip
         self.pipeline = PlanningPipeline(
-            self.sampler,
-            SafetyLimits.from_arrays(s.position_limits, s.velocity_limits),
-            smoothing_knots=s.smoothing_knots,
-            max_projection_change=s.max_projection_change,
-            clearance_margin=s.clearance_margin,
-            max_grip_change=s.max_grip_change,
-            refine_iterations=s.refine_iterations,
-            refine_samples=s.refine_samples,
-        )
+            self.sampler, SafetyLimits.from_arrays(s.position_limits, s.velocity_limits),
+            smoothing_knots=s.smoothing_knots, max_projection_change=s.max_projection_change,
+            clearance_margin=s.clearance_margin, max_grip_change=s.max_grip_change,
+            refine_iterations=s.refine_iterations, refine_samples=s.refine_samples,
+        )  # fmt: skip
         self.policy = RequestPolicy.from_settings(s, self.sampler.default_steps)
         self.get_logger().info(
             f"loaded {checkpoint} (horizon {self.sampler.horizon}, dt {self.sampler.dt}, {backend} on {s.device});"
@@ -160,12 +162,6 @@ class PlannerNode(Node):
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
-
-    def _execution_limits(self) -> ExecutionLimits:
-        s = self.settings
-        return ExecutionLimits(
-            s.execution_steps, s.goal_tolerance, s.final_approach_distance, s.max_replans
-        )
 
     # -- joint states -----------------------------------------------------------------------------------------
     def _on_joint_states(self, msg: JointState) -> None:
@@ -238,11 +234,11 @@ class PlannerNode(Node):
             self.get_logger().warning(response.message)
             return
         running = self._execution if plan_request.execute else None
-        prefix = None
-        if running is not None:  # preemption: join the running plan where it is when the new plan is published
-            blend = self.settings.blend_steps
-            prefix = lambda: running.prefix_at(self._now(), blend)  # noqa: E731
-        result = self.pipeline.plan(plan_request, prefix=prefix, scene=scene)
+        join = None
+        if running is not None:  # preemption: join the running plan where the controllers are at the switch
+            join = running.join(self._now, self.settings.blend_steps)
+            plan_request = join.request(plan_request)
+        result = self.pipeline.plan(plan_request, prefix=None if join is None else join.prefix, scene=scene)
         response.success = result.success
         response.message = f"{result.message()}; scene: {scene.describe()}"
         response.planning_time = result.planning_time
@@ -254,7 +250,7 @@ class PlannerNode(Node):
             result.positions, result.velocities, self.settings.joint_names, self.sampler.dt
         )
         if plan_request.execute:
-            self._start_execution(plan_request, result, scene, run)
+            self._start_execution(plan_request, result, scene, run, join)
             if run is not None:
                 run.last_trajectory = response.trajectory
         self._publish_markers(result.positions, plan_request.goal_positions)
@@ -266,13 +262,7 @@ class PlannerNode(Node):
     # -- action -----------------------------------------------------------------------------------------------
     async def _on_execute(self, handle: ServerGoalHandle) -> ExecutePlan.Result:
         """Plan and execute the goal through the request queue; resolve when it ends (see GoalRun)."""
-        goal = handle.request
-        request = PlanTrajectory.Request(
-            start_positions=goal.start_positions, start_velocities=goal.start_velocities,
-            joint_names=goal.joint_names, goal_positions=goal.goal_positions, num_samples=goal.num_samples,
-            integration_steps=goal.integration_steps, seed=goal.seed, execute=True, obstacles=goal.obstacles,
-            carrying_tray=goal.carrying_tray, tray_pose=goal.tray_pose,
-        )  # fmt: skip
+        request = goal_request(handle.request)
         run = GoalRun(handle, Future())
         handle.publish_feedback(ExecutePlan.Feedback(phase="planning", goal_error=math.nan))
         planned = Future()
@@ -297,11 +287,11 @@ class PlannerNode(Node):
     def _stop(self, run: GoalRun, now: float) -> None:
         """Cancel: a smooth stop from where the running plan is now, replacing it on the controllers."""
         execution, dt = run.execution, self.sampler.dt
-        position, velocity = plan_state_at(execution.positions, execution.velocities, dt, now - execution.published_at)
+        position, velocity, _ = execution.state_at(now)
         positions, velocities = stop_trajectory(
             position, velocity, dt, self.settings.stop_deceleration, self.settings.position_limits
         )
-        self._publish(positions, velocities)
+        self._publish(positions, velocities, now)
         run.last_trajectory = joint_trajectory(positions, velocities, self.settings.joint_names, dt)
         run.stop_until = now + len(positions) * dt
         if self._execution is execution:
@@ -309,21 +299,25 @@ class PlannerNode(Node):
         self._report(execution, "canceled", f"canceled: stopping within {len(positions) * dt:.2f} s")
 
     # -- execution --------------------------------------------------------------------------------------------
-    def _publish(self, positions: np.ndarray, velocities: np.ndarray) -> None:
-        left, right = arm_trajectories(positions, velocities, self.sampler.dt, self.settings.joint_names)
+    def _publish(self, positions: np.ndarray, velocities: np.ndarray, start: float) -> None:
+        """Both arms' trajectories, stamped `start` (node clock, s): when the controllers start them."""
+        stamp = time_msg(start)
+        left, right = arm_trajectories(positions, velocities, self.sampler.dt, self.settings.joint_names, stamp)
         self._left_pub.publish(left)
         self._right_pub.publish(right)
 
     def _start_execution(
-        self, request: PlanRequest, result: PlanResult, scene: PlanScene, run: GoalRun | None = None
+        self, request: PlanRequest, result: PlanResult, scene: PlanScene, run: GoalRun | None, join: Join | None
     ) -> None:
         if self._execution is not None:
             self._report(self._execution, "preempted", "preempted by a new request")
         self._request_counter += 1
-        self._publish(result.positions, result.velocities)
+        fresh = (self._now() + FRESH_PLAN_LEAD, (None, None))
+        start, (start_p, start_v) = fresh if join is None else (join.switch_at, join.state)
+        self._publish(result.positions, result.velocities, start)
         self._execution = Execution(
-            self._request_counter, request, result.positions, result.velocities, self._now(), self.sampler.dt,
-            planning_times=[result.planning_time], scene=scene,
+            self._request_counter, request, result.positions, result.velocities, start, self.sampler.dt,
+            planning_times=[result.planning_time], scene=scene, start_positions=start_p, start_velocities=start_v,
         )  # fmt: skip
         if run is not None:
             self._goals.start(run, self._execution)
@@ -335,7 +329,8 @@ class PlannerNode(Node):
         execution = self._execution
         if execution is None:
             return
-        decision, message = execution.decide(self._now(), self._measured_positions(), self._execution_limits())
+        limits = ExecutionLimits.from_settings(self.settings)
+        decision, message = execution.decide(self._now(), self._measured_positions(), limits)
         if decision in (Decision.REACHED, Decision.FAILED):
             self._finish(execution, decision.value, message)
         elif decision is Decision.FINAL_APPROACH:
@@ -345,21 +340,19 @@ class PlannerNode(Node):
 
     def _replan(self, execution: Execution) -> None:
         try:
-            state = fresh_state(self._latest_state, self._now(), self.settings.joint_states_timeout, "replan")
+            fresh_state(self._latest_state, self._now(), self.settings.joint_states_timeout, "replan")
         except PlanRequestError as exc:
             self._finish(execution, "failed", str(exc))
             return
-        request = execution.replan_request(state.positions, state.velocities)
-        blend = self.settings.blend_steps
-        result = self.pipeline.plan(
-            request, prefix=lambda: execution.prefix_at(self._now(), blend), scene=execution.scene
-        )
+        join = execution.join(self._now, self.settings.blend_steps)  # from the commanded state
+        request = execution.replan_request(join.start_positions, join.start_velocities)
+        result = self.pipeline.plan(request, prefix=join.prefix, scene=execution.scene)
         if not result.success:
             execution.refuse_replan(result.planning_time)
             self._report(execution, "executing", f"replan refused ({result.message()}); finishing the running plan")
             return
-        self._publish(result.positions, result.velocities)
-        execution.adopt(result.positions, result.velocities, self._now(), result.planning_time)
+        self._publish(result.positions, result.velocities, join.switch_at)
+        execution.adopt(result.positions, result.velocities, join, result.planning_time)
         self._report(execution, "executing", f"replan {execution.replans}")
         self._publish_markers(result.positions, request.goal_positions)
         run = self._goals.get(execution.request_id)

@@ -6,16 +6,20 @@ measured joint positions and acts on the decision; all times are the node clock'
         │  └─(within final_approach_distance, or a replan refused)──► final approach (run the plan to its end)
         ├──(every joint within goal_tolerance)──► reached
         └──(plan ended + 10 waypoints, or max_replans)──► failed
+
+A replan joins the running plan where the controllers command it (planning.continuation.Join).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
 import numpy as np
 
-from flow_planner_ros.planning.continuation import ContinuationPrefix, running_plan_prefix
+from flow_planner_common.hermite import HermiteTrajectory
+from flow_planner_ros.planning.continuation import Join, commanded_trajectory
 from flow_planner_ros.planning.request import PlanRequest
 from flow_planner_ros.planning.scene import EMPTY_SCENE, PlanScene
 
@@ -40,11 +44,19 @@ class ExecutionLimits:
     final_approach_distance: float
     max_replans: int
 
+    @classmethod
+    def from_settings(cls, settings: object) -> ExecutionLimits:
+        """From a PlannerSettings (duck-typed, like RequestPolicy.from_settings)."""
+        return cls(
+            settings.execution_steps, settings.goal_tolerance, settings.final_approach_distance, settings.max_replans
+        )
+
 
 @dataclass
 class Execution:
-    """A request being executed: its goal, the running plan, when it was published (node clock, s) and the scene it
-    was planned in (replans use the same scene, carried tray included)."""
+    """A request being executed: its goal, the running plan, when it starts (node clock, s: its header.stamp; waypoint
+    k at published_at + (k + 1)·dt), the commanded state it starts from (default: the request's start) and the scene
+    it was planned in (replans use the same scene, carried tray included)."""
 
     request_id: int
     request: PlanRequest
@@ -56,6 +68,21 @@ class Execution:
     planning_times: list[float] = field(default_factory=list)
     final_approach: bool = False  # no more replans: the running plan is executed to its end
     scene: PlanScene = EMPTY_SCENE  # the request's scene: every replan is checked against it
+    start_positions: np.ndarray | None = None  # the commanded state at published_at (None: the request's start)
+    start_velocities: np.ndarray | None = None
+    _commanded: HermiteTrajectory | None = field(default=None, init=False, repr=False)
+
+    def commanded(self) -> HermiteTrajectory:
+        """The running plan as the controllers command it (t = 0 at published_at)."""
+        if self._commanded is None:
+            start_p = self.request.start_positions if self.start_positions is None else self.start_positions
+            start_v = self.request.start_velocities if self.start_velocities is None else self.start_velocities
+            self._commanded = commanded_trajectory(start_p, start_v, self.positions, self.velocities, self.dt)
+        return self._commanded
+
+    def state_at(self, now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Commanded position, velocity and acceleration at `now` (at rest past the plan's end)."""
+        return self.commanded().sample_state(now - self.published_at)
 
     def goal_error(self, measured: np.ndarray | None) -> float | None:
         """Max joint distance of the measured positions from the goal (rad); None without a measurement."""
@@ -85,7 +112,8 @@ class Execution:
         return Decision.REPLAN, ""
 
     def replan_request(self, start_positions: np.ndarray, start_velocities: np.ndarray) -> PlanRequest:
-        """The request of the next replan: from the measured state to the same goal, with the next seed."""
+        """The request of the next replan: from the given start state (the running plan's commanded state where the
+        replan starts: Join) to the same goal, with the next seed."""
         request = self.request
         return PlanRequest(
             start_positions=start_positions,
@@ -97,13 +125,15 @@ class Execution:
             execute=True,
         )
 
-    def prefix_at(self, now: float, blend_steps: int) -> ContinuationPrefix:
-        """The running plan where a plan published at `now` must join it."""
-        return running_plan_prefix(self.positions, self.velocities, self.dt, now - self.published_at, blend_steps)
+    def join(self, clock: Callable[[], float], blend_steps: int) -> Join:
+        """A new plan, planned from now on, joining this one (see continuation.Join)."""
+        return Join(self.commanded(), self.published_at, self.dt, blend_steps, clock)
 
-    def adopt(self, positions: np.ndarray, velocities: np.ndarray, published_at: float, planning_time: float) -> None:
-        """A replan was published: it is the running plan now."""
-        self.positions, self.velocities, self.published_at = positions, velocities, published_at
+    def adopt(self, positions: np.ndarray, velocities: np.ndarray, join: Join, planning_time: float) -> None:
+        """A replan was published, stamped join.switch_at: the running plan now, from the commanded state there."""
+        self.positions, self.velocities, self.published_at = positions, velocities, join.switch_at
+        self.start_positions, self.start_velocities = join.state
+        self._commanded = None
         self.replans += 1
         self.planning_times.append(planning_time)
 

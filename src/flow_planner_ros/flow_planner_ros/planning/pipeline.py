@@ -20,7 +20,7 @@ import numpy as np
 from flow_planner_common.motion import reference_trajectory
 from flow_planner_common.robot import HORIZON, PHASE_CARRY, PHASE_REACH
 from flow_planner_ros.planning import refinement
-from flow_planner_ros.planning.continuation import ContinuationPrefix, blend_with_prefix
+from flow_planner_ros.planning.continuation import ContinuationPrefix, join_candidates
 from flow_planner_ros.planning.projection import SmoothProjection
 from flow_planner_ros.planning.refinement import Refiner
 from flow_planner_ros.planning.request import PlanRequest
@@ -168,7 +168,8 @@ class PlanningPipeline:
 
         When joining a running plan, `prefix()` is called after sampling (and again after a refinement), so the
         running plan is read at the moment the new plan replaces it (planning takes time while the arm keeps
-        moving); the candidates are cross-faded into it and must start where the running plan is then.
+        moving); the candidates, sampled from the request's start `prefix().advance` s earlier, are resampled from
+        the switch on, cross-faded into it and must start where the running plan is then (planning.continuation).
         """
         started = time.perf_counter()
         start, goal = request.start_positions, request.goal_positions
@@ -217,9 +218,7 @@ class PlanningPipeline:
         start, goal = request.start_positions, request.goal_positions
         if prefix is not None:
             join = prefix()
-            blended = [blend_with_prefix(p, v, join) for p, v in zip(positions, velocities, strict=True)]
-            positions = np.stack([b[0] for b in blended])
-            velocities = np.stack([b[1] for b in blended])
+            positions, velocities = join_candidates(positions, velocities, request, join, self.dt)
             start = join.anchor
 
         check = self.safety.bind(start, goal, scene)

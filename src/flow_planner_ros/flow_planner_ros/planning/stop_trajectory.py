@@ -14,17 +14,8 @@ import math
 
 import numpy as np
 
-from flow_planner_ros.planning.continuation import running_plan_prefix
-
 #: The shortest stop, in waypoints (a stop trajectory has at least this many points, the last one at rest).
 MIN_STOP_STEPS = 2
-
-
-def plan_state_at(positions: np.ndarray, velocities: np.ndarray, dt: float, elapsed: float) -> tuple[np.ndarray,
-                                                                                                    np.ndarray]:
-    """Position and velocity of a running plan `elapsed` s after it was published (at rest past its end)."""
-    prefix = running_plan_prefix(positions, velocities, dt, elapsed - dt, 1)
-    return prefix.positions[0], prefix.velocities[0]
 
 
 def stop_duration(velocity: np.ndarray, deceleration: float) -> float:

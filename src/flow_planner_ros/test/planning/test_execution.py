@@ -29,7 +29,10 @@ def test_waits_then_replans_every_execution_steps() -> None:
     assert run.decide(10.0 + 14 * DEFAULT_DT, far, limits())[0] is Decision.WAIT
     assert run.decide(10.0 + 15 * DEFAULT_DT, far, limits())[0] is Decision.REPLAN
     new_positions, new_velocities = min_jerk_waypoints(far, GOAL, DEFAULT_DT)
-    run.adopt(new_positions, new_velocities, published_at=11.0, planning_time=0.03)
+    join = run.join(iter([10.96, 11.0]).__next__, blend_steps=5)  # planning starts at 10.96, switches at 11.0
+    join.prefix()
+    run.adopt(new_positions, new_velocities, join, planning_time=0.03)
+    assert run.published_at == 11.0
     assert run.replans == 1 and run.planning_times == [0.03]
     assert run.decide(11.0 + 14 * DEFAULT_DT, far, limits())[0] is Decision.WAIT
     assert run.decide(11.0 + 15 * DEFAULT_DT, far, limits())[0] is Decision.REPLAN
@@ -94,8 +97,22 @@ def test_replan_requests_keep_the_goal_and_bump_the_seed() -> None:
     assert execution(seed=None).replan_request(*state).seed is None
 
 
-def test_a_new_plan_joins_the_running_plan_where_it_is_when_published() -> None:
+def test_a_new_plan_joins_the_running_plan_where_the_controllers_are_at_the_switch() -> None:
     run = execution()
-    prefix = run.prefix_at(10.0 + 20 * DEFAULT_DT, blend_steps=5)
+    clock = iter([10.0 + 18 * DEFAULT_DT, 10.0 + 20 * DEFAULT_DT]).__next__  # planning starts; the switch
+    join = run.join(clock, blend_steps=5)
+    # Planned from the commanded state when planning starts (a knot of the running plan here: its exact values).
+    np.testing.assert_allclose(join.start_positions, run.positions[17])
+    np.testing.assert_allclose(join.start_velocities, run.velocities[17])
+    request = join.request(run.request)
+    np.testing.assert_array_equal(request.start_positions, join.start_positions)
+    np.testing.assert_array_equal(request.goal_positions, GOAL)
+    prefix = join.prefix()
+    assert join.switch_at == 10.0 + 20 * DEFAULT_DT and abs(prefix.advance - 2 * DEFAULT_DT) < 1e-9
     np.testing.assert_allclose(prefix.anchor, run.positions[19])
+    np.testing.assert_allclose(prefix.anchor_velocity, run.velocities[19])
     np.testing.assert_allclose(prefix.positions, run.positions[20:25])
+    np.testing.assert_array_equal(join.state[0], prefix.anchor)
+    position, velocity, _ = run.state_at(10.0 + 20 * DEFAULT_DT)
+    np.testing.assert_allclose(position, run.positions[19])
+    np.testing.assert_allclose(velocity, run.velocities[19])

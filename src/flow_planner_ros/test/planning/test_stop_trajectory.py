@@ -8,7 +8,8 @@ import pytest
 
 from flow_planner_common.motion import min_jerk_waypoints
 from flow_planner_common.robot import DEFAULT_DT, HOME_POSITIONS, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS
-from flow_planner_ros.planning.stop_trajectory import plan_state_at, stop_duration, stop_trajectory
+from flow_planner_ros.planning.continuation import commanded_trajectory
+from flow_planner_ros.planning.stop_trajectory import stop_duration, stop_trajectory
 
 
 @pytest.mark.parametrize("deceleration", [0.5, 2.0, 10.0])
@@ -16,7 +17,8 @@ def test_a_stop_from_the_middle_of_a_plan_is_smooth_and_ends_at_rest(deceleratio
     goal = HOME_POSITIONS + np.linspace(-0.8, 0.8, len(HOME_POSITIONS))
     positions, velocities = min_jerk_waypoints(HOME_POSITIONS, goal, DEFAULT_DT)
     elapsed = 1.43  # between waypoints, near peak speed
-    p0, v0 = plan_state_at(positions, velocities, DEFAULT_DT, elapsed)
+    running = commanded_trajectory(HOME_POSITIONS, np.zeros_like(HOME_POSITIONS), positions, velocities, DEFAULT_DT)
+    p0, v0 = running.sample(elapsed)
     assert np.max(np.abs(v0)) > 0.2
     stop_p, stop_v = stop_trajectory(p0, v0, DEFAULT_DT, deceleration, JOINT_POSITION_LIMITS)
     # Continuous: the first waypoint (dt after the switch) is where the old velocity would take it, roughly.
