@@ -1,10 +1,10 @@
 """The `planner` node: a thin rclpy shell over the ROS-free planner. It loads a checkpoint once (learning.
 flow_sampler), serves /flow_planner/plan (planning.request validation, planning.pipeline), executes plans on the two
 arm controllers' JointTrajectory topics and replans in a receding horizon (planning.execution) when
-execution_steps < 60. The /flow_planner/execute action (ExecutePlan) plans and executes through the same queue,
-validation, pipeline and state machine, with feedback until the goal is reached (node.goal_runs); canceling it
-publishes a smooth stop from where the running plan is (planning.stop_trajectory). Each plan's end-effector paths go
-to `marker_topic` (node.plan_markers, latched).
+execution_steps < 60; an execution whose /joint_states stop ends within `joint_states_timeout`. The
+/flow_planner/execute action (ExecutePlan) plans and executes through the same queue, validation, pipeline and state
+machine, with feedback until the goal is reached (node.goal_runs); canceling it publishes a smooth stop from where the
+running plan is (planning.stop_trajectory). Plans' end-effector paths go to `marker_topic` (node.plan_markers).
 
 Parameters: declared from node.planner_settings (descriptions, ranges; `ros2 param describe` shows them); read-only
 ones are set at start, the others may change while the node runs and are validated as a whole before they apply.
@@ -63,7 +63,7 @@ from flow_planner_ros.node.plan_markers import plan_markers
 from flow_planner_ros.node.planner_settings import PLANNER_PARAMETERS, PlannerSettings, SettingsError
 from flow_planner_ros.node.request_queue import RequestQueue, request_fields
 from flow_planner_ros.planning.continuation import Join
-from flow_planner_ros.planning.execution import Decision, Execution, ExecutionLimits
+from flow_planner_ros.planning.execution import Decision, Execution, ExecutionLimits, JointStateWatchdog
 from flow_planner_ros.planning.pipeline import PlanningPipeline, PlanResult
 from flow_planner_ros.planning.request import (
     JointStateSample,
@@ -144,6 +144,7 @@ class PlannerNode(Node):
         )  # fmt: skip
         self._work = self.create_guard_condition(self._plan_next)
         self.create_timer(self.sampler.dt / 2, self._on_execution_tick)
+        self._watchdog = JointStateWatchdog(self.sampler.dt / 2)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # -- parameters -------------------------------------------------------------------------------------------
@@ -328,6 +329,11 @@ class PlannerNode(Node):
             self._goals.tick(self._now(), self._measured_positions(), self.settings.feedback_rate)
         execution = self._execution
         if execution is None:
+            return
+        received = None if self._latest_state is None else self._latest_state.stamp
+        lost = self._watchdog.check(self._now(), received, self.settings.joint_states_timeout)
+        if lost is not None:  # a robot we no longer hear: end the execution, publish nothing more
+            self._finish(execution, "failed", lost)
             return
         limits = ExecutionLimits.from_settings(self.settings)
         decision, message = execution.decide(self._now(), self._measured_positions(), limits)

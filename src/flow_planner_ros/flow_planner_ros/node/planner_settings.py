@@ -63,7 +63,8 @@ PLANNER_PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("refine_samples", refinement.DEFAULT_SAMPLES, "candidates per refinement iteration", 4, 256),
     ParameterSpec("start_state_tolerance", 0.01, "rad; an executed request's explicit start may differ this much "
                   "from the measured /joint_states (else it is refused)", 1e-4, 1.0),
-    ParameterSpec("joint_states_timeout", 0.5, "s; older /joint_states are stale (no plan or execution from them)",
+    ParameterSpec("joint_states_timeout", 0.5, "s; older /joint_states are stale: no plan or execution from them, and "
+                  "a running execution whose /joint_states stop this long ends failed (nothing more published)",
                   0.01, 60.0),
     ParameterSpec("max_pending_requests", 64, "requests that may wait for planning; more are answered "
                   "success=false 'busy' at once", 1, 1000),

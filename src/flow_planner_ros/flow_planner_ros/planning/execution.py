@@ -7,7 +7,9 @@ measured joint positions and acts on the decision; all times are the node clock'
         ├──(every joint within goal_tolerance)──► reached
         └──(plan ended + 10 waypoints, or max_replans)──► failed
 
-A replan joins the running plan where the controllers command it (planning.continuation.Join).
+A replan joins the running plan where the controllers command it (planning.continuation.Join). Independently of
+the plan's progress, `JointStateWatchdog` fails an execution whose /joint_states stopped (older than
+joint_states_timeout): the node then publishes nothing more for it.
 """
 
 from __future__ import annotations
@@ -141,3 +143,26 @@ class Execution:
         """A replan found no safe candidate: the running plan, checked when published, ends at the goal; finish it."""
         self.planning_times.append(planning_time)
         self.final_approach = True
+
+
+class JointStateWatchdog:
+    """Lost /joint_states while a plan runs: the planner must stop following a robot it no longer hears.
+
+    `check` runs on the node's execution timer (every `period` s) and says why the states are stale once the latest
+    one arrived more than `timeout` ago. A tick that comes late (the executor was busy planning meanwhile, and the
+    states that came in are still waiting in the subscription's queue) does not judge; the next one does."""
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+        self._last_tick: float | None = None
+
+    def check(self, now: float, received: float | None, timeout: float) -> str | None:
+        """None while /joint_states are fresh (`received`: when the latest arrived; None: none yet)."""
+        late = self._last_tick is not None and now - self._last_tick > 2 * self.period
+        self._last_tick = now
+        if late or received is None or now - received <= timeout:
+            return None
+        return (
+            f"lost /joint_states: the latest is {now - received:.2f} s old (joint_states_timeout {timeout:.2f} s); "
+            "stopped following the plan, nothing more is published"
+        )

@@ -1,8 +1,10 @@
-"""Execution that never jerks, over real DDS with the real MuJoCo bridge as the arm controllers: a plan that
-preempts a running one (by a new ExecutePlan goal or by a service request with execute=true), at random times in the
-middle of the motion, continues the commanded motion: the peak joint acceleration measured in /joint_states stays a
-small multiple of the same motion's without preemption (it was 13-25x: the controllers spliced the new plan in when
-it arrived, up to a physics step later, while the planner had cross-faded it for an earlier instant)."""
+"""Execution that never jerks and never follows a dead robot, over real DDS with the real MuJoCo bridge as the arm
+controllers: a plan that preempts a running one (by a new ExecutePlan goal or by a service request with
+execute=true), at random times in the middle of the motion, continues the commanded motion: the peak joint
+acceleration measured in /joint_states stays a small multiple of the same motion's without preemption (it was
+13-25x: the controllers spliced the new plan in when it arrived, up to a physics step later, while the planner had
+cross-faded it for an earlier instant). When /joint_states stop (the bridge killed), the execution ends within
+joint_states_timeout, saying why, and nothing more is published."""
 
 from __future__ import annotations
 
@@ -12,10 +14,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from action_msgs.msg import GoalStatus
 from sensor_msgs.msg import JointState
 
 from flow_planner_common.robot import JOINT_NAMES
+from flow_planner_msgs.msg import PlannerStatus
 
 # The planner DDS tests' fixtures (checkpoint, start_process, client) and helpers, shared rather than copied.
 _here = Path(__file__).parent
@@ -111,3 +115,47 @@ def test_preemption_at_random_times_continues_the_motion(checkpoint, start_proce
         assert np.max(np.abs(final - second)) < REACH_TOLERANCE
     print(f"peak acceleration {alone:.3f} rad/s^2 alone; (preempted at, peak) {peaks}")
     assert all(peak <= 3.0 * alone for _, peak in peaks), (alone, peaks)
+
+
+@pytest.mark.parametrize("via", ["action", "service"])
+def test_lost_joint_states_end_the_execution_within_the_timeout(via: str, checkpoint, start_process, client) -> None:
+    """The bridge is SIGKILLed 1 s into the motion: /joint_states stop. The execution ends within
+    joint_states_timeout (it ran on to the plan's end, then failed 'plan ended 0.6496 rad from the goal' from the
+    stale state), says why, and nothing more goes to the controllers; later requests are refused as stale."""
+    timeout = 0.5
+    bridge = start_process(BRIDGE, "-p", "real_time_factor:=1.0")
+    planner = start_process(PLANNER, *_dds.planner_args(checkpoint, "-p", f"joint_states_timeout:={timeout}"))
+    client.wait_for_service(planner)
+    user = _action.ActionUser(client)
+    statuses: list[tuple[float, PlannerStatus]] = []  # with their receive times
+    client.node.create_subscription(
+        PlannerStatus, "/flow_planner/status", lambda msg: statuses.append((time.monotonic(), msg)), 100
+    )
+    home = client.wait_for_states()
+    goal = home + GOAL_OFFSET
+    client.wait_until_planner_has_states(goal)
+    if via == "action":
+        handle = user.send(goal, seed=3)
+    else:
+        assert client.plan(goal_positions=list(goal), seed=3, execute=True).success
+    time.sleep(1.0)
+    bridge.popen.kill()
+    bridge.popen.wait(timeout=10)
+    with client.lock:
+        last_state = client.states[-1][0]
+    assert wait_for_status(client, 1, ("failed", "reached"), 10) == "failed"
+    status_at, status = next((t, s) for t, s in list(statuses) if s.request_id == 1 and s.state == "failed")
+    assert "lost /joint_states" in status.message, status.message
+    if via == "action":
+        answer = user.wait(handle.get_result_async(), 10)
+        assert answer.status == GoalStatus.STATUS_ABORTED and answer.result.outcome == "failed", answer.result.message
+        assert answer.result.message == status.message
+    delay = status_at - last_state
+    assert timeout < delay < timeout + 0.15, delay  # the plan itself would have run 2 s more
+    time.sleep(0.5)
+    with client.lock:
+        late_commands = [t for _, t, _ in client.commands if t > last_state]
+    assert late_commands == [], "trajectories were published after the joint states stopped"
+    response = client.plan(goal_positions=list(home), execute=True)
+    assert not response.success and "stale" in response.message, response.message
+    print(f"{via}: lost /joint_states noticed {delay:.3f} s after the last one (timeout {timeout} s)")

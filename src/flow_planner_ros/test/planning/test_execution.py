@@ -7,7 +7,7 @@ import numpy as np
 
 from flow_planner_common.motion import min_jerk_waypoints
 from flow_planner_common.robot import DEFAULT_DT, HOME_POSITIONS, HORIZON, NUM_JOINTS
-from flow_planner_ros.planning.execution import OVERRUN_STEPS, Decision, Execution, ExecutionLimits
+from flow_planner_ros.planning.execution import OVERRUN_STEPS, Decision, Execution, ExecutionLimits, JointStateWatchdog
 from flow_planner_ros.planning.request import PlanRequest
 
 GOAL = HOME_POSITIONS + 0.3
@@ -116,3 +116,14 @@ def test_a_new_plan_joins_the_running_plan_where_the_controllers_are_at_the_swit
     position, velocity, _ = run.state_at(10.0 + 20 * DEFAULT_DT)
     np.testing.assert_allclose(position, run.positions[19])
     np.testing.assert_allclose(velocity, run.velocities[19])
+
+
+def test_the_watchdog_fails_an_execution_whose_joint_states_stopped() -> None:
+    watchdog = JointStateWatchdog(period=0.025)
+    assert watchdog.check(10.0, received=9.9, timeout=0.5) is None
+    assert watchdog.check(10.025, received=9.9, timeout=0.5) is None
+    assert watchdog.check(10.5, received=9.99, timeout=0.5) is None  # late tick (busy planning): no judgement
+    assert watchdog.check(10.525, received=10.05, timeout=0.5) is None  # the queued states came in meanwhile
+    assert watchdog.check(10.55, received=10.05, timeout=0.5) is None
+    lost = watchdog.check(10.58, received=10.05, timeout=0.5)
+    assert lost is not None and "lost /joint_states" in lost and "0.53 s old" in lost and "0.50 s" in lost
