@@ -54,6 +54,15 @@ class HermiteTrajectory:
     def duration(self) -> float:
         return float(self.times[-1])
 
+    def peak_acceleration(self) -> np.ndarray:
+        """Largest |acceleration| of each joint over the whole trajectory (J,): exact, since a cubic segment's
+        acceleration is linear in time and so peaks at one of its ends."""
+        h = np.diff(self.times)[:, None]
+        slope = np.diff(self.positions, axis=0) / h
+        v0, v1 = self.velocities[:-1], self.velocities[1:]
+        start, end = (6 * slope - 4 * v0 - 2 * v1) / h, (-6 * slope + 2 * v0 + 4 * v1) / h
+        return np.maximum(np.abs(start), np.abs(end)).max(axis=0)
+
     def sample(self, t: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Positions and velocities at time(s) t: shapes (J,) for a scalar t, (T, J) for an array."""
         pos, vel, _ = self.sample_state(t)

@@ -69,7 +69,8 @@ PLANNER_PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("max_pending_requests", 64, "requests that may wait for planning; more are answered "
                   "success=false 'busy' at once", 1, 1000),
     ParameterSpec("stop_deceleration", 2.0, "rad/s^2; peak joint deceleration of the smooth stop when an "
-                  "ExecutePlan goal is canceled", 0.1, 100.0),
+                  "ExecutePlan goal is canceled, as commanded (the controllers' interpolation of its waypoints; the "
+                  "measured joints follow within their tracking, a few %)", 0.1, 100.0),
     ParameterSpec("feedback_rate", 10.0, "Hz; ExecutePlan feedback while a goal executes", 0.5, 100.0),
     ParameterSpec("joint_names", list(JOINT_NAMES), f"the {NUM_JOINTS} joints, left arm then right arm, as the "
                   "controllers and /joint_states name them", read_only=True),

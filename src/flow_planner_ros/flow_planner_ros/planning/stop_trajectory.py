@@ -5,7 +5,11 @@ Velocity profile (all joints together, so the arm stops along its current direct
 v(t) = v0 · (1 − 3s² + 2s³), s = t / T, with T = 1.5 · max|v0| / deceleration: continuous with the running plan
 at t = 0 (position and velocity), zero velocity and zero acceleration at t = T, peak deceleration (at s = 1/2)
 1.5 · |v0| / T ≤ deceleration. Positions integrate it: p(t) = p0 + v0 · T · (s − s³ + s⁴/2); the stop travels
-v0 · T / 2. If that would pass a position limit, T is shortened so it does not (then braking is harder).
+v0 · T / 2. The controllers follow the waypoints (every dt) by cubic Hermite interpolation, whose acceleration can
+overshoot the profile's between waypoints (up to 17 % for a stop two waypoints long), so T is stretched until the
+commanded motion, as interpolated from the state where the stop starts, stays within the deceleration: that is what
+`deceleration` bounds. If the stop would pass a position limit, T is shortened so it does not (then braking is
+harder).
 """
 
 from __future__ import annotations
@@ -14,8 +18,12 @@ import math
 
 import numpy as np
 
+from flow_planner_common.hermite import HermiteTrajectory
+
 #: The shortest stop, in waypoints (a stop trajectory has at least this many points, the last one at rest).
 MIN_STOP_STEPS = 2
+#: Stretches of the stop's duration tried before giving up on the interpolation's overshoot (2-3 always suffice).
+MAX_STRETCHES = 10
 
 
 def stop_duration(velocity: np.ndarray, deceleration: float) -> float:
@@ -37,8 +45,25 @@ def stop_trajectory(
     duration = stop_duration(v0, deceleration)
     travel_room = np.where(v0 > 0, position_limits[:, 1] - p0, p0 - position_limits[:, 0])
     moving = np.abs(v0) > 1e-12
-    if np.any(moving):  # p0 + v0·T/2 must stay within the limits
-        duration = min(duration, float(np.min(2 * np.maximum(travel_room[moving], 0.0) / np.abs(v0[moving]))))
+    room = float(np.min(2 * np.maximum(travel_room[moving], 0.0) / np.abs(v0[moving]))) if np.any(moving) else np.inf
+    duration = min(duration, room)  # p0 + v0·T/2 must stay within the limits
+    for _ in range(MAX_STRETCHES):
+        positions, velocities = _profile(p0, v0, dt, duration, position_limits)
+        if duration <= 0:
+            return positions, velocities
+        times = (np.arange(len(positions)) + 1) * dt
+        peak = float(np.max(HermiteTrajectory.from_waypoints(p0, v0, times, positions, velocities).peak_acceleration()))
+        longer = min(duration * peak / deceleration, room) * (1 + 1e-6)
+        if peak <= deceleration * (1 + 1e-6) or longer <= duration:
+            break
+        duration = longer
+    return positions, velocities
+
+
+def _profile(
+    p0: np.ndarray, v0: np.ndarray, dt: float, duration: float, position_limits: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The stop's waypoints at (k + 1)·dt for a stop of `duration` s (at rest from the first waypoint past it)."""
     steps = max(MIN_STOP_STEPS, math.ceil(duration / dt - 1e-9) + 1)
     times = (np.arange(steps) + 1) * dt
     if duration <= 0:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from flow_planner_common.hermite import HermiteTrajectory
 from flow_planner_common.motion import min_jerk_waypoints
 from flow_planner_common.robot import DEFAULT_DT, HOME_POSITIONS, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS
 from flow_planner_ros.planning.continuation import commanded_trajectory
@@ -29,8 +30,25 @@ def test_a_stop_from_the_middle_of_a_plan_is_smooth_and_ends_at_rest(deceleratio
     assert np.all(np.diff(speeds) <= 1e-12), "the speed only decreases"
     accelerations = np.diff(np.vstack([v0, stop_v]), axis=0) / DEFAULT_DT
     assert np.max(np.abs(accelerations)) <= deceleration * 1.01
-    # It stops along the direction of motion, half the distance the old speed would cover in the stop time.
-    np.testing.assert_allclose(stop_p[-1], p0 + v0 * stop_duration(v0, deceleration) / 2, atol=1e-9)
+    # It stops along the direction of motion, half the distance the old speed would cover in the stop time (stretched
+    # by at most 20 % so that the interpolated motion keeps within the deceleration).
+    duration = 2 * (stop_p[-1] - p0) / v0
+    np.testing.assert_allclose(duration, duration[0], rtol=1e-9)
+    assert stop_duration(v0, deceleration) <= duration[0] <= 1.2 * stop_duration(v0, deceleration)
+
+
+@pytest.mark.parametrize("speed", [0.01, 0.05, 0.1, 0.133, 0.19, 0.214, 0.5, 1.0, 2.5])
+def test_the_commanded_stop_stays_within_the_deceleration(speed: float) -> None:
+    """What the controllers command (Hermite through the waypoints from the state where the stop starts) never
+    decelerates harder than `deceleration`: short stops overshot it between waypoints (2.33 for 2 rad/s^2)."""
+    v0 = np.zeros_like(HOME_POSITIONS)
+    v0[[0, 4]] = speed, -0.6 * speed
+    stop_p, stop_v = stop_trajectory(HOME_POSITIONS, v0, DEFAULT_DT, 2.0, JOINT_POSITION_LIMITS)
+    times = (np.arange(len(stop_p)) + 1) * DEFAULT_DT
+    commanded = HermiteTrajectory.from_waypoints(HOME_POSITIONS, v0, times, stop_p, stop_v)
+    assert commanded.peak_acceleration().max() <= 2.0 * (1 + 1e-5)
+    assert len(stop_p) * DEFAULT_DT <= 1.2 * stop_duration(v0, 2.0) + 2 * DEFAULT_DT  # not much longer
+    np.testing.assert_array_equal(stop_v[-1], 0.0)
 
 
 def test_a_stop_never_passes_a_position_limit_and_a_resting_arm_stays() -> None:
