@@ -17,6 +17,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from visualization_msgs.msg import Marker, MarkerArray
 
 from flow_planner_common.obstacles import MAX_OBSTACLES, Box, ObstacleError
+from flow_planner_common.quaternion import QuaternionError, unit_quaternion
 from flow_planner_common.robot import JOINT_NAMES, NUM_ARM_JOINTS
 from flow_planner_msgs.msg import Obstacle, ObstacleArray
 
@@ -171,9 +172,9 @@ def pose_values(pose: Pose) -> np.ndarray:
 
 def boxes_from_obstacle_array(msg: ObstacleArray, frame_id: str | None = None) -> tuple[Box, ...]:
     """The boxes of an ObstacleArray, in its order. ObstacleError (naming the obstacle) for: more than
-    MAX_OBSTACLES, a primitive other than BOX, not 3 dimensions, non-finite or out-of-range values, a zero or
-    tilted orientation (a box may only be yawed about world z), duplicate ids, or a header frame other than
-    `frame_id` (when given)."""
+    MAX_OBSTACLES, a primitive other than BOX, not 3 dimensions, non-finite or out-of-range values, an orientation
+    that is not a unit quaternion (quaternion.unit_quaternion: the tray pose's rule) or is tilted (a box may only be
+    yawed about world z), duplicate ids, or a header frame other than `frame_id` (when given)."""
     if frame_id is not None and msg.header.frame_id != frame_id:
         raise ObstacleError(f"obstacles are in frame '{msg.header.frame_id}', expected '{frame_id}'")
     if len(msg.obstacles) > MAX_OBSTACLES:
@@ -193,10 +194,11 @@ def boxes_from_obstacle_array(msg: ObstacleArray, frame_id: str | None = None) -
         values = np.array([p.x, p.y, p.z, *obstacle.shape.dimensions, *quat], dtype=float)
         if not np.all(np.isfinite(values)):
             raise ObstacleError(f"{name}: non-finite pose or dimensions {values.tolist()}")
-        norm = float(np.linalg.norm(quat))
-        if norm < 1e-9:
-            raise ObstacleError(f"{name}: orientation quaternion has zero norm")
-        qw, qx, qy, qz = quat / norm if quat[0] >= 0 else -quat / norm  # same rotation; yaw in [-pi, pi]
+        try:
+            unit = unit_quaternion(quat)
+        except QuaternionError as exc:
+            raise ObstacleError(f"{name}: {exc}") from None
+        qw, qx, qy, qz = unit if unit[0] >= 0 else -unit  # same rotation; yaw in [-pi, pi]
         if max(abs(qx), abs(qy)) > MAX_TILT_COMPONENT:
             raise ObstacleError(f"{name}: a box may only be rotated about world z (yaw), got quaternion {quat}")
         try:

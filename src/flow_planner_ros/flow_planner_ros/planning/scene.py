@@ -11,9 +11,8 @@ import numpy as np
 
 from flow_planner_common.collision import TrayGrasp
 from flow_planner_common.obstacles import MAX_BOX_DISTANCE, MAX_OBSTACLES, Box, boxes_to_array
+from flow_planner_common.quaternion import QuaternionError, unit_quaternion
 
-#: A carried tray's orientation quaternion must have a norm within this of 1.
-QUATERNION_NORM_TOLERANCE = 0.01
 #: Two boxes closer than this in every number (m, rad) are the same box (a scene given twice is not two scenes).
 SAME_BOX_TOLERANCE = 1e-6
 
@@ -88,14 +87,14 @@ def merge_boxes(request_boxes: Sequence[Box], topic_boxes: Sequence[Box], topic:
 
 def validated_tray_pose(pose: Sequence[float]) -> np.ndarray:
     """A carried tray's pose [x, y, z, qw, qx, qy, qz] with its quaternion normalized; SceneError unless finite,
-    within MAX_BOX_DISTANCE of the world origin, with a quaternion of norm 1 (± QUATERNION_NORM_TOLERANCE)."""
+    within MAX_BOX_DISTANCE of the world origin, with a unit quaternion (quaternion.unit_quaternion, as the boxes)."""
     values = np.asarray(pose, dtype=np.float64)
     if values.shape != (7,) or not np.all(np.isfinite(values)):
         raise SceneError(f"tray_pose must be 7 finite numbers (position, quaternion), got {values.tolist()}")
     if np.linalg.norm(values[:3]) > MAX_BOX_DISTANCE:
         raise SceneError(f"tray_pose position {values[:3].tolist()} is more than {MAX_BOX_DISTANCE} m from the origin")
-    norm = float(np.linalg.norm(values[3:]))
-    if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
-        raise SceneError(f"tray_pose orientation must be a unit quaternion, got norm {norm:.4g}")
-    values[3:] /= norm
+    try:
+        values[3:] = unit_quaternion(values[3:], "tray_pose orientation")
+    except QuaternionError as exc:
+        raise SceneError(str(exc)) from None
     return values

@@ -5,14 +5,17 @@ samples collide, and says so."""
 from __future__ import annotations
 
 import importlib.util
+import math
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from shape_msgs.msg import SolidPrimitive
 
 from flow_planner_common.motion import reference_trajectory
-from flow_planner_common.obstacles import Box
+from flow_planner_common.obstacles import Box, ObstacleError
+from flow_planner_common.quaternion import QUATERNION_NORM_TOLERANCE
 from flow_planner_common.robot import DEFAULT_DT, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
 from flow_planner_ros.planning.refinement import Refiner
 from flow_planner_ros.planning.request import PlanRequest
@@ -142,6 +145,32 @@ def test_scene_inputs_are_validated() -> None:
     with pytest.raises(SceneError, match="7 finite numbers"):
         validated_tray_pose([0.4, float("nan"), 0.76, 1.0, 0.0, 0.0, 0.0])
     np.testing.assert_allclose(validated_tray_pose([0.4, 0, 0.76, 1.005, 0, 0, 0])[3:], [1, 0, 0, 0])
+
+
+@pytest.mark.parametrize("norm", [2.0, 1e-9, 0.0, 1.02, 0.98, 1.0, 1.01, 0.99, 1.005])
+def test_one_quaternion_rule_for_the_boxes_and_the_tray(norm: float) -> None:
+    """A box's orientation (request or /scene/obstacles) and a carried tray's pose: the same rule, norm 1 +- 0.01
+    (normalised), else refused (box quaternions of norm 2 or 1e-9 used to be normalised, a tray's 1.01 refused)."""
+    from flow_planner_common.ros_messages import boxes_from_obstacle_array
+    from flow_planner_msgs.msg import Obstacle, ObstacleArray
+
+    half_yaw = 0.3
+    quat = norm * np.array([math.cos(half_yaw), 0.0, 0.0, math.sin(half_yaw)])
+    box = Obstacle(id="b")
+    box.shape.type, box.shape.dimensions = SolidPrimitive.BOX, [0.1, 0.1, 0.1]
+    box.pose.position.x, box.pose.position.z = 0.5, 0.9
+    o = box.pose.orientation
+    o.w, o.x, o.y, o.z = (float(v) for v in quat)
+    tray = [0.4, 0.0, 0.76, *quat]
+    if abs(norm - 1.0) <= QUATERNION_NORM_TOLERANCE + 1e-12:
+        (parsed,) = boxes_from_obstacle_array(ObstacleArray(obstacles=[box]))
+        assert parsed.yaw == pytest.approx(2 * half_yaw)
+        np.testing.assert_allclose(validated_tray_pose(tray)[3:], quat / norm)
+    else:
+        with pytest.raises(ObstacleError, match=f"must be a unit quaternion .* got norm {norm:.4g}"):
+            boxes_from_obstacle_array(ObstacleArray(obstacles=[box]))
+        with pytest.raises(SceneError, match=f"must be a unit quaternion .* got norm {norm:.4g}"):
+            validated_tray_pose(tray)
 
 
 @pytest.fixture(scope="module")
