@@ -43,6 +43,7 @@ from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
+from flow_planner_common.log_throttle import Throttle
 from flow_planner_common.node_main import spin_node_main
 from flow_planner_common.obstacles import Box, ObstacleError
 from flow_planner_common.parameters import declare_parameters
@@ -82,6 +83,8 @@ EXECUTE_ACTION = "/flow_planner/execute"
 #: s; a plan that joins no running one is stamped this far ahead: a controller whose clock runs ahead of ours (sim
 #: time reaches us on /clock every few ms) still finds its first waypoint a whole dt away.
 FRESH_PLAN_LEAD = 0.02
+#: s; warnings about repeated bad input (scene messages, requests) come at most once per this, per kind.
+WARNING_PERIOD = 1.0
 
 
 def default_checkpoint_path() -> Path:
@@ -122,6 +125,7 @@ class PlannerNode(Node):
         self._goals = GoalRuns(stop=self._stop)  # ExecutePlan goals by the request_id of their execution
         self._topic_boxes: tuple[Box, ...] = ()  # the latest scene_obstacles_topic message's boxes
         self._topic_error: str | None = None  # why that message is unusable
+        self._throttle = Throttle(WARNING_PERIOD)
         self.create_subscription(JointState, s.joint_states_topic, self._on_joint_states, 10)
         self._left_pub = self.create_publisher(JointTrajectory, s.left_controller_topic, 10)
         self._right_pub = self.create_publisher(JointTrajectory, s.right_controller_topic, 10)
@@ -176,7 +180,13 @@ class PlannerNode(Node):
             self._topic_boxes, self._topic_error = boxes_from_obstacle_array(msg, self.settings.frame_id), None
         except ObstacleError as exc:  # refuse to plan until a usable scene arrives: never ignore a box
             self._topic_boxes, self._topic_error = (), str(exc)
-            self.get_logger().warning(f"{self.settings.scene_obstacles_topic}: {exc}")
+            self._warn("scene", f"{self.settings.scene_obstacles_topic}: {exc}")
+
+    def _warn(self, kind: str, message: str) -> None:
+        """A warning about bad input: at most one per kind and WARNING_PERIOD (a flood must not drown the log)."""
+        line = self._throttle(kind, message)
+        if line is not None:
+            self.get_logger().warning(line)
 
     def _scene(self, request: PlanTrajectory.Request, start_positions: np.ndarray) -> PlanScene:
         """The request's scene: its boxes and the topic's, and the carried tray (SceneError says what is wrong)."""
@@ -232,7 +242,7 @@ class PlannerNode(Node):
         except (PlanRequestError, SceneError) as exc:
             response.success = False
             response.message = f"invalid request: {exc}"
-            self.get_logger().warning(response.message)
+            self._warn("request", response.message)
             return
         running = self._execution if plan_request.execute else None
         join = None

@@ -251,3 +251,41 @@ def test_the_executed_plan_avoids_the_box_the_straight_reach_hits(start_process,
     while time.monotonic() < end and not bridge.sim.stats.arm_obstacle_contact:
         time.sleep(0.1)
     assert bridge.sim.stats.arm_obstacle_contact
+
+
+def test_floods_of_bad_scene_messages_and_requests_are_logged_throttled(start_process, client) -> None:
+    """10 000 /scene/obstacles messages at 1 kHz, every other one unusable (a quaternion of norm 2, refused like a
+    tray pose's), and 300 invalid requests: at most one warning per kind and second (the next one says how many were
+    held back), every request still answered with its reason, the last usable scene planned against."""
+    planner = start_process(PLANNER)
+    client.wait_for_service(planner)
+    scene_pub = client.node.create_publisher(ObstacleArray, "/scene/obstacles", LATCHED)
+    end = time.monotonic() + 10
+    while scene_pub.get_subscription_count() == 0:
+        assert time.monotonic() < end, "the planner does not subscribe to /scene/obstacles"
+        time.sleep(0.05)
+    good, bad = scene_message(FAR_BOX), scene_message(FAR_BOX)
+    q = bad.obstacles[0].pose.orientation
+    q.w, q.x, q.y, q.z = 2.0 * q.w, 2.0 * q.x, 2.0 * q.y, 2.0 * q.z
+    began = time.monotonic()
+    for i in range(10_000):
+        scene_pub.publish(bad if i % 2 else good)
+        time.sleep(max(0.0, began + (i + 1) / 1000 - time.monotonic()))
+    futures = [client.plan_client.call_async(PlanTrajectory.Request(goal_positions=[0.0] * 3)) for _ in range(300)]
+    end = time.monotonic() + 60
+    while not all(f.done() for f in futures):
+        assert time.monotonic() < end, f"{sum(f.done() for f in futures)}/300 answered"
+        time.sleep(0.05)
+    messages = [f.result().message for f in futures]  # beyond max_pending_requests (64): busy
+    assert all("goal_positions has 3 values" in m or m.startswith("busy") for m in messages), set(messages)
+    duration = time.monotonic() - began
+    scene_pub.publish(good)
+    plan_until(client, lambda r: r.success and "scene: 1 box" in r.message, **reach_request())
+    warnings = [line for line in planner.output().splitlines() if line.startswith("[WARN]")]
+    scene = [line for line in warnings if "/scene/obstacles: obstacle 0" in line]
+    requests = [line for line in warnings if "invalid request: " in line]
+    assert scene and "unit quaternion" in scene[0] and len(scene) <= duration + 2, (len(scene), duration)
+    assert any("more like it in the last" in line for line in scene), scene
+    assert requests and len(requests) <= duration + 2, (len(requests), duration)
+    assert len(warnings) <= 2 * duration + 10, len(warnings)  # was 1 335 for the scene messages alone
+    print(f"{len(scene)} scene and {len(requests)} request warnings in {duration:.1f} s")
