@@ -85,6 +85,11 @@ def test_a_params_file_must_exist_and_its_values_are_read(tmp_path: Path) -> Non
         check_params_file(str(tmp_path / "missing.yaml"))
     with pytest.raises(LaunchArgumentError, match="params_file must not be empty"):
         check_params_file(" ")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("flow_planner:\n  ros__parameters:\n    num_samples: [1, 2\n")
+    with pytest.raises(LaunchArgumentError, match=r"params_file .*broken\.yaml: not valid YAML") as refused:
+        check_params_file(str(broken))
+    assert "\n" not in str(refused.value)
     path = tmp_path / "collector.yaml"
     path.write_text("/**:\n  ros__parameters:\n    count: 12\n    output_dir: /data/x\n")
     assert check_params_file(str(path)) == str(path)

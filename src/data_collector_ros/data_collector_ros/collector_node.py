@@ -39,7 +39,7 @@ from data_collector_ros.collector import ShardCollector, ShardSummary
 from data_collector_ros.collector_parameters import COLLECTOR_PARAMETERS, config_from_parameters
 from data_collector_ros.simulation import SimState
 from flow_planner_common.launch_arguments import LaunchArgument
-from flow_planner_common.node_main import ignore_further_interrupts
+from flow_planner_common.node_main import ignore_further_interrupts, init_quietly, one_line
 from flow_planner_common.parameters import checked_value, declare_parameters
 from flow_planner_common.ros_messages import arm_trajectories, joint_state, pose_stamped
 
@@ -156,11 +156,15 @@ INTERRUPTED = "collector: interrupted; finished episodes are kept, a rerun resum
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
+    try:
+        init_quietly(args)
+    except Exception as exc:  # a params file that is not valid YAML, a malformed override (rcl's RCLError)
+        print(f"collector: invalid parameters: {one_line(str(exc))}", file=sys.stderr, flush=True)
+        sys.exit(2)
     try:
         node = CollectorNode()
     except (ValueError, TypeError, ParameterException) as exc:
-        print(f"collector: invalid parameters: {exc}", file=sys.stderr, flush=True)
+        print(f"collector: invalid parameters: {one_line(str(exc))}", file=sys.stderr, flush=True)
         rclpy.try_shutdown()
         sys.exit(2)
     except KeyboardInterrupt:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from flow_planner_common.safe_yaml import load_yaml_file
+from flow_planner_common.safe_yaml import YamlInputError, load_yaml_file
 
 #: Default of an argument that overrides a parameter only when given.
 NOT_GIVEN = ""
@@ -104,12 +104,16 @@ def node_overrides(arguments: Iterable[LaunchArgument], values: Mapping[str, str
 
 
 def check_params_file(text: str) -> str:
-    """The params file path, which must be an existing file (YAML is parsed by the node)."""
+    """The params file path, which must be an existing file of valid YAML (the nodes read its parameters)."""
     path = Path(text.strip()).expanduser()
     if not text.strip():
         raise LaunchArgumentError("params_file must not be empty")
     if not path.is_file():
         raise LaunchArgumentError(f"params_file {str(path)[:200]} does not exist (or is not a file)")
+    try:
+        load_yaml_file(path)
+    except YamlInputError as exc:
+        raise LaunchArgumentError(f"params_file {' '.join(str(exc).split())}") from None
     return str(path)
 
 
