@@ -141,6 +141,27 @@ def test_forward_kinematics_matches_mujoco(model: mujoco.MjModel, dtype: torch.d
     print(f"\n{dtype}: FK max error over {len(q)} configurations: {max(errors):.2e}")
     assert max(errors) < tolerance
     assert np.abs(pos - chain).max() < tolerance
+    # sphere centres from the MuJoCo body frames of the chain; the carried tray as the numpy checker carries it
+    bodies = [[int(model.body_parentid[t])] for t in index.tool_bodies]
+    for arm in range(2):
+        while len(bodies[arm]) < 6:
+            bodies[arm].insert(0, int(model.body_parentid[bodies[arm][0]]))
+        bodies[arm].append(int(index.tool_bodies[arm]))
+    centres = checker.sphere_centers(*checker.forward_kinematics(q[:20])).numpy()
+    for i in range(20):
+        data.qpos[index.qpos_adr] = q[i]
+        mujoco.mj_kinematics(model, data)
+        for arm in range(2):
+            body = np.array(bodies[arm])[checker.spheres.body[arm]]
+            expected = data.xpos[body] + np.einsum("sij,sj->si", data.xmat[body].reshape(-1, 3, 3),
+                                                   checker.spheres.center[arm])  # fmt: skip
+            assert np.abs(centres[i, arm] - expected).max() < tolerance
+    numpy_checker = CollisionChecker()
+    grasp = numpy_checker.grasp_from_start(HOME_POSITIONS, np.array([0.5, 0.0, 0.76, 1.0, 0.0, 0.0, 0.0]))
+    tray_pos, tray_rot = checker.carried_tray(*checker.forward_kinematics(q), grasp)
+    expected_pos, expected_rot = numpy_checker.tray_poses(q, grasp)
+    assert np.abs(tray_pos.numpy() - expected_pos).max() < tolerance
+    assert np.abs(tray_rot.numpy() - expected_rot).max() < tolerance
 
 
 def test_conservative_against_mujoco_on_the_scene_family(checker: SphereChecker, cases: list[JudgeCase]) -> None:
