@@ -32,8 +32,8 @@ setup(
         (f"share/{PACKAGE}/mjcf", [f"{PACKAGE}/assets/dual_arm_tray.xml"]),
     ],
     # Runtime Python dependencies (pip names); ROS ones are in package.xml.
-    install_requires=["setuptools", "numpy", "pyyaml", "tqdm", "mujoco", "imageio", "imageio-ffmpeg", "rosbags",
-                      "ray"],
+    install_requires=["setuptools", "numpy", "pyyaml", "tqdm", "mujoco", "torch", "imageio", "imageio-ffmpeg",
+                      "rosbags", "ray"],
     zip_safe=False,
     maintainer="flow-planner team",
     maintainer_email="team@flow-planner.dev",

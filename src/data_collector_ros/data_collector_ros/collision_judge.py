@@ -2,7 +2,7 @@
 
 `MujocoJudge.contacts` runs mj_kinematics + mj_collision for one configuration with the tray at a given pose and
 says, per category of `collision.CATEGORIES`, whether MuJoCo reports a contact, on a model copy whose tray also
-collides with the arms (as plan_cost does), the tool-handle pairs left out (the grasp, as the checkers do).
+collides with the arms, the tools' pairs with the tray left out (they hold it: the grasp, as the checker does).
 
 `judge_cases` builds the cases both the sphere checker's test and the collision benchmark score a checker on:
 scenes of the real family (`scene_family.scene_for_index`: tray start, goal and template boxes), each with up to
@@ -75,9 +75,8 @@ class MujocoJudge:
         self.model.body_conaffinity[self.index.tray_body] |= 2 | 4  # the broad phase filters on the body's bits
         names = [mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_GEOM, i) or "" for i in range(self.model.ngeom)]
         tools = np.isin(names, TOOL_GEOMS)
-        handles = np.isin(names, [f"{s}_geom" for s in HANDLE_SITES])
         arm, tray = np.isin(groups, (GROUP_LEFT, GROUP_RIGHT)), groups == GROUP_TRAY
-        self._arm_tray = (arm[:, None] & tray[None, :]) & ~(tools[:, None] & handles[None, :])
+        self._arm_tray = (arm[:, None] & tray[None, :]) & ~tools[:, None]
         table = np.array([n == TABLE_GEOM for n in names]) & (groups == GROUP_ENV)
         self._tray_table = tray[:, None] & table[None, :]
         self._tray_q = self.index.tray_qpos_adr

@@ -15,7 +15,9 @@ Cost terms (each a number per candidate, weighted by `CostWeights`):
 - grip (carry): mean squared change of the right tool's position in the left tool's frame (m^2): the two grasps
   are welded to one rigid tray, so their relative pose must not change.
 
-`feasible` is the hard version: every clearance >= 0, limits respected, tilt and grip change under their limits.
+Clearance bars follow the planner's rule (flow_planner_common.clearance_rules): `clearance` per category, lowered
+to just below the start's and the goal's own clearance. `feasible` is the hard version: every clearance at or above
+0 lowered the same way, limits respected, tilt and grip change under their limits.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import mujoco
 import numpy as np
 import torch
 
+from flow_planner_common.clearance_rules import endpoint_thresholds
 from flow_planner_common.collision import CATEGORIES, RobotGeometry
 from flow_planner_common.obstacles import Box
 from flow_planner_common.robot import JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS, PHASE_CARRY
@@ -77,9 +80,11 @@ class CostReport:
     feasible: np.ndarray  # (N,) bool
     max_tilt: np.ndarray  # (N,) rad
     max_grip_change: np.ndarray  # (N,) m
-    min_distance: np.ndarray  # (N,) m, smallest relevant contact distance (inf if none within clearance)
+    min_distance: np.ndarray  # (N,) m, smallest clearance above what the phase allows (clearance_rules); < 0: contact
 
 
+#: Intra-op threads of torch in a process that runs the expert (see PlanCost).
+EXPERT_TORCH_THREADS = 1
 #: The clearance categories the expert scores per phase: what the planner checks (scene_safety).
 REACH_CATEGORIES: tuple[str, ...] = ("arm_arm", "arm_table", "arm_obstacle")
 CARRY_CATEGORIES: tuple[str, ...] = (*REACH_CATEGORIES, "tray_obstacle", "arm_tray")
@@ -88,7 +93,9 @@ CARRY_CATEGORIES: tuple[str, ...] = (*REACH_CATEGORIES, "tray_obstacle", "arm_tr
 class PlanCost:
     """Batch kinematic scoring of candidate trajectories with the sphere checker (torch on the CPU, thread-safe).
 
-    `model` is accepted for the callers' convenience (the planner's checker needs no MuJoCo model)."""
+    `model` is accepted for the callers' convenience (the planner's checker needs no MuJoCo model). The process's
+    torch runs on one intra-op thread (EXPERT_TORCH_THREADS): the expert scales out with shards, and a 24 x 60 batch
+    took 7 ms on one thread but 280 ms on two while the other core was busy (threads spin-waiting on each other)."""
 
     def __init__(
         self,
@@ -100,6 +107,7 @@ class PlanCost:
         self.weights = weights or CostWeights()
         self.limits = limits or CostLimits()
         self.checker = checker or SphereChecker()
+        torch.set_num_threads(EXPERT_TORCH_THREADS)
 
     def evaluate(self, positions: np.ndarray, velocities: np.ndarray, context: PhaseContext) -> CostReport:
         """Score (N, 60, 12) candidates (velocities: their time derivatives at the waypoints)."""
@@ -156,12 +164,19 @@ class PlanCost:
             categories = REACH_CATEGORIES
             grip = tilt = q.new_zeros((n, horizon))
         values = clearance[..., [CATEGORIES.index(c) for c in categories]]  # (N, H, K)
-        penetration = (self.limits.clearance - values).clamp_min(0.0).sum(dim=(1, 2))
+        # the planner's rule (clearance_rules): each category's bar is lowered to just below the start's and the
+        # candidate's goal's own clearance (the tools at their grasp read close to the tray)
+        start = checker.clearance(q[:1, 0], boxes, **({"grasp": grasp} if carry else {}))
+        start = start[0, [CATEGORIES.index(c) for c in categories]]  # (K,)
+        endpoint = torch.minimum(start[None], values[:, -1]).double().numpy()  # (N, K)
+        bar = values.new_tensor(endpoint_thresholds(self.limits.clearance, endpoint))[:, None]  # (N, 1, K)
+        hard = values.new_tensor(endpoint_thresholds(0.0, endpoint))[:, None]
+        penetration = (bar - values).clamp_min(0.0).sum(dim=(1, 2))
         ee_pos = checker.ee_poses(q[:, -1])[0]  # (N, 2, 3)
         return {
             "tilt": tilt.double().numpy(),
             "grip": grip.double().numpy(),
             "penetration": penetration.double().numpy(),
-            "min_distance": values.amin(dim=(1, 2)).double().numpy(),
+            "min_distance": (values - hard).amin(dim=(1, 2)).double().numpy(),
             "ee_final": ee_pos.double().numpy(),
         }

@@ -95,7 +95,9 @@ def straight_step(sim: Simulation):
 def test_the_straight_line_collides_where_the_searching_expert_does_not(sim, ik) -> None:
     """A barrier scene, executed in the physics: straight line into the wall; the CEM lifts over it."""
     config, reach = FamilyConfig(seed=0), StraightReach(sim, ik)
-    index = 1  # the family's first barrier scene (seed 0); the episode seed is the grid index, as in the collector
+    # a barrier scene of the family (seed 0); the episode seed is the grid index, as in the collector. (The first one,
+    # index 1, is among the 15 % of barrier carries the expert misses: its carry grazes the wall, bench_scenes.py.)
+    index = 6
     scene = scene_for_index(config, index, reach)
     assert scene.template == "barrier" and check_scene(sim, ik, scene, seed=index).valid  # leaves its box placed
     env, task = SimulationScene(sim, 0.02), TaskConfig()

@@ -164,7 +164,10 @@ class SphereChecker:
         self._fold_center = self._tensor(g.tray_center[keep].T[:, :, None, None])  # (3, Tf, 1, 1)
         self._fold_half = self._tensor(tray_half[keep].T[:, :, None, None])
         tool = (sp.body == RobotGeometry.TOOL_BODY).reshape(-1)  # (2S,)
-        excluded = g.tray_handle[keep][:, None] & tool[None, :]  # tool spheres may touch the handles: the grasp
+        # The tools hold the tray (welded to it in the physics): their spheres against the tray are the grasp, not a
+        # collision (the right tool's drift from its grasp is the planner's grip check). At a real grasp the tool's
+        # cover reads the tray base a few centimetres closer than the tool box is.
+        excluded = np.broadcast_to(tool[None, :], (int(np.count_nonzero(keep)), tool.size))
         self._tray_offset = self._tensor(np.where(excluded, np.inf, -flat_radius[None, :])[..., None])  # (Tf, 2S, 1)
         self._tray_center = self._tensor(g.tray_center)  # (T, 3) unfolded, for the box-box gaps
         self._tray_half = self._tensor(tray_half)
@@ -373,7 +376,7 @@ class SphereChecker:
         return (2.0 * x).div_(root.add_(1.0))
 
     def _arm_tray(self, centres: torch.Tensor, tray_rt: torch.Tensor, tray_p: torch.Tensor) -> torch.Tensor:
-        """(C,) smallest distance of the arm spheres to the tray's boxes (tool spheres vs handles excluded)."""
+        """(C,) smallest distance of the arm spheres to the tray's boxes (the tools' spheres excluded: the grasp)."""
         n, boxes = centres.shape[-1], self._fold_center.shape[1]
         best = None
         for part in self._tiles(9 * boxes * n):

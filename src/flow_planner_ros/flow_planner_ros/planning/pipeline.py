@@ -25,7 +25,12 @@ from flow_planner_ros.planning.projection import SmoothProjection
 from flow_planner_ros.planning.refinement import Refiner
 from flow_planner_ros.planning.request import PlanRequest
 from flow_planner_ros.planning.scene import EMPTY_SCENE, PlanScene
-from flow_planner_ros.planning.scene_safety import DEFAULT_CLEARANCE_MARGIN, DEFAULT_MAX_GRIP_CHANGE, SceneSafety
+from flow_planner_ros.planning.scene_safety import (
+    DEFAULT_CLEARANCE_MARGIN,
+    DEFAULT_MAX_GRIP_CHANGE,
+    SceneCheck,
+    SceneSafety,
+)
 from flow_planner_ros.planning.trajectory_safety import SafetyLimits, Selection, select_best
 
 
@@ -127,7 +132,9 @@ class PlanningPipeline:
         self.sees_obstacles = bool(getattr(checkpoint, "obstacles", False))
         # A phase-conditioned model learns reach and carry apart: the request says which (carrying_tray = carry).
         self.sees_phase = bool(getattr(checkpoint, "use_phase", False))
-        self.safety = SceneSafety(clearance_margin, max_grip_change=max_grip_change)
+        # the check runs on the model's device: candidates stay there until the (N, H, C) clearances come back
+        device = getattr(generator, "device", "cpu")
+        self.safety = SceneSafety(clearance_margin, max_grip_change=max_grip_change, device=device)
         self.refiner = Refiner(
             self.safety, limits, generator.dt, self.horizon, num_knots=smoothing_knots or 4,
             iterations=refine_iterations, samples=refine_samples,
@@ -173,10 +180,10 @@ class PlanningPipeline:
         """
         started = time.perf_counter()
         start, goal = request.start_positions, request.goal_positions
-        problem = self.safety.endpoint_problem(start, goal, scene)
-        if problem is not None:
+        check = self.safety.bind(start, goal, scene)  # the start's and goal's clearances, once per plan
+        if check.problem is not None:
             return PlanResult(None, None, Selection(None, float("inf"), 0, {}), time.perf_counter() - started,
-                              problem=problem)  # fmt: skip
+                              problem=check.problem)  # fmt: skip
         reference = reference_trajectory(
             start, request.start_velocities, goal, self.dt, self.horizon
         )  # once per plan: the sampler adds it to the model's residuals, the projection fits around it
@@ -198,11 +205,11 @@ class PlanningPipeline:
             positions, velocities, change = self.projection(positions, reference)
             too_far = np.flatnonzero(change > self.max_projection_change)
             far = {int(i): ["sample too far from a smooth motion through start and goal"] for i in too_far}
-        sampled = self._select(positions, velocities, request, prefix, scene, far)
+        sampled = self._select(positions, velocities, request, prefix, check, far)
         if sampled[2].index is not None or self.refiner.iterations <= 0:
             return self._result(*sampled, started)
-        refined = self.refiner.refine(positions, reference, start, goal, scene, seed=request.seed)
-        result = self._select(refined.positions, refined.velocities, request, prefix, scene, {})
+        refined = self.refiner.refine(positions, reference, start, goal, scene, seed=request.seed, check=check)
+        result = self._select(refined.positions, refined.velocities, request, prefix, check, {})
         return self._result(*result, started, sampled=sampled[2])
 
     def _select(
@@ -211,7 +218,7 @@ class PlanningPipeline:
         velocities: np.ndarray,
         request: PlanRequest,
         prefix: Callable[[], ContinuationPrefix] | None,
-        scene: PlanScene,
+        check: SceneCheck,
         refused: dict[int, list[str]],
     ) -> tuple[np.ndarray, np.ndarray, Selection]:
         """Join the candidates to a running plan (if any), check them all and select the best."""
@@ -220,8 +227,7 @@ class PlanningPipeline:
             join = prefix()
             positions, velocities = join_candidates(positions, velocities, request, join, self.dt)
             start = join.anchor
-
-        check = self.safety.bind(start, goal, scene)
+            check = self.safety.bind(start, goal, check.scene)  # the candidates now start where the running plan is
 
         def scene_check(indices: np.ndarray) -> dict[int, list[str]]:
             return check.rejections(positions, indices)

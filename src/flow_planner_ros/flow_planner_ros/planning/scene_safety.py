@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from flow_planner_common.clearance_rules import CLEARANCE_FLOOR, endpoint_thresholds
 from flow_planner_common.collision import CATEGORIES, RobotGeometry
 from flow_planner_common.sphere_checker import SphereChecker
 from flow_planner_ros.planning.scene import PlanScene
@@ -56,10 +57,6 @@ from flow_planner_ros.planning.scene import PlanScene
 DEFAULT_CLEARANCE_MARGIN = 0.01
 #: Default limit (m) on the right tool's motion relative to the left while carrying (0 = no grip check).
 DEFAULT_MAX_GRIP_CHANGE = 0.05
-#: A category's threshold is at most this far (m) below its clearance at the start or goal.
-ENDPOINT_SLACK = 0.001
-#: No threshold is lower than this (m): deeper is a real contact even for the conservative checker.
-CLEARANCE_FLOOR = -0.003
 WITHOUT_TRAY: tuple[str, ...] = ("arm_arm", "arm_table", "arm_obstacle")
 WITH_TRAY: tuple[str, ...] = (*WITHOUT_TRAY, "tray_obstacle", "arm_tray", "tray_table")
 #: forward_kinematics of a start and its waypoints (SceneSafety.kinematics, torch), or None to compute it.
@@ -190,7 +187,7 @@ class SceneSafety:
         endpoint = self.clearances(np.stack([start, goal]), scene)  # (2, C)
         categories = self.categories(scene)
         nominal = np.array([0.0 if c == GRIP else self.margin for c in categories])
-        thresholds = np.maximum(np.minimum(nominal, endpoint.min(axis=0) - ENDPOINT_SLACK), CLEARANCE_FLOOR)
+        thresholds = endpoint_thresholds(nominal, endpoint.min(axis=0))
         return SceneCheck(self, start, goal, scene, thresholds, _endpoint_problem(endpoint, categories, self))
 
     def check(self, positions: np.ndarray, start: np.ndarray, goal: np.ndarray, scene: PlanScene) -> ClearanceCheck:
