@@ -45,14 +45,11 @@ from visualization_msgs.msg import MarkerArray
 
 from flow_planner_common.log_throttle import Throttle
 from flow_planner_common.node_main import spin_node_main
-from flow_planner_common.obstacles import Box, ObstacleError
 from flow_planner_common.parameters import declare_parameters
 from flow_planner_common.ros_messages import (
     arm_trajectories,
-    boxes_from_obstacle_array,
     joint_state_in_order,
     joint_trajectory,
-    pose_values,
     time_msg,
 )
 from flow_planner_msgs.action import ExecutePlan
@@ -62,7 +59,8 @@ from flow_planner_ros.learning.flow_sampler import FlowSampler
 from flow_planner_ros.node.goal_runs import GoalRun, GoalRuns, execution_status, goal_request
 from flow_planner_ros.node.plan_markers import plan_markers
 from flow_planner_ros.node.planner_settings import PLANNER_PARAMETERS, PlannerSettings, SettingsError
-from flow_planner_ros.node.request_queue import RequestQueue, request_fields
+from flow_planner_ros.node.request_queue import Queued, RequestQueue, request_fields
+from flow_planner_ros.node.scene_input import SceneInput
 from flow_planner_ros.planning.continuation import Join
 from flow_planner_ros.planning.execution import Decision, Execution, ExecutionLimits, JointStateWatchdog
 from flow_planner_ros.planning.pipeline import PlanningPipeline, PlanResult
@@ -123,8 +121,7 @@ class PlannerNode(Node):
         self._request_counter = 0
         self._pending = RequestQueue(lambda: self.settings.max_pending_requests)
         self._goals = GoalRuns(stop=self._stop)  # ExecutePlan goals by the request_id of their execution
-        self._topic_boxes: tuple[Box, ...] = ()  # the latest scene_obstacles_topic message's boxes
-        self._topic_error: str | None = None  # why that message is unusable
+        self._scene_input = SceneInput(s.scene_obstacles_topic, s.frame_id)
         self._throttle = Throttle(WARNING_PERIOD)
         self.create_subscription(JointState, s.joint_states_topic, self._on_joint_states, 10)
         self._left_pub = self.create_publisher(JointTrajectory, s.left_controller_topic, 10)
@@ -176,29 +173,15 @@ class PlannerNode(Node):
 
     # -- scene ------------------------------------------------------------------------------------------------
     def _on_scene_obstacles(self, msg: ObstacleArray) -> None:
-        try:
-            self._topic_boxes, self._topic_error = boxes_from_obstacle_array(msg, self.settings.frame_id), None
-        except ObstacleError as exc:  # refuse to plan until a usable scene arrives: never ignore a box
-            self._topic_boxes, self._topic_error = (), str(exc)
-            self._warn("scene", f"{self.settings.scene_obstacles_topic}: {exc}")
+        warning = self._scene_input.on_message(msg)
+        if warning is not None:
+            self._warn("scene", warning)
 
     def _warn(self, kind: str, message: str) -> None:
         """A warning about bad input: at most one per kind and WARNING_PERIOD (a flood must not drown the log)."""
         line = self._throttle(kind, message)
         if line is not None:
             self.get_logger().warning(line)
-
-    def _scene(self, request: PlanTrajectory.Request, start_positions: np.ndarray) -> PlanScene:
-        """The request's scene: its boxes and the topic's, and the carried tray (SceneError says what is wrong)."""
-        try:
-            request_boxes = boxes_from_obstacle_array(ObstacleArray(obstacles=list(request.obstacles)))
-        except ObstacleError as exc:
-            raise SceneError(f"obstacles: {exc}") from None
-        return PlanScene.from_request(
-            request_boxes, self._topic_boxes, self.settings.scene_obstacles_topic,
-            pose_values(request.tray_pose) if request.carrying_tray else None, start_positions,
-            self.pipeline.safety.checker.grasp_from_start, topic_error=self._topic_error,
-        )  # fmt: skip
 
     def _measured_positions(self) -> np.ndarray | None:
         state = self._latest_state
@@ -215,41 +198,55 @@ class PlannerNode(Node):
         return await done
 
     def _plan_next(self) -> None:
-        """Plan the oldest queued request; one per callback, so other callbacks interleave."""
+        """Plan the oldest queued request, together with the plain service calls right behind it (one model call,
+        up to `max_batch_requests`); one batch per callback, so other callbacks interleave."""
         self._pending.take_waiting(self._service)
         if not self._pending:
             return
-        request, reply, run = self._pending.pop()
-        response = PlanTrajectory.Response()
+        batch = [(q, PlanTrajectory.Response()) for q in self._pending.pop_batch(self.settings.max_batch_requests)]
         try:
-            if run is not None and run.handle.is_cancel_requested:
-                response.message = "canceled before it was planned"
-            else:
-                self._answer(request, response, run)
+            prepared = [(queued, response, self._prepare(queued, response)) for queued, response in batch]
+            ready = [(queued, response, plan) for queued, response, plan in prepared if plan is not None]
+            items = [(plan[0], plan[1], None if plan[2] is None else plan[2].prefix) for _, _, plan in ready]
+            for (queued, response, plan), result in zip(ready, self.pipeline.plan_many(items), strict=True):
+                self._respond(*plan, queued[2], response, result)
         except Exception as exc:  # a model failure must not take the node down
-            response.success = False
-            response.message = f"planning failed: {type(exc).__name__}: {exc}"
-            self.get_logger().error(response.message)
-        reply(response)
+            for _, response in batch:
+                response.success, response.message = False, f"planning failed: {type(exc).__name__}: {exc}"
+            self.get_logger().error(batch[0][1].message)
+        for (_, reply, _), response in batch:
+            reply(response)
         if self._pending:
             self._work.trigger()
 
-    def _answer(self, request: PlanTrajectory.Request, response: PlanTrajectory.Response, run: GoalRun | None) -> None:
-        fields = request_fields(request)
+    def _prepare(
+        self, queued: Queued, response: PlanTrajectory.Response
+    ) -> tuple[PlanRequest, PlanScene, Join | None] | None:
+        """The validated request, its scene and its join to a running plan; None (the response says why) if it
+        cannot be planned."""
+        request, _, run = queued
+        if run is not None and run.handle.is_cancel_requested:
+            response.message = "canceled before it was planned"
+            return None
         try:
-            plan_request = validate_plan_request(fields, self.policy, self._latest_state, self._now())
-            scene = self._scene(request, plan_request.start_positions)
+            plan_request = validate_plan_request(request_fields(request), self.policy, self._latest_state, self._now())
+            scene = self._scene_input.scene(request, plan_request.start_positions,
+                                            self.pipeline.safety.checker.grasp_from_start)  # fmt: skip
         except (PlanRequestError, SceneError) as exc:
-            response.success = False
-            response.message = f"invalid request: {exc}"
+            response.success, response.message = False, f"invalid request: {exc}"
             self._warn("request", response.message)
-            return
+            return None
         running = self._execution if plan_request.execute else None
         join = None
         if running is not None:  # preemption: join the running plan where the controllers are at the switch
             join = running.join(self._now, self.settings.blend_steps)
             plan_request = join.request(plan_request)
-        result = self.pipeline.plan(plan_request, prefix=None if join is None else join.prefix, scene=scene)
+        return plan_request, scene, join
+
+    def _respond(
+        self, plan_request: PlanRequest, scene: PlanScene, join: Join | None, run: GoalRun | None,
+        response: PlanTrajectory.Response, result: PlanResult,
+    ) -> None:  # fmt: skip
         response.success = result.success
         response.message = f"{result.message()}; scene: {scene.describe()}"
         response.planning_time = result.planning_time

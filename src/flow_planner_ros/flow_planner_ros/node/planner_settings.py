@@ -68,6 +68,8 @@ PLANNER_PARAMETERS: tuple[ParameterSpec, ...] = (
                   0.01, 60.0),
     ParameterSpec("max_pending_requests", 64, "requests that may wait for planning; more are answered "
                   "success=false 'busy' at once", 1, 1000),
+    ParameterSpec("max_batch_requests", 8, "plain plan requests (execute=false) waiting in the queue that are "
+                  "sampled together in one model call (dynamic batching); 1 = one at a time", 1, 64),
     ParameterSpec("stop_deceleration", 2.0, "rad/s^2; peak joint deceleration of the smooth stop when an "
                   "ExecutePlan goal is canceled, as commanded (the controllers' interpolation of its waypoints; the "
                   "measured joints follow within their tracking, a few %)", 0.1, 100.0),
@@ -120,6 +122,7 @@ class PlannerSettings:
     start_state_tolerance: float
     joint_states_timeout: float
     max_pending_requests: int
+    max_batch_requests: int
     stop_deceleration: float
     feedback_rate: float
     joint_names: tuple[str, ...]

@@ -52,6 +52,14 @@ class RequestQueue:
         """The oldest queued request."""
         return self._pending.popleft()
 
+    def pop_batch(self, limit: int) -> list[Queued]:
+        """The oldest queued request, and with it up to `limit` - 1 more that directly follow it, when all are
+        service calls that execute nothing (those can be planned together: no execution or goal between them)."""
+        batch = [self._pending.popleft()]
+        while self._pending and len(batch) < limit and all(_plain(q) for q in (batch[0], self._pending[0])):
+            batch.append(self._pending.popleft())
+        return batch
+
 
 def request_fields(request: PlanTrajectory.Request) -> RequestFields:
     """The plain fields of a PlanTrajectory request, for validate_plan_request."""
@@ -65,3 +73,9 @@ def request_fields(request: PlanTrajectory.Request) -> RequestFields:
         seed=request.seed,
         execute=request.execute,
     )
+
+
+def _plain(queued: Queued) -> bool:
+    """A service call that only plans (no ExecutePlan goal, execute=false)."""
+    request, _, goal = queued
+    return goal is None and not request.execute

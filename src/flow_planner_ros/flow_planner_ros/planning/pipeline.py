@@ -11,7 +11,7 @@ without them (the safety check and the refinement still keep its plans clear of 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,6 +19,7 @@ import numpy as np
 
 from flow_planner_common.motion import reference_trajectory
 from flow_planner_common.robot import HORIZON, PHASE_CARRY, PHASE_REACH
+from flow_planner_ros.learning.flow_sampler import SampleRequest
 from flow_planner_ros.planning import refinement
 from flow_planner_ros.planning.continuation import ContinuationPrefix, join_candidates
 from flow_planner_ros.planning.projection import SmoothProjection
@@ -178,28 +179,65 @@ class PlanningPipeline:
         moving); the candidates, sampled from the request's start `prefix().advance` s earlier, are resampled from
         the switch on, cross-faded into it and must start where the running plan is then (planning.continuation).
         """
+        return self.plan_many([(request, scene, prefix)])[0]
+
+    def plan_many(
+        self, items: Sequence[tuple[PlanRequest, PlanScene, Callable[[], ContinuationPrefix] | None]]
+    ) -> list[PlanResult]:
+        """`plan` for several requests (request, scene, prefix) at once: their samples come from one model call per
+        step count (dynamic batching, the sampler's `plan_many` where it has one); each is then projected, checked
+        and, if none is clear, refined on its own. Each result's planning time counts from the batch's start."""
         started = time.perf_counter()
-        start, goal = request.start_positions, request.goal_positions
-        check = self.safety.bind(start, goal, scene)  # the start's and goal's clearances, once per plan
-        if check.problem is not None:
-            return PlanResult(None, None, Selection(None, float("inf"), 0, {}), time.perf_counter() - started,
-                              problem=check.problem)  # fmt: skip
-        reference = reference_trajectory(
-            start, request.start_velocities, goal, self.dt, self.horizon
-        )  # once per plan: the sampler adds it to the model's residuals, the projection fits around it
-        extra: dict = {"obstacles": (scene.boxes, scene.mask)} if self.sees_obstacles else {}
-        if self.sees_phase:
-            extra["phase"] = PHASE_CARRY if scene.grasp is not None else PHASE_REACH
-        positions, velocities = self.generator.plan(
-            start,
-            request.start_velocities,
-            goal,
-            num_samples=request.num_samples,
-            steps=request.integration_steps,
-            seed=request.seed,
-            reference=reference,
-            **extra,
-        )
+        results: list[PlanResult | None] = [None] * len(items)
+        prepared: list[tuple[int, SceneCheck, tuple[np.ndarray, np.ndarray], SampleRequest]] = []
+        for i, (request, scene, _) in enumerate(items):
+            start, goal = request.start_positions, request.goal_positions
+            check = self.safety.bind(start, goal, scene)  # the start's and goal's clearances, once per plan
+            if check.problem is not None:
+                results[i] = PlanResult(None, None, Selection(None, float("inf"), 0, {}),
+                                        time.perf_counter() - started, problem=check.problem)  # fmt: skip
+                continue
+            reference = reference_trajectory(
+                start, request.start_velocities, goal, self.dt, self.horizon
+            )  # once per plan: the sampler adds it to the model's residuals, the projection fits around it
+            phase = (PHASE_CARRY if scene.grasp is not None else PHASE_REACH) if self.sees_phase else None
+            obstacles = (scene.boxes, scene.mask) if self.sees_obstacles else None
+            sample = SampleRequest(start, request.start_velocities, goal, request.num_samples,
+                                   request.integration_steps, request.seed, phase, reference, obstacles)  # fmt: skip
+            prepared.append((i, check, reference, sample))
+        for (i, check, reference, _), (positions, velocities) in zip(
+            prepared, self._sample([p[3] for p in prepared]), strict=True
+        ):
+            request, _, prefix = items[i]
+            results[i] = self._finish(request, prefix, check, reference, positions, velocities, started)
+        return results
+
+    def _sample(self, requests: list[SampleRequest]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Every request's samples: one batched call where the generator has `plan_many`."""
+        if not requests:
+            return []
+        if hasattr(self.generator, "plan_many"):
+            return self.generator.plan_many(requests)
+        results = []
+        for r in requests:
+            extra: dict = {} if r.obstacles is None else {"obstacles": r.obstacles}
+            if r.phase is not None:
+                extra["phase"] = r.phase
+            results.append(self.generator.plan(r.start_pos, r.start_vel, r.goal, num_samples=r.num_samples,
+                                               steps=r.steps, seed=r.seed, reference=r.reference, **extra))  # fmt: skip
+        return results
+
+    def _finish(
+        self,
+        request: PlanRequest,
+        prefix: Callable[[], ContinuationPrefix] | None,
+        check: SceneCheck,
+        reference: tuple[np.ndarray, np.ndarray],
+        positions: np.ndarray,
+        velocities: np.ndarray,
+        started: float,
+    ) -> PlanResult:
+        """Project a request's samples, check them, select the best; refine when none is clear."""
         far: dict[int, list[str]] = {}
         if self.projection is not None:
             positions, velocities, change = self.projection(positions, reference)
@@ -208,7 +246,8 @@ class PlanningPipeline:
         sampled = self._select(positions, velocities, request, prefix, check, far)
         if sampled[2].index is not None or self.refiner.iterations <= 0:
             return self._result(*sampled, started)
-        refined = self.refiner.refine(positions, reference, start, goal, scene, seed=request.seed, check=check)
+        start, goal = request.start_positions, request.goal_positions
+        refined = self.refiner.refine(positions, reference, start, goal, check.scene, seed=request.seed, check=check)
         result = self._select(refined.positions, refined.velocities, request, prefix, check, {})
         return self._result(*result, started, sampled=sampled[2])
 

@@ -260,7 +260,7 @@ def test_plan_service_returns_valid_trajectories_and_refuses_bad_requests(checkp
     assert response.success and planner.popen.poll() is None
 
 
-def test_fifty_concurrent_calls_from_several_clients_are_all_answered(
+def test_fifty_concurrent_calls_from_several_clients_are_all_answered_batched_as_alone(
     checkpoint, start_process, client, ros_domain_id
 ) -> None:
     planner = start_process(PLANNER, *planner_args(checkpoint))
@@ -287,6 +287,13 @@ def test_fifty_concurrent_calls_from_several_clients_are_all_answered(
         assert all(r.success for r in responses), [r.message for r in responses if not r.success]
         for r in responses:
             assert_valid_trajectory(r.trajectory)
+        # requests planned together (dynamic batching: one model call) got what each one alone gets
+        for i in (0, 7, 31, 49):
+            alone = client.plan(start_positions=list(HOME_POSITIONS), goal_positions=list(goal), num_samples=2, seed=i)
+            np.testing.assert_allclose(
+                [p.positions for p in alone.trajectory.points],
+                [p.positions for p in responses[i].trajectory.points], atol=1e-4,
+            )
     finally:
         for other in others:
             other.close()
