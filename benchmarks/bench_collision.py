@@ -1,7 +1,7 @@
 """Collision checking throughput and accuracy: the torch sphere checker (flow_planner_common.sphere_checker) against the
-MuJoCo path the expert's cost uses today (per configuration: mj_kinematics + mj_collision, in the carry phase a second
-mj_kinematics after placing the tray, as plan_cost does) on the same candidates in the same scene, in one run; the
-numpy checker (flow_planner_common.collision) for reference.
+MuJoCo path the expert's cost (plan_cost) used before it took the sphere checker (per configuration: mj_kinematics +
+mj_collision, in the carry phase a second mj_kinematics after placing the tray) on the same candidates in the same
+scene, in one run.
 
     python benchmarks/bench_collision.py [--candidates 32] [--repeats 20] [--threads 2] [--device cpu|cuda]
                                          [--scenes 500] [--configs-per-scene 20] [--json FILE]
@@ -11,7 +11,7 @@ a scene of MAX_OBSTACLES boxes around the arms, configurations per second of eac
 and the carry (tray following the left tool), the best of back-to-back runs (medians in the JSON too: other load on a
 2-CPU machine stalls multi-threaded torch ops badly); the JSON's headline numbers are the carry's.
 
-Accuracy: every checker's clearances at margin 0 against MuJoCo's contacts on the cases of
+Accuracy: the sphere checker's clearances at margin 0 against MuJoCo's contacts on the cases of
 data_collector_ros.collision_judge (family scenes, tray resting and carried, configurations near home / the scene's IK
 solutions and anywhere): false "free" (MuJoCo has a contact the checker misses; must be 0) and the false-positive rate
 (MuJoCo free, the checker colliding).
@@ -33,7 +33,7 @@ import torch
 
 from data_collector_ros.collision_judge import Verdicts, judge_cases
 from data_collector_ros.scene import GROUP_LEFT, GROUP_RIGHT, GROUP_TRAY, SceneIndex, load_model, place_obstacles
-from flow_planner_common.collision import CATEGORIES, CollisionChecker, TrayGrasp
+from flow_planner_common.kinematics import CATEGORIES, TrayGrasp
 from flow_planner_common.motion import min_jerk_waypoints
 from flow_planner_common.obstacles import MAX_OBSTACLES, Box
 from flow_planner_common.robot import DEFAULT_DT, HOME_POSITIONS, HORIZON, NUM_JOINTS
@@ -53,7 +53,7 @@ def candidates(rng: np.random.Generator, count: int) -> np.ndarray:
     return line[None] + np.einsum("hk,nkj->nhj", bumps, knots)
 
 
-def scene(rng: np.random.Generator, checker: CollisionChecker) -> list[Box]:
+def scene(rng: np.random.Generator, checker: SphereChecker) -> list[Box]:
     """MAX_OBSTACLES boxes around the arms, each at least 5 cm from the arms at home and from the resting tray."""
     boxes: list[Box] = []
     while len(boxes) < MAX_OBSTACLES:
@@ -62,13 +62,13 @@ def scene(rng: np.random.Generator, checker: CollisionChecker) -> list[Box]:
             tuple(rng.uniform(0.05, 0.25, 3)),
             rng.uniform(-math.pi, math.pi),
         )
-        if checker.clearance(HOME_POSITIONS, [box], tray_pose=TRAY_POSE).as_array()[:5].min() > 0.05:
+        if float(checker.clearance(HOME_POSITIONS, [box], tray_pose=TRAY_POSE)[:5].min()) > 0.05:
             boxes.append(box)
     return boxes
 
 
 def mujoco_model(boxes: list[Box]) -> tuple[mujoco.MjModel, SceneIndex]:
-    """plan_cost's private model: arm margins = CLEARANCE, tray colliding with the arms, the scene's boxes placed."""
+    """plan_cost's former model: arm margins = CLEARANCE, tray colliding with the arms, the scene's boxes placed."""
     model = copy.deepcopy(load_model())
     index = SceneIndex.from_model(model)
     model.geom_margin[np.isin(index.geom_group, (GROUP_LEFT, GROUP_RIGHT))] = CLEARANCE
@@ -79,7 +79,7 @@ def mujoco_model(boxes: list[Box]) -> tuple[mujoco.MjModel, SceneIndex]:
 
 
 def mujoco_rate(model: mujoco.MjModel, index: SceneIndex, positions: np.ndarray, carry: bool) -> float:
-    """Configurations per second of the per-configuration MuJoCo path (closest contact distance kept, as plan_cost)."""
+    """Configurations per second of the per-configuration MuJoCo path (closest contact kept, as plan_cost did)."""
     data = mujoco.MjData(model)
     q_adr, tray = index.qpos_adr, index.tray_qpos_adr
     data.qpos[tray : tray + 7] = TRAY_POSE
@@ -150,14 +150,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
-    numpy_checker = CollisionChecker(max_distance=0.05)
     spheres = SphereChecker()
-    boxes = scene(rng, numpy_checker)
+    boxes = scene(rng, spheres)
     box_array = np.array([b.as_array() for b in boxes])
     positions = candidates(rng, args.candidates)
     count = positions.shape[0] * positions.shape[1]
     model, index = mujoco_model(boxes)
-    grasp: TrayGrasp = numpy_checker.grasp_from_start(HOME_POSITIONS, TRAY_POSE)
+    grasp: TrayGrasp = spheres.grasp_from_start(HOME_POSITIONS, TRAY_POSE)
     q_cpu, boxes_cpu = torch.as_tensor(positions, dtype=torch.float32), torch.as_tensor(box_array, dtype=torch.float32)
     gpu = None
     if args.device != "cpu":
@@ -172,7 +171,6 @@ def main() -> None:
         paths = {
             "mujoco": lambda carry=carry: mujoco_rate(model, index, positions, carry),
             "sphere": lambda tray=tray: count / timed(lambda: spheres.clearance(q_cpu, boxes_cpu, **tray)),
-            "numpy": lambda tray=tray: count / timed(lambda: numpy_checker.clearance(positions, boxes, **tray)),
         }
         if gpu is not None:
             sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
@@ -184,10 +182,7 @@ def main() -> None:
     start = time.perf_counter()
     cases = judge_cases(args.scenes, args.configs_per_scene, seed=args.seed)
     judged = time.perf_counter() - start
-    scores = verdicts(cases, {
-        "sphere": lambda *a, **k: spheres.clearance(*a, **k).numpy(),
-        "numpy": lambda *a, **k: CollisionChecker().clearance(*a, **k).as_array(),
-    })  # fmt: skip
+    scores = verdicts(cases, {"sphere": lambda *a, **k: spheres.clearance(*a, **k).numpy()})
     configs = len(scores["sphere"].contacts)
 
     print(f"{args.candidates} x {HORIZON} configurations, {len(boxes)} boxes, {os.cpu_count()} CPUs, "
@@ -222,8 +217,6 @@ def main() -> None:
             ),
             "configs": configs,
             "scenes": len(cases),
-            "numpy_configs_per_s": carry["numpy"],
-            "numpy_false_positive_rate": scores["numpy"].false_positive_rate,
             "reach": phases["reach"],
             "batch": [args.candidates, HORIZON],
             "boxes": len(boxes),

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flow_planner_common.collision import CollisionChecker
+from flow_planner_common.kinematics import ArmKinematics
 from flow_planner_common.robot import JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
 from flow_planner_ros.learning.flow import integrate, sample_noise
 from flow_planner_ros.learning.flow_sampler import FlowSampler
@@ -43,7 +43,7 @@ _spec.loader.exec_module(SCENES)
 
 def cases() -> dict[str, tuple[np.ndarray, np.ndarray, PlanScene]]:
     """name -> (start, goal, scene) of the timed requests."""
-    grasp = CollisionChecker().grasp_from_start(SCENES.BARRIER_REACH, SCENES.BARRIER_TRAY)
+    grasp = ArmKinematics().grasp_from_start(SCENES.BARRIER_REACH, SCENES.BARRIER_TRAY)
     return {
         "reach": (SCENES.HOME, SCENES.HANDLE_BOX_REACH, EMPTY_SCENE),
         "carry": (SCENES.BARRIER_REACH, SCENES.BARRIER_CARRY, PlanScene.from_boxes([SCENES.BARRIER], grasp)),

@@ -1,7 +1,7 @@
-"""MuJoCo as the judge of the kinematic collision checkers (flow_planner_common.collision, .sphere_checker).
+"""MuJoCo as the judge of the kinematic collision checker (flow_planner_common.sphere_checker).
 
 `MujocoJudge.contacts` runs mj_kinematics + mj_collision for one configuration with the tray at a given pose and
-says, per category of `collision.CATEGORIES`, whether MuJoCo reports a contact, on a model copy whose tray also
+says, per category of `kinematics.CATEGORIES`, whether MuJoCo reports a contact, on a model copy whose tray also
 collides with the arms, the tools' pairs with the tray left out (they hold it: the grasp, as the checker does).
 
 `judge_cases` builds the cases both the sphere checker's test and the collision benchmark score a checker on:
@@ -38,11 +38,11 @@ from data_collector_ros.scene_family import FamilyConfig, scene_for_index
 from data_collector_ros.scene_validity import StraightReach
 from data_collector_ros.simulation import Simulation
 from data_collector_ros.task import handle_targets
-from flow_planner_common.collision import CATEGORIES, OVERALL_CATEGORIES, CollisionChecker, RobotGeometry, TrayGrasp
+from flow_planner_common.kinematics import CATEGORIES, OVERALL_CATEGORIES, ArmKinematics, RobotGeometry, TrayGrasp
 from flow_planner_common.obstacles import MAX_OBSTACLES, Box
 from flow_planner_common.robot import HOME_POSITIONS, NUM_JOINTS
 
-#: Geom names of the tools and of the table top (tray_table: the tray against the table top only, as the checkers).
+#: Geom names of the tools and of the table top (tray_table: the tray against the table top only, as the checker).
 TOOL_GEOMS: tuple[str, str] = ("left_tool_geom", "right_tool_geom")
 TABLE_GEOM = "table_top"
 #: Where an absent tray is put (far below the floor, touching nothing).
@@ -157,7 +157,7 @@ class JudgeCase:
 
 
 def random_boxes(rng: np.random.Generator, count: int) -> np.ndarray:
-    """(count, 7) boxes around the arms' and the tray's workspace (as the numpy checker's test)."""
+    """(count, 7) boxes around the arms' and the tray's workspace."""
     rows = [
         [rng.uniform(-0.1, 0.8), rng.uniform(-0.6, 0.6), rng.uniform(0.78, 1.4), *rng.uniform(0.03, 0.35, 3),
          rng.uniform(-np.pi, np.pi)]
@@ -175,8 +175,8 @@ def judge_cases(
     ik = IKSolver(sim.model)
     reach = StraightReach(sim, ik)
     judge = MujocoJudge(model if model is not None else sim.model)
-    numpy_checker = CollisionChecker()
-    grasp = carry_grasp(judge.model, numpy_checker.geometry)
+    kinematics = ArmKinematics()
+    grasp = carry_grasp(judge.model, kinematics.geometry)
     family = FamilyConfig(seed=seed)
     rng = np.random.default_rng([seed, 2024])
     cases = []
@@ -194,7 +194,7 @@ def judge_cases(
         judge.set_scene(boxes)
         carried = i % 2 == 1
         if carried:
-            tray_pos, tray_rot = numpy_checker.tray_poses(positions, grasp)
+            tray_pos, tray_rot = kinematics.tray_poses(positions, grasp)
         else:
             rot = np.zeros(9)
             mujoco.mju_quat2Mat(rot, start[3:7])

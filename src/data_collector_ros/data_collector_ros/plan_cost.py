@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from flow_planner_common.clearance_rules import endpoint_thresholds
-from flow_planner_common.collision import CATEGORIES, RobotGeometry
+from flow_planner_common.kinematics import CATEGORIES, RobotGeometry
 from flow_planner_common.obstacles import Box
 from flow_planner_common.robot import JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS, PHASE_CARRY
 from flow_planner_common.sphere_checker import SphereChecker

@@ -1,4 +1,4 @@
-"""The MJCF's kinematics and collision geoms as a `flow_planner_common.collision.RobotGeometry` (no MuJoCo at use).
+"""The MJCF's kinematics and collision geoms as a `flow_planner_common.kinematics.RobotGeometry` (no MuJoCo at use).
 
 `python -m data_collector_ros.robot_geometry > src/flow_planner_common/flow_planner_common/robot_geometry.json`
 regenerates the committed file; a test checks that it equals what the MJCF gives.
@@ -17,7 +17,7 @@ from data_collector_ros.scene import (
     TRAY_BODY,
     load_model,
 )
-from flow_planner_common.collision import RobotGeometry
+from flow_planner_common.kinematics import RobotGeometry
 from flow_planner_common.robot import LEFT_ARM_JOINTS, RIGHT_ARM_JOINTS
 
 #: Geom names of the table top and the floor plane.

@@ -25,13 +25,13 @@ from data_collector_ros.collision_judge import (
 from data_collector_ros.robot_geometry import _collides
 from data_collector_ros.robot_spheres import spheres_from_model
 from data_collector_ros.scene import SceneIndex, load_model
-from flow_planner_common.collision import CATEGORIES, CollisionChecker, quat_to_matrix
+from flow_planner_common.kinematics import CATEGORIES, ArmKinematics, quat_to_matrix
 from flow_planner_common.robot import HOME_POSITIONS, NUM_JOINTS
 from flow_planner_common.sphere_checker import SPHERES_JSON, RobotSpheres, SphereChecker
 
 SCENES, CONFIGS_PER_SCENE = 500, 20  # 10 000 configurations
 #: Largest accepted false-positive rate (MuJoCo free, the checker colliding at margin 0): measured 13.3 % on these
-#: cases (seed 11) and 14.5 % on the benchmark's (seed 0), where the exact numpy checker has 6.8 %.
+#: cases (seed 11) and 14.5 % on the benchmark's (seed 0).
 FALSE_POSITIVE_BOUND = 0.18
 #: Scenes whose configurations also get MuJoCo's signed distances (mj_geomDistance per geom pair: slower).
 DISTANCE_SCENES = 60
@@ -60,7 +60,7 @@ def _clearances(checker: SphereChecker, case: JudgeCase) -> np.ndarray:
 def _tray(case: JudgeCase) -> tuple[np.ndarray, np.ndarray]:
     """The tray's pose per configuration, (n, 3) and (n, 3, 3), as the judge placed it."""
     if case.grasp is not None:
-        return CollisionChecker().tray_poses(case.positions, case.grasp)
+        return ArmKinematics().tray_poses(case.positions, case.grasp)
     n = len(case.positions)
     return np.broadcast_to(case.tray_pose[:3], (n, 3)), np.broadcast_to(quat_to_matrix(case.tray_pose[3:]), (n, 3, 3))
 
@@ -129,7 +129,7 @@ def test_forward_kinematics_matches_mujoco(model: mujoco.MjModel, dtype: torch.d
     q = rng.uniform(-2 * np.pi, 2 * np.pi, (300, NUM_JOINTS))
     pos, rot = (t.numpy() for t in checker.forward_kinematics(q))
     ee_pos, ee_rot = (t.numpy() for t in checker.ee_poses(q))
-    chain = CollisionChecker().forward_kinematics(q)[0]  # the numpy checker's chain (float64) for the bodies
+    chain = ArmKinematics().forward_kinematics(q)[0]  # the numpy chain (float64) for the bodies
     errors = []
     for i in range(len(q)):
         data.qpos[index.qpos_adr] = q[i]
@@ -141,7 +141,7 @@ def test_forward_kinematics_matches_mujoco(model: mujoco.MjModel, dtype: torch.d
     print(f"\n{dtype}: FK max error over {len(q)} configurations: {max(errors):.2e}")
     assert max(errors) < tolerance
     assert np.abs(pos - chain).max() < tolerance
-    # sphere centres from the MuJoCo body frames of the chain; the carried tray as the numpy checker carries it
+    # sphere centres from the MuJoCo body frames of the chain; the carried tray as ArmKinematics carries it
     bodies = [[int(model.body_parentid[t])] for t in index.tool_bodies]
     for arm in range(2):
         while len(bodies[arm]) < 6:
@@ -156,10 +156,10 @@ def test_forward_kinematics_matches_mujoco(model: mujoco.MjModel, dtype: torch.d
             expected = data.xpos[body] + np.einsum("sij,sj->si", data.xmat[body].reshape(-1, 3, 3),
                                                    checker.spheres.center[arm])  # fmt: skip
             assert np.abs(centres[i, arm] - expected).max() < tolerance
-    numpy_checker = CollisionChecker()
-    grasp = numpy_checker.grasp_from_start(HOME_POSITIONS, np.array([0.5, 0.0, 0.76, 1.0, 0.0, 0.0, 0.0]))
+    kinematics = ArmKinematics()
+    grasp = kinematics.grasp_from_start(HOME_POSITIONS, np.array([0.5, 0.0, 0.76, 1.0, 0.0, 0.0, 0.0]))
     tray_pos, tray_rot = checker.carried_tray(*checker.forward_kinematics(q), grasp)
-    expected_pos, expected_rot = numpy_checker.tray_poses(q, grasp)
+    expected_pos, expected_rot = kinematics.tray_poses(q, grasp)
     assert np.abs(tray_pos.numpy() - expected_pos).max() < tolerance
     assert np.abs(tray_rot.numpy() - expected_rot).max() < tolerance
 

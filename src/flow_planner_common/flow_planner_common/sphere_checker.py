@@ -1,12 +1,12 @@
-"""Batched collision clearances in torch (CPU or CUDA) from a sphere cover of the arms: a faster CollisionChecker.
+"""Batched collision clearances in torch (CPU or CUDA) from a sphere cover of the arms: the one collision checker.
 
 `SphereChecker.clearance` takes (..., 12) joint positions, a scene's boxes and the tray (resting at a pose, or
-carried rigidly with the left tool, exactly as `flow_planner_common.collision`) and returns per configuration the
-smallest signed distance (m, < 0 = penetration) of each category in `collision.CATEGORIES` order, a (..., 6) tensor,
+carried rigidly with the left tool, exactly as `flow_planner_common.kinematics`) and returns per configuration the
+smallest signed distance (m, < 0 = penetration) of each category in `kinematics.CATEGORIES` order, a (..., 6) tensor,
 +inf where a category has no pair. Conservative against the MJCF geoms (what MuJoCo's collision detection sees): where
 they are apart the value is at most their distance (by the padding and more), where they touch it is negative, so
 "distance > 0" never hides a contact; a penetration's depth is the deepest sphere's, which can be less than MuJoCo's
-penetration depth of the whole geom (as with the numpy checker).
+penetration depth of the whole geom.
 
 The arms are spheres: `robot_spheres.json` (generated from the MJCF by `data_collector_ros.robot_spheres`) covers
 each body's collision geoms with a few spheres in the body frame of `RobotGeometry`'s chain; the checker pads their
@@ -16,12 +16,12 @@ separating-axis gap over both boxes' face axes (a lower bound of their distance,
 axis separates them: exact for a level tray and yaw-only obstacles). Arm-arm takes one batched product of all sphere
 pairs and a bound from the smallest (see `_arm_arm`): within a few per cent of the closest pair's distance.
 
-Why torch and this layout: the numpy checker is exact but no faster than MuJoCo. Here every intermediate is laid
-out with the configurations last ((..., C), "structure of arrays"), so each torch op is one vectorised loop over all
-configurations; there are no Python loops over configurations or boxes, no host syncs and no data-dependent shapes,
-so the same code runs on CUDA without leaving the device (on one CPU thread the sphere-box tests go a few spheres at
-a time, `TILE_ELEMENTS`, to stay in cache). float32 by default; `ROUNDING_SLACK` (added to every robot and tray radius)
-keeps float32 rounding on the conservative side.
+Why torch and this layout: an earlier numpy checker of exact capsule and box distances was no faster than MuJoCo.
+Here every intermediate is laid out with the configurations last ((..., C), "structure of arrays"), so each torch
+op is one vectorised loop over all configurations; there are no Python loops over configurations or boxes, no host
+syncs and no data-dependent shapes, so the same code runs on CUDA without leaving the device (on one CPU thread the
+sphere-box tests go a few spheres at a time, `TILE_ELEMENTS`, to stay in cache). float32 by default; `ROUNDING_SLACK`
+(added to every robot and tray radius) keeps float32 rounding on the conservative side.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flow_planner_common.collision import CATEGORIES, CollisionChecker, RobotGeometry, TrayGrasp
+from flow_planner_common.kinematics import CATEGORIES, ArmKinematics, RobotGeometry, TrayGrasp
 from flow_planner_common.obstacles import BOX_DIM, Box
 from flow_planner_common.robot import NUM_ARM_JOINTS, NUM_JOINTS
 
@@ -249,10 +249,10 @@ class SphereChecker:
 
     def grasp_from_start(self, start_positions: Tensorish, tray_pose: Tensorish) -> TrayGrasp:
         """The carry's grasp: the tray pose (x y z qw qx qy qz) relative to the left tool at the start state
-        (float64, from the numpy checker's forward kinematics of the same chain)."""
+        (float64, from the numpy forward kinematics of the same chain, kinematics.ArmKinematics)."""
         start, pose = (np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, dtype=float)
                        for v in (start_positions, tray_pose))  # fmt: skip
-        return CollisionChecker(self.geometry, padding=self.padding).grasp_from_start(start, pose)
+        return ArmKinematics(self.geometry).grasp_from_start(start, pose)
 
     @staticmethod
     def carried_tray(pos: torch.Tensor, rot: torch.Tensor, grasp: TrayGrasp) -> tuple[torch.Tensor, torch.Tensor]:
@@ -278,7 +278,7 @@ class SphereChecker:
         tray_pose: Tensorish | None = None,
         grasp: TrayGrasp | None = None,
     ) -> torch.Tensor:
-        """(..., 6) clearances (m) of (..., 12) configurations in collision.CATEGORIES order.
+        """(..., 6) clearances (m) of (..., 12) configurations in kinematics.CATEGORIES order.
 
         obstacles: boxes, or an (M, 7) array (centre, full size, yaw) with an optional (M,) mask. The tray: resting
         at `tray_pose` (x y z qw qx qy qz), carried with `grasp` (rigidly with the left tool), or absent."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flow_planner_common.collision import TrayGrasp
+from flow_planner_common.kinematics import TrayGrasp
 from flow_planner_common.obstacles import MAX_BOX_DISTANCE, MAX_OBSTACLES, Box, boxes_to_array
 from flow_planner_common.quaternion import QuaternionError, unit_quaternion
 

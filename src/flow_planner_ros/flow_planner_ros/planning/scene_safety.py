@@ -49,7 +49,7 @@ import numpy as np
 import torch
 
 from flow_planner_common.clearance_rules import CLEARANCE_FLOOR, endpoint_thresholds
-from flow_planner_common.collision import CATEGORIES, RobotGeometry
+from flow_planner_common.kinematics import CATEGORIES, RobotGeometry
 from flow_planner_common.sphere_checker import SphereChecker
 from flow_planner_ros.planning.scene import PlanScene
 

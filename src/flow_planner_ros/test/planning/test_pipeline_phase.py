@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flow_planner_common.collision import CollisionChecker
+from flow_planner_common.kinematics import ArmKinematics
 from flow_planner_common.robot import HOME_POSITIONS, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
 from flow_planner_ros.planning.request import PlanRequest
 from flow_planner_ros.planning.scene import PlanScene
@@ -32,7 +32,7 @@ def test_a_phase_model_plans_reach_and_carry_apart(synthetic_path: Path, tmp_pat
     pipeline = PlanningPipeline(sampler, limits, refine_iterations=0, max_projection_change=10.0)
     goal = HOME_POSITIONS + 0.05
     request = PlanRequest(HOME_POSITIONS, np.zeros(NUM_JOINTS), goal, 4, 5, 3, False)
-    grasp = CollisionChecker().grasp_from_start(HOME_POSITIONS, TRAY_POSE)
+    grasp = ArmKinematics().grasp_from_start(HOME_POSITIONS, TRAY_POSE)
     carry = PlanScene.from_boxes([], grasp)
     results = {name: pipeline.plan(request, scene=scene) for name, scene in (("reach", PlanScene.from_boxes([])),
                                                                                ("carry", carry))}  # fmt: skip
