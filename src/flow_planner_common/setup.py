@@ -10,7 +10,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*"]),
-    # the robot geometry (kinematics.GEOMETRY_JSON) and the collision checker's spheres (sphere_checker.SPHERES_JSON)
+    # the robot geometry (kinematics.GEOMETRY_JSON) and the collision checker's spheres (robot_spheres.SPHERES_JSON)
     package_data={PACKAGE: ["robot_geometry.json", "robot_spheres.json"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),

@@ -30,7 +30,7 @@ import numpy as np
 from data_collector_ros.robot_geometry import _collides, _id, _mat
 from data_collector_ros.scene import TOOL_BODIES, load_model
 from flow_planner_common.robot import LEFT_ARM_JOINTS, RIGHT_ARM_JOINTS
-from flow_planner_common.sphere_checker import RobotSpheres
+from flow_planner_common.robot_spheres import RobotSpheres
 
 #: Largest protrusion (m) of a geom's cover that is accepted before trading it for fewer spheres.
 TOLERANCE = 0.015

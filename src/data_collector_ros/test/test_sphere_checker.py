@@ -27,7 +27,8 @@ from data_collector_ros.robot_spheres import spheres_from_model
 from data_collector_ros.scene import SceneIndex, load_model
 from flow_planner_common.kinematics import CATEGORIES, ArmKinematics, quat_to_matrix
 from flow_planner_common.robot import HOME_POSITIONS, NUM_JOINTS
-from flow_planner_common.sphere_checker import SPHERES_JSON, RobotSpheres, SphereChecker
+from flow_planner_common.robot_spheres import SPHERES_JSON, RobotSpheres
+from flow_planner_common.sphere_checker import SphereChecker
 
 SCENES, CONFIGS_PER_SCENE = 500, 20  # 10 000 configurations
 #: Largest accepted false-positive rate (MuJoCo free, the checker colliding at margin 0): measured 13.3 % on these

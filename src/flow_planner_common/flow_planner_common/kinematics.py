@@ -120,14 +120,14 @@ def quat_to_matrix(quat: np.ndarray) -> np.ndarray:
     return np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)
 
 
-def _skew(axis: np.ndarray) -> np.ndarray:
+def skew(axis: np.ndarray) -> np.ndarray:
     """(..., 3) -> (..., 3, 3) cross-product matrices."""
     x, y, z = np.moveaxis(np.asarray(axis, dtype=float), -1, 0)
     zero = np.zeros_like(x)
     return np.stack([np.stack([zero, -z, y], -1), np.stack([z, zero, -x], -1), np.stack([-y, x, zero], -1)], -2)
 
 
-def _apply(rot: np.ndarray, vec: np.ndarray) -> np.ndarray:
+def apply_rotation(rot: np.ndarray, vec: np.ndarray) -> np.ndarray:
     """rot (..., 3, 3) @ vec (..., 3) -> (..., 3)."""
     return (rot @ vec[..., None])[..., 0]
 
@@ -138,7 +138,7 @@ class ArmKinematics:
     def __init__(self, geometry: RobotGeometry | None = None) -> None:
         self.geometry = g = geometry or RobotGeometry.load()
         # hinge i: link_rot @ Rot(axis, q) = A + sin(q) B + (1 - cos(q)) C, with K the axis' cross-product matrix
-        k = _skew(g.joint_axis)  # (2, 6, 3, 3)
+        k = skew(g.joint_axis)  # (2, 6, 3, 3)
         self._fk_a, self._fk_b, self._fk_c = g.link_rot, g.link_rot @ k, g.link_rot @ k @ k
 
     def forward_kinematics(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -155,10 +155,10 @@ class ArmKinematics:
         p, r = np.broadcast_to(g.base_pos, (*batch, 3)), np.broadcast_to(g.base_rot, (*batch, 3, 3))
         for j in range(NUM_ARM_JOINTS):
             local = self._fk_a[:, j] + sin[..., j, :, :] * self._fk_b[:, j] + one_cos[..., j, :, :] * self._fk_c[:, j]
-            p = p + _apply(r, np.broadcast_to(g.link_pos[:, j], p.shape))
+            p = p + apply_rotation(r, np.broadcast_to(g.link_pos[:, j], p.shape))
             r = r @ local
             pos[..., j, :], rot[..., j, :, :] = p, r
-        pos[..., -1, :] = p + _apply(r, np.broadcast_to(g.tool_pos, p.shape))
+        pos[..., -1, :] = p + apply_rotation(r, np.broadcast_to(g.tool_pos, p.shape))
         rot[..., -1, :, :] = r @ g.tool_rot
         return pos, rot
 
@@ -167,7 +167,7 @@ class ArmKinematics:
         pos, rot = self.forward_kinematics(positions)
         g = self.geometry
         tool_p, tool_r = pos[..., -1, :], rot[..., -1, :, :]
-        return tool_p + _apply(tool_r, np.broadcast_to(g.ee_pos, tool_p.shape)), tool_r @ g.ee_rot
+        return tool_p + apply_rotation(tool_r, np.broadcast_to(g.ee_pos, tool_p.shape)), tool_r @ g.ee_rot
 
     def grasp_from_start(self, start_positions: np.ndarray, tray_pose: np.ndarray) -> TrayGrasp:
         """The carry's grasp: the tray pose (x y z qw qx qy qz) relative to the left tool at the start state."""
@@ -185,4 +185,4 @@ class ArmKinematics:
     def carried_tray(pos: np.ndarray, rot: np.ndarray, grasp: TrayGrasp) -> tuple[np.ndarray, np.ndarray]:
         """tray_poses from body poses already computed by forward_kinematics."""
         tool_p, tool_r = pos[..., 0, -1, :], rot[..., 0, -1, :, :]
-        return tool_p + _apply(tool_r, np.broadcast_to(grasp.position, tool_p.shape)), tool_r @ grasp.rotation
+        return tool_p + apply_rotation(tool_r, np.broadcast_to(grasp.position, tool_p.shape)), tool_r @ grasp.rotation

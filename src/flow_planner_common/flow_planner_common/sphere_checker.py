@@ -26,21 +26,17 @@ sphere-box tests go a few spheres at a time, `TILE_ELEMENTS`, to stay in cache).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from flow_planner_common.kinematics import CATEGORIES, ArmKinematics, RobotGeometry, TrayGrasp
+from flow_planner_common.kinematics import CATEGORIES, ArmKinematics, RobotGeometry, TrayGrasp, apply_rotation, skew
 from flow_planner_common.obstacles import BOX_DIM, Box
 from flow_planner_common.robot import NUM_ARM_JOINTS, NUM_JOINTS
+from flow_planner_common.robot_spheres import RobotSpheres, first_body_table, tray_folding
 
-#: The committed sphere cover of the MJCF (regenerate: python -m data_collector_ros.robot_spheres > this file).
-SPHERES_JSON: Path = Path(__file__).resolve().parent / "robot_spheres.json"
 #: Added to every robot and tray radius / half size (m) per dtype: float rounding of forward kinematics and distances.
 ROUNDING_SLACK: dict[torch.dtype, float] = {torch.float32: 1e-4, torch.float64: 1e-9}
 #: Subtracted from squared distances computed as |x|^2 + |y|^2 - 2 x.y, in units of the dtype's machine epsilon:
@@ -50,47 +46,6 @@ GRAM_ROUNDING = 128.0
 TILE_ELEMENTS = 1 << 18
 
 _ARM_ARM, _ARM_TABLE, _ARM_OBSTACLE, _TRAY_OBSTACLE, _ARM_TRAY, _TRAY_TABLE = range(len(CATEGORIES))
-
-
-@dataclass(frozen=True)
-class RobotSpheres:
-    """Spheres covering each arm's collision geoms (leading axis 2: left, right), in the body frames of the chain.
-
-    Sorted by body; both arms have the same number of spheres on each body."""
-
-    body: np.ndarray  # (2, S) int, body index 0..6 (6 = tool)
-    center: np.ndarray  # (2, S, 3) m, body frame
-    radius: np.ndarray  # (2, S) m, unpadded
-
-    def to_json(self) -> str:
-        """Deterministic JSON text (floats round-trip exactly)."""
-        return json.dumps({f.name: np.asarray(getattr(self, f.name)).tolist() for f in fields(self)}, indent=1) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str) -> RobotSpheres:
-        data = json.loads(text)
-        expected = {f.name for f in fields(cls)}
-        if set(data) != expected:
-            missing, unknown = expected - set(data), set(data) - expected
-            raise ValueError(f"robot spheres keys differ: missing {missing}, unknown {unknown}")
-        spheres = cls(
-            body=np.asarray(data["body"], dtype=np.int64),
-            center=np.asarray(data["center"], dtype=np.float64).reshape(2, -1, 3),
-            radius=np.asarray(data["radius"], dtype=np.float64),
-        )
-        if spheres.body.shape != spheres.radius.shape or spheres.body.shape != spheres.center.shape[:2]:
-            raise ValueError("robot spheres: body, center and radius disagree in shape")
-        if not (np.all(np.diff(spheres.body, axis=1) >= 0) and np.array_equal(spheres.body[0], spheres.body[1])):
-            raise ValueError("robot spheres must be sorted by body, the same bodies for both arms")
-        return spheres
-
-    @classmethod
-    def load(cls, path: str | Path | None = None) -> RobotSpheres:
-        """The committed cover (default SPHERES_JSON)."""
-        return cls.from_json(Path(path or SPHERES_JSON).read_text(encoding="utf-8"))
-
-    def equals(self, other: RobotSpheres) -> bool:
-        return all(np.array_equal(getattr(self, f.name), getattr(other, f.name)) for f in fields(self))
 
 
 Tensorish = torch.Tensor | np.ndarray | Sequence[float]
@@ -125,11 +80,11 @@ class SphereChecker:
 
         # Forward kinematics with rotations stored transposed (rot_t[arm, col, row, C] = R[row, col]): hinge j turns
         # its body by link_rot @ (I + sin(q) K + (1 - cos(q)) K^2), K the axis' cross-product matrix.
-        k = _skew(g.joint_axis)  # (2, 6, 3, 3)
+        k = skew(g.joint_axis)  # (2, 6, 3, 3)
         basis = np.stack([np.broadcast_to(np.eye(3), k.shape), k, k @ k], axis=2)  # (2, 6, 3 terms, 3, 3)
         first = g.base_rot[:, None] @ g.link_rot[:, 0, None] @ basis[:, 0]  # (2, 3 terms, 3, 3) world, joint 0
         self._first_rot = self._tensor(first.transpose(1, 0, 3, 2)[..., None])  # (3 terms, 2, 3, 3, 1)
-        self._first_pos = self._tensor((g.base_pos + _apply(g.base_rot, g.link_pos[:, 0]))[:, None, :, None])
+        self._first_pos = self._tensor((g.base_pos + apply_rotation(g.base_rot, g.link_pos[:, 0]))[:, None, :, None])
         # Step j (1..6) turns vectors of body j - 1's frame into the world (one batched product per step): body j's
         # rotation terms (columns of link_rot, link_rot K, link_rot K^2; at the tool its fixed rotation), its
         # offset, the centres of body j - 1's spheres (at the tool step also the tool's, through its fixed pose).
@@ -151,7 +106,7 @@ class SphereChecker:
         # about a vertical axis above the table keeps its distance to both: its exact shapes' (RobotGeometry) stand
         # in for its spheres there (a sphere around the stubby shoulder reaches 2.5 cm below it).
         self._table = self._tensor(np.concatenate([g.table_center, 2 * g.table_half, [0.0]]))  # an obstacle row
-        self.first_body_table = _first_body_table(g, self.padding + slack)  # m, or None
+        self.first_body_table = first_body_table(g, self.padding + slack)  # m, or None
         skip = np.where((sp.body == 0).reshape(-1) & (self.first_body_table is not None), np.inf, 0.0)
         self._floor = self._tensor(flat_radius[:, None] + g.floor_z - skip[:, None])  # (2S, 1): z minus this
         self._neg_radius = self._tensor(-flat_radius[:, None])  # (2S, 1)
@@ -159,7 +114,7 @@ class SphereChecker:
 
         # Tray boxes, padded; folded across the tray's x and y planes where they are mirror images.
         tray_half = g.tray_half + self.padding + slack  # (T, 3)
-        fold, keep = _tray_folding(g.tray_center, tray_half, g.tray_handle)
+        fold, keep = tray_folding(g.tray_center, tray_half, g.tray_handle)
         self._fold = [axis for axis in range(3) if fold[axis]]
         self._fold_center = self._tensor(g.tray_center[keep].T[:, :, None, None])  # (3, Tf, 1, 1)
         self._fold_half = self._tensor(tray_half[keep].T[:, :, None, None])
@@ -433,64 +388,6 @@ def _box_sdf(excess: torch.Tensor) -> torch.Tensor:
     inside = torch.maximum(inside, z, out=inside).clamp_max_(0.0)
     excess.clamp_min_(0.0).square_()
     return x.add_(y).add_(z).sqrt_().add_(inside)
-
-
-def _first_body_table(g: RobotGeometry, padding: float) -> float | None:
-    """Distance (m) of the first bodies' padded shapes to the table top and the floor, the same at every joint value,
-    or None: their hinges must be vertical in the world and their shapes above the table, within its footprint."""
-    turn = g.base_rot @ g.link_rot[:, 0]  # (2, 3, 3) body 0's frame at q = 0
-    axis = np.einsum("aij,aj->ai", turn, g.joint_axis[:, 0])
-    if not np.allclose(np.abs(axis[:, 2]), 1.0):
-        return None
-    origin = g.base_pos + _apply(g.base_rot, g.link_pos[:, 0])  # (2, 3) on the hinge
-    low, reach = [], []
-    for a in range(2):
-        for k in np.flatnonzero(g.capsule_body[a] == 0):
-            ends = _apply(turn[a], np.stack([g.capsule_p0[a, k], g.capsule_p1[a, k]])) + origin[a]
-            low.append(ends[:, 2].min() - g.capsule_radius[a, k] - padding)
-            reach.append(np.linalg.norm(ends[:, :2] - origin[a, :2], axis=1).max() + g.capsule_radius[a, k] + padding)
-        for k in np.flatnonzero(g.box_body[a] == 0):
-            rot = turn[a] @ g.box_rot[a, k]
-            centre = origin[a] + turn[a] @ g.box_center[a, k]
-            half = g.box_half[a, k] + padding
-            low.append(centre[2] - np.abs(rot[2]) @ half)
-            reach.append(np.linalg.norm(centre[:2] - origin[a, :2]) + np.linalg.norm(half))
-        footprint = np.abs(origin[a, :2] - g.table_center[:2]) + max(reach, default=0.0) <= g.table_half[:2]
-        if not footprint.all():
-            return None
-    top = g.table_center[2] + g.table_half[2]
-    if not low or min(low) < top:
-        return None
-    return float(min(low) - max(top, g.floor_z))
-
-
-def _tray_folding(center: np.ndarray, half: np.ndarray, handle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Axes (x, y, z) across whose mid-plane the tray's boxes are mirror images, each box either centred on the plane
-    or entirely on one side (then |coordinate| in the tray frame gives the same distances to the kept boxes), and the
-    boxes kept: those not on the negative side of a folded axis."""
-    fold = np.zeros(3, dtype=bool)
-    for axis in range(2):  # x and y (z: the tray is not symmetric up-down)
-        mirrored = center.copy()
-        mirrored[:, axis] *= -1
-        matches = [np.flatnonzero(np.all(np.isclose(mirrored[i], center), axis=1)
-                                  & np.all(np.isclose(half[i], half), axis=1) & (handle[i] == handle))
-                   for i in range(len(center))]  # fmt: skip
-        centred = np.isclose(center[:, axis], 0.0)
-        one_side = np.abs(center[:, axis]) >= half[:, axis]
-        fold[axis] = all(len(m) for m in matches) and bool(np.all(centred | one_side))
-    keep = np.all((center >= -1e-12) | ~fold[None, :], axis=1)
-    return fold, keep
-
-
-def _skew(axis: np.ndarray) -> np.ndarray:
-    """(..., 3) -> (..., 3, 3) cross-product matrices."""
-    x, y, z = np.moveaxis(np.asarray(axis, dtype=float), -1, 0)
-    zero = np.zeros_like(x)
-    return np.stack([np.stack([zero, -z, y], -1), np.stack([z, zero, -x], -1), np.stack([-y, x, zero], -1)], -2)
-
-
-def _apply(rot: np.ndarray, vec: np.ndarray) -> np.ndarray:
-    return (rot @ vec[..., None])[..., 0]
 
 
 def _quat_to_matrix(quat: torch.Tensor) -> torch.Tensor:
