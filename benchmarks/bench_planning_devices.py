@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from flow_planner_common.kinematics import ArmKinematics
-from flow_planner_common.robot import JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
+from flow_planner_common.robot import HORIZON, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
+from flow_planner_common.sphere_checker import SphereChecker
 from flow_planner_ros.learning.flow import integrate, sample_noise
 from flow_planner_ros.learning.flow_sampler import FlowSampler
 from flow_planner_ros.planning.pipeline import PlanningPipeline
@@ -105,14 +106,41 @@ def time_cuda_graph(sampler: FlowSampler, samples: int, repeats: int) -> list[fl
     return times
 
 
+def checker_rate(device: str, samples: int, repeats: int, sync) -> float:
+    """Configurations per second of the sphere checker alone on `device`: the carry case's barrier and carried tray,
+    `samples` x HORIZON configurations already on the device (as the pipeline holds them)."""
+    start, goal, scene = cases()["carry"]
+    checker = SphereChecker(device=device)
+    line = np.linspace(start, goal, HORIZON)
+    rng = np.random.default_rng(0)
+    q = torch.as_tensor(line[None] + rng.normal(0.0, 0.05, (samples, HORIZON, NUM_JOINTS)), dtype=torch.float32,
+                        device=device)  # fmt: skip
+    with torch.inference_mode():
+        for _ in range(3):
+            checker.clearance(q, scene.boxes, scene.mask, grasp=scene.grasp)
+        times = []
+        for _ in range(repeats):
+            sync()
+            started = time.perf_counter()
+            checker.clearance(q, scene.boxes, scene.mask, grasp=scene.grasp)
+            sync()
+            times.append(time.perf_counter() - started)
+    return samples * HORIZON / float(np.median(times))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--samples", default="1,8,32", help="comma-separated best-of-N values")
+    parser.add_argument("--devices", default="cpu,cuda", help="comma-separated subset of cpu,cuda")
     args = parser.parse_args()
+    counts = [int(n) for n in args.samples.split(",") if n]
     torch.set_num_threads(1)
-    runs: list[tuple[str, str, str]] = [("cpu", "onnx", "CPU, ONNX Runtime, 1 thread"), ("cpu", "torch", "CPU, torch")]
-    if torch.cuda.is_available():
+    runs: list[tuple[str, str, str]] = []
+    if "cpu" in args.devices:
+        runs += [("cpu", "onnx", "CPU, ONNX Runtime, 1 thread"), ("cpu", "torch", "CPU, torch")]
+    if torch.cuda.is_available() and "cuda" in args.devices:
         runs.append(("cuda", "torch", f"CUDA ({torch.cuda.get_device_name()}), torch eager"))
     steps = FlowSampler.from_checkpoint(args.checkpoint).default_steps
     print(f"checkpoint {args.checkpoint.name}; full pipeline ({steps} Euler steps, projection, checks), "
@@ -125,11 +153,14 @@ def main() -> None:
             continue
         sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
         for name, case in cases().items():
-            for samples in (1, 8, 32):
+            for samples in counts:
                 times, success = time_pipeline(sampler, samples, args.repeats, sync, case)
                 print(f"  {label:<30} {name}, {samples:>2} samples: {percentiles(times)}, {success:.0%} succeeded")
+        for samples in counts:
+            rate = checker_rate(device, samples, args.repeats, sync)
+            print(f"  {label:<30} sphere checker alone, carry, {samples} x {HORIZON} configurations: {rate:,.0f}/s")
         if device == "cuda":
-            for samples in (1, 8, 32):
+            for samples in counts:
                 graph = percentiles(time_cuda_graph(sampler, samples, args.repeats))
                 print(f"  {'CUDA graph of the integration (network only)':<45} {samples:>2} samples: {graph}")
 
