@@ -61,6 +61,7 @@ from flow_planner_ros.node.plan_markers import plan_markers
 from flow_planner_ros.node.planner_settings import PLANNER_PARAMETERS, PlannerSettings, SettingsError
 from flow_planner_ros.node.request_queue import Queued, RequestQueue, request_fields
 from flow_planner_ros.node.scene_input import SceneInput
+from flow_planner_ros.node.sim_clock import FRESH_PLAN_LEAD, FreshClock
 from flow_planner_ros.planning.continuation import Join
 from flow_planner_ros.planning.execution import Decision, Execution, ExecutionLimits, JointStateWatchdog
 from flow_planner_ros.planning.pipeline import PlanningPipeline, PlanResult
@@ -78,9 +79,6 @@ from flow_planner_ros.planning.trajectory_safety import SafetyLimits
 
 #: The action's name, beside the /flow_planner/plan service.
 EXECUTE_ACTION = "/flow_planner/execute"
-#: s; a plan that joins no running one is stamped this far ahead: a controller whose clock runs ahead of ours (sim
-#: time reaches us on /clock every few ms) still finds its first waypoint a whole dt away.
-FRESH_PLAN_LEAD = 0.02
 #: s; warnings about repeated bad input (scene messages, requests) come at most once per this, per kind.
 WARNING_PERIOD = 1.0
 
@@ -97,6 +95,7 @@ class PlannerNode(Node):
     def __init__(self, **node_kwargs: object) -> None:
         super().__init__("flow_planner", **node_kwargs)
         self.settings = PlannerSettings.from_values(declare_parameters(self, PLANNER_PARAMETERS))
+        self._clock_now = FreshClock(self)  # with sim time, current while planning (node.sim_clock)
         s = self.settings
 
         checkpoint = s.checkpoint or str(default_checkpoint_path())
@@ -163,7 +162,10 @@ class PlannerNode(Node):
         return SetParametersResult(successful=True)
 
     def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+        return self._clock_now.now()
+
+    def stop(self) -> None:  # spin_node_main, before destroy_node
+        self._clock_now.close()
 
     # -- joint states -----------------------------------------------------------------------------------------
     def _on_joint_states(self, msg: JointState) -> None:
