@@ -29,10 +29,11 @@ import numpy as np
 import torch
 
 from flow_planner_common.clearance_rules import endpoint_thresholds
-from flow_planner_common.kinematics import CATEGORIES, RobotGeometry
+from flow_planner_common.kinematics import CATEGORIES
 from flow_planner_common.obstacles import Box
 from flow_planner_common.robot import JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS, PHASE_CARRY
 from flow_planner_common.sphere_checker import SphereChecker
+from flow_planner_common.tool_frames import ee_poses_from, grip_change
 
 TERMS: tuple[str, ...] = ("goal", "collision", "limits", "jerk", "tilt", "grip")
 
@@ -149,30 +150,25 @@ class PlanCost:
         q = checker._input(np.concatenate([np.broadcast_to(context.start_positions, (n, 1, NUM_JOINTS)), positions], 1))
         pos, rot = checker.forward_kinematics(q)  # (N, H + 1, 2, 7, 3), (..., 3, 3)
         boxes = [b.as_array() for b in context.obstacles]
+        grasp = checker.grasp_from_start(context.start_positions, context.tray_pose) if carry else None
+        # one call for the start and every waypoint (the start's own clearance lowers the bar: clearance_rules)
+        clearance = checker.clearance(q, boxes, grasp=grasp)  # (N, H + 1, 6)
+        categories = CARRY_CATEGORIES if carry else REACH_CATEGORIES
         if carry:
-            grasp = checker.grasp_from_start(context.start_positions, context.tray_pose)
-            clearance = checker.clearance(q[:, 1:], boxes, grasp=grasp)
-            categories = CARRY_CATEGORIES
-            tool = RobotGeometry.TOOL_BODY
-            left, left_rot, right = pos[..., 0, tool, :], rot[..., 0, tool, :, :], pos[..., 1, tool, :]
-            grip = ((right - left)[..., :, None] * left_rot).sum(dim=-2)  # in the left tool's frame
-            grip = torch.linalg.vector_norm(grip[:, 1:] - grip[:, :1], dim=-1)
+            grip = grip_change(pos, rot)
             _, tray_rot = checker.carried_tray(pos[:, 1:], rot[:, 1:], grasp)
             tilt = torch.arccos(tray_rot[..., 2, 2].clamp(-1.0, 1.0))
         else:
-            clearance = checker.clearance(q[:, 1:], boxes)
-            categories = REACH_CATEGORIES
             grip = tilt = q.new_zeros((n, horizon))
-        values = clearance[..., [CATEGORIES.index(c) for c in categories]]  # (N, H, K)
+        columns = [CATEGORIES.index(c) for c in categories]
+        values = clearance[:, 1:, columns]  # (N, H, K)
         # the planner's rule (clearance_rules): each category's bar is lowered to just below the start's and the
         # candidate's goal's own clearance (the tools at their grasp read close to the tray)
-        start = checker.clearance(q[:1, 0], boxes, **({"grasp": grasp} if carry else {}))
-        start = start[0, [CATEGORIES.index(c) for c in categories]]  # (K,)
-        endpoint = torch.minimum(start[None], values[:, -1]).double().numpy()  # (N, K)
+        endpoint = torch.minimum(clearance[:1, 0, columns], values[:, -1]).double().numpy()  # (N, K)
         bar = values.new_tensor(endpoint_thresholds(self.limits.clearance, endpoint))[:, None]  # (N, 1, K)
         hard = values.new_tensor(endpoint_thresholds(0.0, endpoint))[:, None]
         penetration = (bar - values).clamp_min(0.0).sum(dim=(1, 2))
-        ee_pos = checker.ee_poses(q[:, -1])[0]  # (N, 2, 3)
+        ee_pos, _ = ee_poses_from(pos[:, -1], rot[:, -1], checker.geometry)  # (N, 2, 3)
         return {
             "tilt": tilt.double().numpy(),
             "grip": grip.double().numpy(),

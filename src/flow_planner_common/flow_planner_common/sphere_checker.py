@@ -36,6 +36,7 @@ from flow_planner_common.kinematics import CATEGORIES, ArmKinematics, RobotGeome
 from flow_planner_common.obstacles import BOX_DIM, Box
 from flow_planner_common.robot import NUM_ARM_JOINTS, NUM_JOINTS
 from flow_planner_common.robot_spheres import RobotSpheres, first_body_table, tray_folding
+from flow_planner_common.tool_frames import ee_poses_from
 
 #: Added to every robot and tray radius / half size (m) per dtype: float rounding of forward kinematics and distances.
 ROUNDING_SLACK: dict[torch.dtype, float] = {torch.float32: 1e-4, torch.float64: 1e-9}
@@ -196,11 +197,7 @@ class SphereChecker:
 
     def ee_poses(self, positions: Tensorish) -> tuple[torch.Tensor, torch.Tensor]:
         """End-effector sites: (..., 2, 3) positions and (..., 2, 3, 3) rotations."""
-        pos, rot = self.forward_kinematics(positions)
-        tool_p, tool_r = pos[..., -1, :], rot[..., -1, :, :]
-        ee_pos = torch.as_tensor(self.geometry.ee_pos, dtype=pos.dtype, device=pos.device)
-        ee_rot = torch.as_tensor(self.geometry.ee_rot, dtype=pos.dtype, device=pos.device)
-        return tool_p + (tool_r @ ee_pos[..., None])[..., 0], tool_r @ ee_rot
+        return ee_poses_from(*self.forward_kinematics(positions), self.geometry)
 
     def grasp_from_start(self, start_positions: Tensorish, tray_pose: Tensorish) -> TrayGrasp:
         """The carry's grasp: the tray pose (x y z qw qx qy qz) relative to the left tool at the start state

@@ -51,6 +51,7 @@ import torch
 from flow_planner_common.clearance_rules import CLEARANCE_FLOOR, endpoint_thresholds
 from flow_planner_common.kinematics import CATEGORIES, RobotGeometry
 from flow_planner_common.sphere_checker import SphereChecker
+from flow_planner_common.tool_frames import grip_change
 from flow_planner_ros.planning.scene import PlanScene
 
 #: Default clearance margin (m), see the module docstring.
@@ -164,11 +165,7 @@ class SceneSafety:
 
     def grip_change(self, positions, start, kinematics: Kinematics = None) -> torch.Tensor:
         """(..., H) how far (m) the right tool is from where it was at `start`, in the left tool's frame."""
-        pos, rot = kinematics if kinematics is not None else self.kinematics(positions, start)
-        tool = RobotGeometry.TOOL_BODY
-        left, left_rot, right = pos[..., 0, tool, :], rot[..., 0, tool, :, :], pos[..., 1, tool, :]
-        grip = ((right - left)[..., :, None] * left_rot).sum(dim=-2)  # left_rot^T (right - left)
-        return torch.linalg.vector_norm(grip[..., 1:, :] - grip[..., :1, :], dim=-1)
+        return grip_change(*(kinematics if kinematics is not None else self.kinematics(positions, start)))
 
     def thresholds(self, start: np.ndarray, goal: np.ndarray, scene: PlanScene) -> np.ndarray:
         """(C,) per-category threshold: the margin (0 for the grip's slack), lowered to just below the start's or
