@@ -155,12 +155,21 @@ class JointStateWatchdog:
     def __init__(self, period: float) -> None:
         self.period = period
         self._last_tick: float | None = None
+        self._held: tuple[float, float | None] | None = None  # after a late tick: (judge again at, received then)
 
     def check(self, now: float, received: float | None, timeout: float) -> str | None:
-        """None while /joint_states are fresh (`received`: when the latest arrived; None: none yet)."""
+        """None while /joint_states are fresh (`received`: when the latest arrived; None: none yet).
+
+        After a late tick the judgement waits until a newer state has been taken or `timeout` has passed: the timer
+        can fire again before the executor takes the states queued during the stall (seen under sim time)."""
         late = self._last_tick is not None and now - self._last_tick > 2 * self.period
         self._last_tick = now
-        if late or received is None or now - received <= timeout:
+        if late:
+            self._held = (now + timeout, received)
+        if self._held is not None and now < self._held[0] and received == self._held[1]:
+            return None
+        self._held = None
+        if received is None or now - received <= timeout:
             return None
         return (
             f"lost /joint_states: the latest is {now - received:.2f} s old (joint_states_timeout {timeout:.2f} s); "
