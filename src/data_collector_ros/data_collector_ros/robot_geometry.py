@@ -114,6 +114,9 @@ def geometry_from_model(model: mujoco.MjModel) -> RobotGeometry:
 
     tray = _id(model, mujoco.mjtObj.mjOBJ_BODY, TRAY_BODY)
     handles = {f"{site}_geom" for site in HANDLE_SITES}
+    handle_sites = [_id(model, mujoco.mjtObj.mjOBJ_SITE, name) for name in HANDLE_SITES]
+    if any(int(model.site_bodyid[s]) != tray for s in handle_sites):
+        raise ValueError("the handle sites must be direct children of the tray body")
     tray_geoms = [g for g in range(model.ngeom) if int(model.geom_bodyid[g]) == tray and _collides(model, g)]
     if any(int(model.geom_type[g]) != mujoco.mjtGeom.mjGEOM_BOX for g in tray_geoms):
         raise ValueError("the tray must be made of boxes")
@@ -136,6 +139,8 @@ def geometry_from_model(model: mujoco.MjModel) -> RobotGeometry:
         tray_handle=np.array(
             [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_GEOM, g) in handles for g in tray_geoms], dtype=bool
         ),
+        handle_pos=np.stack([model.site_pos[s] for s in handle_sites]),
+        handle_rot=np.stack([_mat(model.site_quat[s]) for s in handle_sites]),
         table_center=data.geom_xpos[table].copy(),
         table_rot=data.geom_xmat[table].reshape(3, 3).copy(),
         table_half=model.geom_size[table].copy(),

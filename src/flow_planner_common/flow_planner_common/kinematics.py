@@ -57,6 +57,8 @@ class RobotGeometry:
     tray_rot: np.ndarray  # (T, 3, 3)
     tray_half: np.ndarray  # (T, 3)
     tray_handle: np.ndarray  # (T,) bool: a handle (tool shapes may touch it: that is the grasp)
+    handle_pos: np.ndarray  # (2, 3) left/right handle grasp sites in the tray body frame (the EE site's target)
+    handle_rot: np.ndarray  # (2, 3, 3)
     table_center: np.ndarray  # (3,) world
     table_rot: np.ndarray  # (3, 3)
     table_half: np.ndarray  # (3,)
