@@ -29,6 +29,9 @@ MAX_STEP = 0.3
 #: Seeds after the first are the seed configuration plus N(0, (SEED_NOISE * sqrt(k))^2) noise, k = 1, 2, ...
 SEED_NOISE = 0.4
 
+#: A seed whose error has not dropped by 1 % for this many iterations is given up (local minimum, out of reach).
+STALL_ITERATIONS = 10
+
 #: accept(candidates (K, 12)) -> one reason per candidate, "" when it is acceptable.
 Acceptance = Callable[[np.ndarray], Sequence[str]]
 
@@ -60,11 +63,12 @@ def rotation_error(target: np.ndarray, current: np.ndarray) -> np.ndarray:
     scale = np.where(sin > 1e-9, angle / np.maximum(sin, 1e-12), 1.0)
     out = v * scale[..., None]
     # near a half turn the antisymmetric part vanishes: take the axis from the symmetric part (R + I) / 2
-    flip = (cos < -0.99) & (sin < 1e-3)
+    flip = (cos < -0.99) & (sin < 1e-6)
     if np.any(flip):
         sym = 0.5 * (r[flip] + np.eye(3))
         column = np.argmax(np.linalg.norm(sym, axis=-2), axis=-1)
         axis = sym[np.arange(len(sym)), :, column]
+        axis *= np.where(np.sum(axis * v[flip], axis=-1) < 0.0, -1.0, 1.0)[..., None]  # the side v points to
         out[flip] = axis / np.linalg.norm(axis, axis=-1, keepdims=True) * angle[flip][..., None]
     return out
 
@@ -128,9 +132,10 @@ class TrayIK:
         q = np.clip(np.asarray(seeds, dtype=float).reshape(-1, 2, NUM_ARM_JOINTS), self._lower, self._upper)
         target_pos = np.broadcast_to(target_pos, (len(q), 2, 3))
         target_rot = np.broadcast_to(target_rot, (len(q), 2, 3, 3))
-        done = np.zeros(len(q), dtype=bool)
         eye = np.eye(6)
-        for _ in range(self.max_iterations):
+        best = np.full(len(q), np.inf)  # each row's best error so far, and when it last improved by 1 %
+        improved = np.zeros(len(q), dtype=np.int64)
+        for iteration in range(self.max_iterations):
             pos, rot = self.kinematics.forward_kinematics(q.reshape(-1, NUM_JOINTS))  # (N, 2, 7, 3), (..., 3, 3)
             tool_p, tool_r = pos[:, :, -1], rot[:, :, -1]
             ee_p = tool_p + apply_rotation(tool_r, np.broadcast_to(g.ee_pos, tool_p.shape))
@@ -139,6 +144,10 @@ class TrayIK:
             pe, re = np.linalg.norm(err_p, axis=-1), np.linalg.norm(err_r, axis=-1)  # (N, 2)
             # converged a little inside the tolerances, so the reported errors are safely within them
             done = np.all((pe <= 0.2 * self.position_tolerance) & (re <= 0.2 * self.rotation_tolerance), axis=-1)
+            error = np.max(pe, axis=-1) + 0.1 * np.max(re, axis=-1)
+            better = error < 0.99 * best
+            best, improved = np.where(better, error, best), np.where(better, iteration, improved)
+            done |= iteration - improved >= STALL_ITERATIONS  # stuck in a local minimum or at a limit: give up
             if np.all(done):
                 break
             axes = apply_rotation(rot[:, :, :NUM_ARM_JOINTS], np.broadcast_to(self._axes, (len(q), 2, 6, 3)))
@@ -171,9 +180,14 @@ class TrayIK:
         seed = np.asarray(seed_positions, dtype=float)
         rng = np.random.default_rng(rng_seed)
         noise = rng.normal(0.0, 1.0, (attempts - 1, NUM_JOINTS)) * SEED_NOISE * np.sqrt(np.arange(1, attempts))[:, None]
-        seeds = np.vstack([seed[None], seed + noise])
-        solutions, converged = self.solve_batch(target_pos, target_rot, seeds)
-        solutions = nearest_turns(solutions, seed)
+        first, first_converged = self.solve_batch(target_pos, target_rot, seed[None])
+        first = nearest_turns(first, seed)
+        if first_converged[0] and (accept is None or not accept(first)[0]):  # the seed's own solution: usually
+            pe, re = self.errors(first[0], target_pos, target_rot)
+            return IKSolution(first[0], True, pe, re)
+        others, others_converged = self.solve_batch(target_pos, target_rot, seed + noise)  # the other seeds at once
+        solutions = nearest_turns(np.vstack([first, others]), seed)
+        converged = np.concatenate([first_converged, others_converged])
         pe, re = self.errors(solutions, target_pos, target_rot)
         if not np.any(converged):
             best = int(np.argmin(np.max(pe, axis=-1) + 0.1 * np.max(re, axis=-1)))
