@@ -19,6 +19,7 @@ import numpy as np
 from flow_planner_common.parameters import ParameterError, ParameterSpec, checked_value, parameters_yaml
 from flow_planner_common.robot import HORIZON, JOINT_NAMES, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
 from flow_planner_ros.planning import refinement
+from flow_planner_ros.planning.pipeline import FALLBACK_PLANNERS
 from flow_planner_ros.planning.scene_safety import DEFAULT_CLEARANCE_MARGIN, DEFAULT_MAX_GRIP_CHANGE
 
 
@@ -61,6 +62,10 @@ PLANNER_PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("refine_iterations", refinement.DEFAULT_ITERATIONS, "CEM iterations that bend the samples when "
                   "none is collision-free (0 = off: such a request fails)", 0, 50),
     ParameterSpec("refine_samples", refinement.DEFAULT_SAMPLES, "candidates per refinement iteration", 4, 256),
+    ParameterSpec("fallback_planner", "none", "when no sample and no refined candidate is safe: none = the request "
+                  "fails; rrt = OMPL RRTConnect (joint space for a reach, level tray poses with IK for a carry) "
+                  "plans it, and its plan goes through the same checks", choices=FALLBACK_PLANNERS),
+    ParameterSpec("fallback_time_limit", 1.0, "s; the fallback planner's time limit per plan", 0.01, 30.0),
     ParameterSpec("start_state_tolerance", 0.01, "rad; an executed request's explicit start may differ this much "
                   "from the measured /joint_states (else it is refused)", 1e-4, 1.0),
     ParameterSpec("joint_states_timeout", 0.5, "s; older /joint_states are stale: no plan or execution from them, and "
@@ -119,6 +124,8 @@ class PlannerSettings:
     max_grip_change: float
     refine_iterations: int
     refine_samples: int
+    fallback_planner: str
+    fallback_time_limit: float
     start_state_tolerance: float
     joint_states_timeout: float
     max_pending_requests: int

@@ -2,7 +2,9 @@
 motions through the request's start and goal, join them to a running plan when replanning, check each (limits,
 continuity, and clearance to the scene, the other arm, the table and a carried tray: scene_safety), keep the best.
 When no sample passes, a few CEM iterations (refinement) bend the samples away from what they hit, and the refined
-candidates go through the same checks. It never returns an unsafe trajectory. The planner node is a thin rclpy
+candidates go through the same checks; when none of those passes either, an optional fallback planner (OMPL
+RRTConnect, planning.rrt) gets `fallback_time_limit` s and its plan the same checks again. It never returns an
+unsafe trajectory. The planner node is a thin rclpy
 layer over this.
 
 An obstacle-conditioned model (checkpoint `model.obstacles`) gets the scene's boxes; a scene-blind model plans
@@ -13,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -33,6 +35,12 @@ from flow_planner_ros.planning.scene_safety import (
     SceneSafety,
 )
 from flow_planner_ros.planning.trajectory_safety import SafetyLimits, Selection, select_best
+
+if TYPE_CHECKING:
+    from flow_planner_ros.planning.rrt import RRTPlanner
+
+#: What `fallback_planner` may name.
+FALLBACK_PLANNERS: tuple[str, ...] = ("none", "rrt")
 
 
 class TrajectoryGenerator(Protocol):
@@ -72,6 +80,8 @@ class PlanResult:
     planning_time: float
     sampled: Selection | None = None
     problem: str = ""
+    fallback: str = ""  # what the fallback planner did ("" = it did not run)
+    learned: str = ""  # when the fallback ran: why the samples (and refined candidates) were not used
 
     @property
     def success(self) -> bool:
@@ -84,6 +94,8 @@ class PlanResult:
     def message(self) -> str:
         if self.problem:
             return f"refused: {self.problem}"
+        if self.fallback:
+            return self._fallback_message()
         n = self.selection.num_valid + len(self.selection.rejections)
         checked = f"{self.selection.num_valid}/{n}"
         if self.sampled is None:
@@ -99,6 +111,12 @@ class PlanResult:
             )
         return f"{before}, nor among {n} refined candidates ({self.selection.summary()})"
 
+    def _fallback_message(self) -> str:
+        """The fallback ran: the learned planner's account (samples, refined candidates), then the fallback's."""
+        if self.success:
+            return f"ok by the fallback: {self.learned}; {self.fallback}"
+        return f"{self.learned}; fallback: {self.fallback}"
+
 
 class PlanningPipeline:
     """Sample, project onto smooth trajectories through start and goal, check, select (refine when none passes).
@@ -108,7 +126,9 @@ class PlanningPipeline:
     model was then far from the request.
     clearance_margin (m), max_grip_change (m): scene_safety's margin and grip limit. refine_iterations (0 = off),
     refine_samples: the refinement's CEM iterations and candidates per iteration (refinement.Refiner; its basis has
-    smoothing_knots bumps, 4 if 0). `configure` changes any of these but smoothing_knots between plans.
+    smoothing_knots bumps, 4 if 0). fallback_planner ("none" | "rrt"), fallback_time_limit (s): the planner that
+    gets a request none of the samples and refined candidates could serve. `configure` changes any of these but
+    smoothing_knots between plans.
     """
 
     def __init__(
@@ -121,6 +141,8 @@ class PlanningPipeline:
         refine_iterations: int = refinement.DEFAULT_ITERATIONS,
         refine_samples: int = refinement.DEFAULT_SAMPLES,
         max_grip_change: float = DEFAULT_MAX_GRIP_CHANGE,
+        fallback_planner: str = "none",
+        fallback_time_limit: float = 1.0,
     ) -> None:
         self.generator = generator
         self.limits = limits
@@ -140,6 +162,9 @@ class PlanningPipeline:
             self.safety, limits, generator.dt, self.horizon, num_knots=smoothing_knots or 4,
             iterations=refine_iterations, samples=refine_samples,
         )  # fmt: skip
+        self.fallback: RRTPlanner | None = None
+        self.fallback_time_limit = float(fallback_time_limit)
+        self.configure(fallback_planner=fallback_planner)
 
     @property
     def dt(self) -> float:
@@ -153,6 +178,8 @@ class PlanningPipeline:
         max_grip_change: float | None = None,
         refine_iterations: int | None = None,
         refine_samples: int | None = None,
+        fallback_planner: str | None = None,
+        fallback_time_limit: float | None = None,
     ) -> None:
         """Change the settings that may change between plans (None keeps a value)."""
         if max_projection_change is not None:
@@ -165,6 +192,17 @@ class PlanningPipeline:
             self.refiner.iterations = int(refine_iterations)
         if refine_samples is not None:
             self.refiner.samples = int(refine_samples)
+        if fallback_planner is not None:
+            if fallback_planner not in FALLBACK_PLANNERS:
+                raise ValueError(f"fallback_planner must be one of {', '.join(FALLBACK_PLANNERS)}")
+            if fallback_planner == "none":
+                self.fallback = None
+            elif self.fallback is None:
+                from flow_planner_ros.planning.rrt import RRTPlanner  # OMPL is loaded only when it is used
+
+                self.fallback = RRTPlanner(self.safety, self.limits, self.dt, self.horizon)
+        if fallback_time_limit is not None:
+            self.fallback_time_limit = float(fallback_time_limit)
 
     def plan(
         self,
@@ -244,12 +282,44 @@ class PlanningPipeline:
             too_far = np.flatnonzero(change > self.max_projection_change)
             far = {int(i): ["sample too far from a smooth motion through start and goal"] for i in too_far}
         sampled = self._select(positions, velocities, request, prefix, check, far)
-        if sampled[2].index is not None or self.refiner.iterations <= 0:
+        if sampled[2].index is not None:
             return self._result(*sampled, started)
-        start, goal = request.start_positions, request.goal_positions
-        refined = self.refiner.refine(positions, reference, start, goal, check.scene, seed=request.seed, check=check)
-        result = self._select(refined.positions, refined.velocities, request, prefix, check, {})
-        return self._result(*result, started, sampled=sampled[2])
+        if self.refiner.iterations > 0:
+            start, goal = request.start_positions, request.goal_positions
+            refined = self.refiner.refine(positions, reference, start, goal, check.scene, seed=request.seed,
+                                          check=check)  # fmt: skip
+            result = self._result(*self._select(refined.positions, refined.velocities, request, prefix, check, {}),
+                                  started, sampled=sampled[2])  # fmt: skip
+        else:
+            result = self._result(*sampled, started)
+        if result.success or self.fallback is None:
+            return result
+        return self._fall_back(request, prefix, check, result, started)
+
+    def _fall_back(
+        self,
+        request: PlanRequest,
+        prefix: Callable[[], ContinuationPrefix] | None,
+        check: SceneCheck,
+        learned: PlanResult,
+        started: float,
+    ) -> PlanResult:
+        """The fallback planner's plan for a request the learned planner could not serve, through the same
+        selection (joined to a running plan, limits, clearance) as every candidate."""
+        plan = self.fallback.plan(request.start_positions, request.start_velocities, request.goal_positions,
+                                  check.scene, self.fallback_time_limit, seed=request.seed, check=check)  # fmt: skip
+        account = {"learned": learned.message(), "sampled": learned.sampled or learned.selection}
+        if plan.success:
+            positions, velocities, selection = self._select(
+                plan.positions[None], plan.velocities[None], request, prefix, check, {}
+            )
+            if selection.index is not None:
+                return PlanResult(positions[0], velocities[0], selection, time.perf_counter() - started,
+                                  fallback=plan.message, **account)  # fmt: skip
+            why = f"its plan failed the final check: {selection.summary()}"
+        else:
+            why = plan.message
+        return PlanResult(None, None, learned.selection, time.perf_counter() - started, fallback=why, **account)
 
     def _select(
         self,
