@@ -44,6 +44,7 @@ THIRD_PARTY = {
     "rosbags": ("python3-rosbags-pip", "rosbags"),
     "scipy": ("python3-scipy", "scipy"),
     "ray": ("python3-ray-pip", "ray"),
+    "ompl": ("python3-ompl-pip", "ompl"),
 }
 
 

@@ -36,7 +36,7 @@ setup(
     # Runtime Python dependencies (pip names); ROS ones are in package.xml.
     install_requires=[
         "setuptools", "numpy", "pyyaml", "tqdm", "matplotlib", "torch", "torchcfm", "safetensors",
-        "onnx", "onnxruntime", "scipy",
+        "onnx", "onnxruntime", "scipy", "ompl",
     ],
     zip_safe=False,
     maintainer="flow-planner team",
