@@ -364,7 +364,8 @@ class RRTPlanner:
         planner.getPlannerData(data)
         states = data.numVertices()
         if not pdef.hasExactSolution():
-            return None, states, f"RRTConnect found no path in {time.perf_counter() - began:.2f} s ({states} states)"
+            spent = time.perf_counter() - began
+            return None, states, f"RRTConnect found no path before the time limit ({states} states in {spent:.2f} s)"
         path = pdef.getSolutionPath()
         self._simplify(si, path, deadline)
         joints = query.path([query.read(s) for s in path.getStates()])
