@@ -7,11 +7,14 @@ Configurations (`PlannerConfig`, `default_configs`):
 - `flow-N`: the planner node with best-of-N (the request's num_samples), its other settings the node's defaults
   (config/planner.yaml); `flow-N-raw`: the same with `refine_iterations` 0 (flow alone, no polish; only if the
   node has that parameter), which needs its own planner process;
+- `flow-N+rrt`: best-of-N with the node's RRTConnect fallback (`fallback_planner` rrt; only if the node has it);
+- `rrt` (`rrt-Ts` for other time limits): OMPL's RRTConnect with the flow planner's final check
+  (flow_planner_ros.planning.rrt), T s per phase;
 - `cem-B`: the CEM expert with a search budget B = CEMConfig.iterations (route restarts get
   round(B * route_iterations / iterations) iterations each, at least 1); the expert's default budget is marked
   `default` and is the reference of the ratios.
 Order of the runs: the flow configurations first (one planner process per set of node parameters, swapped by
-`EvaluationHarness.restart_planner`), then the planner process is stopped and straight and CEM run (the expert's
+`EvaluationHarness.restart_planner`), then the planner process is stopped and straight, RRT and CEM run (their
 times are not shared with an idle planner).
 
 Per configuration the full `evaluation.summarize` report (rows included) is written beside the comparison
@@ -35,7 +38,9 @@ import numpy as np
 
 from flow_planner_eval.metrics import PHASES, percentile, summarize, write_report
 
-PLANNERS = ("straight", "flow", "cem")
+PLANNERS = ("straight", "flow", "cem", "rrt")
+#: RRTConnect's time limit per phase (s) of the `rrt` configuration.
+DEFAULT_RRT_TIME_LIMIT = 2.0
 TARGETS = {  # DESIGN "Numbers we aim for", closed loop on held-out cluttered scenes
     "success_vs_cem_points_min": -5.0,  # flow within 5 points of the CEM expert
     "success_vs_straight_points_min": 30.0,  # and at least 30 points above straight
@@ -50,12 +55,13 @@ class PlannerConfig:
     """One column of the comparison."""
 
     name: str
-    planner: str  # straight | flow | cem
+    planner: str  # straight | flow | cem | rrt
     num_samples: int = 0  # flow: best-of-N (0 = the node's default)
     cem_iterations: int | None = None  # cem: the search budget (None = CEMConfig's)
     cem_route_iterations: int | None = None
     node_parameters: tuple[tuple[str, str], ...] = ()  # flow: planner node overrides (a process of its own)
     default: bool = False  # cem: the expert's default budget; flow: the node's default num_samples
+    rrt_time_limit: float | None = None  # rrt: seconds per phase
 
     def __post_init__(self) -> None:
         if self.planner not in PLANNERS:
@@ -78,6 +84,8 @@ def default_configs(
     unrefined_samples: Sequence[int] = (32,),
     straight: bool = True,
     node_has: Callable[[str], bool] | None = None,
+    rrt_time_limits: Sequence[float] = (),
+    fallback_samples: Sequence[int] = (),
 ) -> tuple[list[PlannerConfig], list[str]]:
     """(configurations, notes on what was left out). `node_has(name)`: whether the planner node declares that
     parameter (default: flow_planner_ros.node.planner_settings.SPECS)."""
@@ -98,6 +106,17 @@ def default_configs(
                                          node_parameters=(("refine_iterations", "0"),)))  # fmt: skip
         else:
             notes.append(f"flow-{n}-raw left out: the planner node has no refine_iterations parameter")
+    for n in _positive(fallback_samples, "fallback flow samples"):
+        if node_has("fallback_planner"):
+            configs.append(PlannerConfig(f"flow-{n}+rrt", "flow", num_samples=n,
+                                         node_parameters=(("fallback_planner", "rrt"),)))  # fmt: skip
+        else:
+            notes.append(f"flow-{n}+rrt left out: the planner node has no fallback_planner parameter")
+    for t in rrt_time_limits:
+        if not 0.0 < float(t) <= 60.0:
+            raise ValueError(f"RRT time limits must be in (0, 60] s (got {t})")
+        name = "rrt" if float(t) == DEFAULT_RRT_TIME_LIMIT else f"rrt-{float(t):g}s"
+        configs.append(PlannerConfig(name, "rrt", rrt_time_limit=float(t)))
     default_iterations = CEMConfig().iterations
     for b in _positive(cem_budgets, "CEM budgets"):
         iterations, route_iterations = cem_budget(b)
@@ -133,11 +152,12 @@ class CompareOptions:
 
 
 def run_order(configs: Sequence[PlannerConfig]) -> list[PlannerConfig]:
-    """Flow configurations grouped by node parameters (node defaults first), then straight, then CEM by budget."""
+    """Flow configurations grouped by node parameters (node defaults first), then straight, RRT, CEM by budget."""
     flow = [c for c in configs if c.planner == "flow"]
     groups = sorted({c.node_parameters for c in flow}, key=lambda p: (len(p), p))
     ordered = [c for g in groups for c in flow if c.node_parameters == g]
     ordered += [c for c in configs if c.planner == "straight"]
+    ordered += [c for c in configs if c.planner == "rrt"]
     ordered += sorted((c for c in configs if c.planner == "cem"), key=lambda c: c.cem_iterations or 0)
     return ordered
 
@@ -178,6 +198,7 @@ def run_comparison(configs: Sequence[PlannerConfig], episodes: Any, options: Com
             settings = EvaluationSettings(
                 config.planner, options.seed, 60, config.num_samples, 0, options.video_dir, video, options.quiet,
                 config.cem_iterations, config.cem_route_iterations, label=config.name,
+                rrt_time_limit=config.rrt_time_limit or DEFAULT_RRT_TIME_LIMIT,
             )  # fmt: skip
             t0 = time.perf_counter()
             run = EvaluationRunner(harness, settings).run(episodes)
@@ -188,7 +209,7 @@ def run_comparison(configs: Sequence[PlannerConfig], episodes: Any, options: Com
                 "seconds_per_episode": seconds / max(1, len(run.rows)),
                 "round_trip_time_p50": percentile(round_trips, 50), "round_trip_time_p95": percentile(round_trips, 95),
                 "execution_steps": 60, "seed": options.seed, "real_time_factor": options.real_time_factor,
-                "planner_sees_obstacles": config.planner == "cem" or (
+                "planner_sees_obstacles": config.planner in ("cem", "rrt") or (
                     config.planner == "flow" and not run.obstacles_refused),
                 "videos": [str(v) for v in run.videos],
                 **options.meta,
@@ -274,8 +295,10 @@ def ratios(configs: Sequence[PlannerConfig], summary: dict[str, dict[str, Any]])
     cem = next((c for c in configs if c.planner == "cem" and c.default and c.name in summary), None)
     cem = cem or next((c for c in reversed(configs) if c.planner == "cem" and c.name in summary), None)
     straight = next((c for c in configs if c.planner == "straight" and c.name in summary), None)
+    rrt = next((c for c in configs if c.planner == "rrt" and c.name in summary), None)
     out: dict[str, Any] = {"cem_reference": cem.name if cem else None,
-                           "straight_reference": straight.name if straight else None, "flow": {}}  # fmt: skip
+                           "straight_reference": straight.name if straight else None,
+                           "rrt_reference": rrt.name if rrt else None, "flow": {}}  # fmt: skip
 
     def points(a: Any, b: Any) -> float | None:
         a, b = _num(a), _num(b)
@@ -292,6 +315,10 @@ def ratios(configs: Sequence[PlannerConfig], summary: dict[str, dict[str, Any]])
             entry["planning_p50_speedup_vs_cem"] = cem_p50 / flow_p50 if flow_p50 and cem_p50 else None
             flow_jerk, cem_jerk = _num(f["mean_jerk"]), _num(summary[cem.name]["mean_jerk"])
             entry["jerk_ratio_vs_cem"] = flow_jerk / cem_jerk if flow_jerk and cem_jerk else None
+        if rrt:
+            entry["success_vs_rrt_points"] = points(f["success_rate"], summary[rrt.name]["success_rate"])
+            flow_p50, rrt_p50 = _num(f["planning_time_p50"]), _num(summary[rrt.name]["planning_time_p50"])
+            entry["planning_p50_speedup_vs_rrt"] = rrt_p50 / flow_p50 if flow_p50 and rrt_p50 else None
         out["flow"][c.name] = entry
     targets: dict[str, Any] = {}
     headline = next((c for c in flows if c.default and not c.node_parameters), flows[0] if flows else None)

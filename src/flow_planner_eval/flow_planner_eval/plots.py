@@ -111,19 +111,21 @@ def write_comparison_plot(comparison: dict[str, Any], path: str | Path) -> Path:
             default = " (default)" if configs[name].get("default") else ""
             ax.annotate(f"{configs[name].get('cem_iterations')} it{default}", (p50, rate), textcoords="offset points",
                         xytext=(-4, (-12, 6)[k % 2]), fontsize=8, color="C0")  # fmt: skip (labels alternate)
-    markers = {"flow": ("s", "C3"), "straight": ("D", "C7")}
+    markers = {"flow": ("s", "C3"), "straight": ("D", "C7"), "rrt": ("^", "C2")}
     for name in summary:
         planner = configs.get(name, {}).get("planner")
         if planner not in markers or point(name) is None:
             continue
         p50, p95, rate = point(name)
         marker, color = markers[planner]
-        raw = planner == "flow" and configs[name].get("node_parameters")
+        raw = planner == "flow" and ["refine_iterations", "0"] in [list(p) for p in configs[name]["node_parameters"]]
         ax.plot([p50, p95], [rate, rate], "-", color=color, lw=0.6, alpha=0.6)
         ax.plot([p50], [rate], marker, color=color, mfc="white" if raw else color, ms=8, ls="none")
         ax.annotate(name, (p50, rate), textcoords="offset points", xytext=(5, 4), fontsize=8, color=color)
     ax.plot([], [], "s", color="C3", label="flow planner (best-of-N; hollow: no refinement)")
     ax.plot([], [], "D", color="C7", label="straight min-jerk line")
+    if any(configs.get(name, {}).get("planner") == "rrt" for name in summary):
+        ax.plot([], [], "^", color="C2", label="OMPL RRTConnect (+ the planner's final check)")
     ax.set_xscale("log")
     ax.set_xlabel("planning time per plan, p50 (ms; thin line to p95)")
     ax.set_ylabel("episode success (%)")

@@ -15,10 +15,14 @@ controllers to finish, settles SETTLE s of sim time and the one success function
   bent routes (data_collector_ros.routes.RouteBuilder), and the harness publishes its plan; its budget
   (iterations, route_iterations) may be set (`EvaluationSettings`, the comparison's CEM curve);
 - straight: the minimum-jerk joint-space line from the measured state to the IK goal
-  (flow_planner_common.motion.reference_trajectory), no search, published like the CEM plan.
+  (flow_planner_common.motion.reference_trajectory), no search, published like the CEM plan;
+- rrt: OMPL's RRTConnect (flow_planner_ros.planning.rrt: joint space for the reach, level tray poses with the tray
+  IK for the carry) from the measured state, with the scene's boxes and the carried tray, checked by the flow
+  planner's own final check (same margin and grip limit as the node's defaults) and published like the CEM plan;
+  a failure (no path within `rrt_time_limit`, or none that passes the check) publishes nothing.
 If the grasp fails, the carry phase runs from a reset with the arms at the reach goal and the tray attached (row
 flag `carry_from_reset`; the episode counts as failed). Planning time: flow = the node's own planning time per plan
-(replans included), cem and straight = their wall time here; the flow service round trip is reported too. Per phase
+(replans included), cem, rrt and straight = their wall time here; the flow service round trip is reported too. Per phase
 the row also has the simulation's obstacle contacts (arm, tray) and the minimum clearance between the robot and the
 boxes over the executed motion (clearance.Clearance on states every 10 ms of sim time).
 """
@@ -45,7 +49,7 @@ from flow_planner_eval.metrics import phase_metrics
 class EvaluationSettings:
     """The planner under evaluation and how it is asked."""
 
-    planner: str  # "flow" | "cem" | "straight"
+    planner: str  # "flow" | "cem" | "straight" | "rrt"
     seed: int = 0  # seeds IK restarts, CEM and flow sampling
     execution_steps: int = 60  # flow: the planner's execution_steps (plans are cut after it but the last)
     num_samples: int = 0  # flow: 0 = the planner's default
@@ -56,6 +60,7 @@ class EvaluationSettings:
     cem_iterations: int | None = None  # cem: CEMConfig.iterations (the budget of the search; None = default)
     cem_route_iterations: int | None = None  # cem: CEMConfig.route_iterations per route restart (None = default)
     label: str = ""  # the planner configuration's name (video file name; default: `planner`)
+    rrt_time_limit: float = 2.0  # rrt: seconds per phase
 
 
 @dataclass
@@ -67,10 +72,10 @@ class EvaluationRun:
 
 
 class EvaluationRunner:
-    """Runs episodes through an EvaluationHarness with the flow planner (over DDS), the CEM expert or the straight
-    line (both here)."""
+    """Runs episodes through an EvaluationHarness with the flow planner (over DDS), the CEM expert, RRTConnect or
+    the straight line (these three here)."""
 
-    PLANNERS = ("flow", "cem", "straight")
+    PLANNERS = ("flow", "cem", "straight", "rrt")
 
     SETTLE = 0.25  # s of sim time after a trajectory ends, before judging (as the collector does)
 
@@ -89,6 +94,7 @@ class EvaluationRunner:
         self.dt = DEFAULT_DT
         self.cem = CEMPlanner(harness.sim.model, cem_config(settings)) if settings.planner == "cem" else None
         self.routes = RouteBuilder(self.ik, self.cem.basis(self.dt)) if self.cem is not None else None
+        self.rrt = rrt_planner(self.dt) if settings.planner == "rrt" else None
         self.clearance = Clearance(harness.sim.model)
         self._records: dict[str, Record] | None = None
 
@@ -164,6 +170,8 @@ class EvaluationRunner:
             attempt = self._plan_flow(task, start, record)
         elif self.settings.planner == "cem":
             attempt = self._plan_cem(task, start, record)
+        elif self.settings.planner == "rrt":
+            attempt = self._plan_rrt(task, start, record)
         else:
             attempt = self._plan_straight(task, start, record)
         harness.wait_until_executed(30.0, record)
@@ -222,6 +230,22 @@ class EvaluationRunner:
         notes = [] if accepted else ["controllers did not accept the CEM trajectory"]
         return PlanAttempt([plan.seconds], [], notes)
 
+    def _plan_rrt(self, task: PhaseTask, start: Any, record: Record | None) -> PlanAttempt:
+        """RRTConnect from the measured state, the carry with the tray where it is measured at the phase start."""
+        from flow_planner_ros.planning.scene import PlanScene
+
+        grasp = None
+        if task.phase != PHASE_REACH:
+            grasp = self.rrt.ik.kinematics.grasp_from_start(start.positions, start.tray_pose)
+        scene = PlanScene.from_boxes(task.obstacles, grasp)
+        seed = task.seed + 7919 * task.phase
+        result = self.rrt.plan(start.positions, start.velocities, task.goal, scene, self.settings.rrt_time_limit, seed)
+        if not result.success:
+            return PlanAttempt([result.planning_time], [], [f"rrt: {result.message}"])
+        accepted = self.harness.publish_plan(result.positions, result.velocities, self.dt, record)
+        notes = [] if accepted else ["controllers did not accept the RRT trajectory"]
+        return PlanAttempt([result.planning_time], [], notes)
+
     def _plan_straight(self, task: PhaseTask, start: Any, record: Record | None) -> PlanAttempt:
         """The minimum-jerk joint-space line from the measured start state to the IK goal: no search."""
         from flow_planner_common.motion import reference_trajectory
@@ -232,6 +256,17 @@ class EvaluationRunner:
         accepted = self.harness.publish_plan(positions, velocities, self.dt, record)
         notes = [] if accepted else ["controllers did not accept the straight trajectory"]
         return PlanAttempt([seconds], [], notes)
+
+
+def rrt_planner(dt: float) -> Any:
+    """RRTConnect with the flow planner's final check at the node's default margin and grip limit (on the CPU)."""
+    from flow_planner_common.robot import JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS
+    from flow_planner_ros.planning.rrt import RRTPlanner
+    from flow_planner_ros.planning.scene_safety import SceneSafety
+    from flow_planner_ros.planning.trajectory_safety import SafetyLimits
+
+    limits = SafetyLimits.from_arrays(JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS)
+    return RRTPlanner(SceneSafety(), limits, dt)
 
 
 def cem_config(settings: EvaluationSettings) -> Any:

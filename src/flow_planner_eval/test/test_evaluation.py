@@ -227,6 +227,21 @@ def test_cem_episode_through_the_bridge(ros_domain_id: int, tmp_path: Path, caps
     assert video.is_file() and video.stat().st_size > 10_000
 
 
+def test_rrt_episode_through_the_bridge(ros_domain_id: int, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """OMPL's RRTConnect, checked by the planner's final check, reaches and carries on an in-workspace pose."""
+    episodes = tmp_path / "one.yaml"
+    episodes.write_text("tray_poses: [[0.3, 0.6, 0.1]]\n")
+    report_path = tmp_path / "rrt.json"
+    argv = ["--planner", "rrt", "--episodes", str(episodes), "--report", str(report_path), "--rrt-time-limit", "5"]
+    assert evaluate_cli.main(argv) == 0, capsys.readouterr().err[-2000:]
+    report = json.loads(report_path.read_text())
+    _check_report(report, "rrt")
+    assert report["rrt_time_limit"] == 5.0 and report["planner_sees_obstacles"]
+    assert report["success_rate"] == 1.0, report["rows"][0]
+    assert report["phases"]["carry"]["tray_error_mean"] < 0.02
+    assert report["published_limit_violations"] == 0 and report["collisions"] == 0
+
+
 @pytest.mark.skipif(_default_checkpoint() is None, reason="no default checkpoint installed (tools/pipeline.sh --ship)")
 def test_flow_episode_with_the_default_checkpoint(
     ros_domain_id: int, tmp_path: Path, capsys: pytest.CaptureFixture

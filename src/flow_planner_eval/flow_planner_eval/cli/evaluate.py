@@ -1,11 +1,12 @@
-"""evaluate --planner straight|cem|flow --episodes FILE.yaml --report OUT.json [--checkpoint CKPT] [--video DIR]
-[--execution-steps K] [--plots DIR]: closed-loop evaluation of a planner on tray episodes in the physics sim.
+"""evaluate --planner straight|cem|flow|rrt --episodes FILE.yaml --report OUT.json [--checkpoint CKPT] [--video DIR]
+[--execution-steps K] [--plots DIR] [--rrt-time-limit S]: closed-loop evaluation of a planner on tray episodes in
+the physics sim.
 
 For each episode of the episodes file (flow_planner_eval.episodes_file: scenes with a tray start, a carry goal and
 boxes, or the old tray poses) it places the scene's boxes, validates the scene, and runs a full reach -> attach ->
 carry episode (flow_planner_eval.runner) through the same ROS 2 interfaces a real robot gets: the MuJoCo
-bridge in this process, the flow planner as its own process over DDS, the CEM expert and the straight-line
-baseline publishing on the controller topics (flow_planner_eval.harness). The report
+bridge in this process, the flow planner as its own process over DDS, the CEM expert, OMPL's RRTConnect and
+the straight-line baseline publishing on the controller topics (flow_planner_eval.harness). The report
 (flow_planner_eval.metrics) is written as JSON and printed as a table; --plots and --video add PNG plots and an
 MP4.
 
@@ -32,8 +33,9 @@ from flow_planner_ros.cli.common import run_cli
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--planner", required=True, choices=("straight", "cem", "flow"),
-        help="straight: min-jerk joint line to the IK goal (no search); cem: the expert; flow: the planner node",
+        "--planner", required=True, choices=("straight", "cem", "flow", "rrt"),
+        help="straight: min-jerk joint line to the IK goal (no search); cem: the expert; flow: the planner node; "
+        "rrt: OMPL RRTConnect with the planner's final check",
     )  # fmt: skip
     parser.add_argument(
         "--episodes", required=True, help="episodes YAML (episodes: [{tray_start, tray_goal, obstacles}, ...])"
@@ -47,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-samples", type=int, default=0, help="flow: best-of-N (0 = the planner's default)")
     parser.add_argument("--integration-steps", type=int, default=0, help="flow: Euler steps (0 = default)")
     parser.add_argument("--backend", choices=("onnx", "torch"), default=None, help="flow: planner backend")
+    parser.add_argument("--rrt-time-limit", type=float, default=2.0, help="rrt: planning time limit per phase (s)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N episodes")
     parser.add_argument("--seed", type=int, default=0, help="seeds IK restarts, CEM and flow sampling")
     parser.add_argument(
@@ -78,6 +81,8 @@ def _body(args: argparse.Namespace) -> int:
         raise ValueError("--real-time-factor must be > 0")
     if args.video_episodes < 0:
         raise ValueError("--video-episodes must be >= 0")
+    if not 0 < args.rrt_time_limit <= 60 or not math.isfinite(args.rrt_time_limit):
+        raise ValueError(f"--rrt-time-limit must be in (0, 60] s (got {args.rrt_time_limit})")
     share = package_share("data_collector_ros")
     x_range, y_range = collector_workspace(share / "config" / "collector.yaml" if share else None)
     episodes = load_episodes(args.episodes, x_range, y_range, args.limit)
@@ -89,11 +94,13 @@ def _body(args: argparse.Namespace) -> int:
         "episodes_file": str(args.episodes), "checkpoint": str(checkpoint) if checkpoint else None,
         "execution_steps": args.execution_steps if args.planner == "flow" else 60,
         "real_time_factor": args.real_time_factor, "seed": args.seed,
+        "rrt_time_limit": args.rrt_time_limit if args.planner == "rrt" else None,
         "episodes_form": "tray_poses" if episodes.legacy else "scenes",
         "workspace_x": list(episodes.x_range) if episodes.x_range else None,
         "workspace_y": list(episodes.y_range) if episodes.y_range else None,
         # flow: the boxes go in its requests; a scene-blind planner refuses them and plans without
-        "planner_sees_obstacles": args.planner == "cem" or (args.planner == "flow" and not run.obstacles_refused),
+        "planner_sees_obstacles": args.planner in ("cem", "rrt")
+        or (args.planner == "flow" and not run.obstacles_refused),
         "wall_time_s": time.perf_counter() - started,
         "round_trip_time_p50": percentile(round_trips, 50), "round_trip_time_p95": percentile(round_trips, 95),
     }  # fmt: skip
@@ -141,6 +148,7 @@ def _run(args: argparse.Namespace, checkpoint: Path | None, episodes: Any) -> An
     settings = EvaluationSettings(
         args.planner, args.seed, args.execution_steps, args.num_samples, args.integration_steps,
         Path(args.video) if args.video else None, args.video_episodes, args.quiet,
+        rrt_time_limit=args.rrt_time_limit,
     )  # fmt: skip
     harness = EvaluationHarness(args.real_time_factor, launch)
     try:

@@ -1,16 +1,17 @@
 """evaluate_compare --episodes FILE.yaml --report OUT.json [--plot OUT.png] [--markdown OUT.md] [--checkpoint CKPT]
-[--flow-samples 1,8,32] [--flow-unrefined 32] [--cem-budgets 1,2,5,10] [--no-straight] [--limit N]: every planner
-configuration on the same episodes in one run (flow_planner_eval.compare).
+[--flow-samples 1,8,32] [--flow-unrefined 32] [--flow-fallback 8] [--rrt-time-limits 2] [--cem-budgets 1,2,5,10]
+[--no-straight] [--limit N]: every planner configuration on the same episodes in one run (flow_planner_eval.compare).
 
 Straight, the flow planner node with best-of-N for each --flow-samples (its other settings the node's defaults;
---flow-unrefined N adds best-of-N with refine_iterations 0 when the node has it) and the CEM expert for each
---cem-budgets iteration budget (its default budget is the ratios' reference) run closed loop through one in-process
-MuJoCo bridge over DDS, like `evaluate`. Writes the comparison report (JSON: per configuration the success overall
-and per template, collisions, limit violations of the published plans, jerk, clearance, planning time p50/p95,
-seconds per episode; ratios flow vs straight and CEM; the DESIGN's targets), each configuration's full report
-beside it (OUT_<name>.json), a success vs planning time plot (--plot, default OUT.png) and a markdown table
-(--markdown, default OUT.md, also printed). Bad input: one line, exit code 2; a run-time failure of the bridge or
-the planner: one line, exit code 1.
+--flow-unrefined N adds best-of-N with refine_iterations 0 when the node has it, --flow-fallback N best-of-N with
+the node's RRTConnect fallback), OMPL's RRTConnect for each --rrt-time-limits time limit (s per phase) and the CEM
+expert for each --cem-budgets iteration budget (its default budget is the ratios' reference) run closed loop
+through one in-process MuJoCo bridge over DDS, like `evaluate`. Writes the comparison report (JSON: per
+configuration the success overall and per template, collisions, limit violations of the published plans, jerk,
+clearance, planning time p50/p95, seconds per episode; ratios flow vs straight, CEM and RRT; the DESIGN's targets),
+each configuration's full report beside it (OUT_<name>.json), a success vs planning time plot (--plot, default
+OUT.png) and a markdown table (--markdown, default OUT.md, also printed). Bad input: one line, exit code 2; a
+run-time failure of the bridge or the planner: one line, exit code 1.
 """
 
 from __future__ import annotations
@@ -34,6 +35,19 @@ def _ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers (got {text[:40]!r})") from None
 
 
+def _floats(text: str) -> list[float]:
+    text = text.strip()
+    if not text:
+        return []
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers (got {text[:40]!r})") from None
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected finite numbers (got {text[:40]!r})")
+    return values
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evaluate_compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("--episodes", required=True, help="episodes YAML (as for evaluate)")
@@ -44,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--flow-samples", type=_ints, default=[1, 8, 32], help="flow best-of-N values ('' = none)")
     parser.add_argument("--flow-unrefined", type=_ints, default=[32],
                         help="flow best-of-N values also run with refine_iterations 0 ('' = none)")  # fmt: skip
+    parser.add_argument("--flow-fallback", type=_ints, default=[8],
+                        help="flow best-of-N values also run with fallback_planner rrt ('' = none)")  # fmt: skip
+    parser.add_argument("--rrt-time-limits", type=_floats, default=[2.0],
+                        help="RRTConnect time limits per phase, s ('' = no RRT)")  # fmt: skip
     parser.add_argument("--cem-budgets", type=_ints, default=[1, 2, 5, 10],
                         help="CEM iteration budgets (CEMConfig.iterations; '' = none)")  # fmt: skip
     parser.add_argument("--no-straight", action="store_true", help="leave out the straight line")
@@ -79,7 +97,10 @@ def _body(args: argparse.Namespace) -> int:
         raise ValueError("--real-time-factor must be > 0")
     if args.video_episodes < 0:
         raise ValueError("--video-episodes must be >= 0")
-    configs, notes = default_configs(args.flow_samples, args.cem_budgets, args.flow_unrefined, not args.no_straight)
+    configs, notes = default_configs(
+        args.flow_samples, args.cem_budgets, args.flow_unrefined, not args.no_straight,
+        rrt_time_limits=args.rrt_time_limits, fallback_samples=args.flow_fallback,
+    )  # fmt: skip
     if not configs:
         raise ValueError("no planner configuration to run")
     report = check_output_file(args.report, "report")

@@ -1,0 +1,84 @@
+"""The pipeline's fallback planner (fallback_planner rrt): a carry that every sample and every refined candidate of
+the shipped model fails (the tray would touch the barrier) is planned by OMPL RRTConnect, and its plan passes the
+same checks; without the fallback, or when the fallback fails too, the request fails with both accounts."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flow_planner_common.kinematics import ArmKinematics
+from flow_planner_common.robot import JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
+from flow_planner_ros.planning.pipeline import PlanningPipeline
+from flow_planner_ros.planning.request import PlanRequest
+from flow_planner_ros.planning.scene import PlanScene
+from flow_planner_ros.planning.trajectory_safety import SafetyLimits, check_candidates
+
+_spec = importlib.util.spec_from_file_location("scenes_for_tests", Path(__file__).parents[1] / "scenes_for_tests.py")
+scenes = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(scenes)
+
+ZERO = np.zeros(NUM_JOINTS)
+LIMITS = SafetyLimits.from_arrays(JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS)
+CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "default.safetensors"
+#: The barrier carry with this seed: all 8 samples and all refined candidates of the shipped model touch the wall.
+SEED = 0
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> PlanningPipeline:
+    from flow_planner_ros.learning.flow_sampler import FlowSampler
+
+    sampler = FlowSampler.from_checkpoint(CHECKPOINT, backend="onnx", num_threads=1)
+    return PlanningPipeline(sampler, LIMITS, fallback_time_limit=5.0)
+
+
+@pytest.fixture(scope="module")
+def barrier_carry() -> tuple[PlanRequest, PlanScene]:
+    grasp = ArmKinematics().grasp_from_start(scenes.BARRIER_REACH, scenes.BARRIER_TRAY)
+    request = PlanRequest(scenes.BARRIER_REACH, ZERO, scenes.BARRIER_CARRY, 8, 0, SEED, False)
+    return request, PlanScene.from_boxes([scenes.BARRIER], grasp)
+
+
+def test_rrt_plans_what_no_sample_or_refined_candidate_could(pipeline: PlanningPipeline, barrier_carry) -> None:
+    request, scene = barrier_carry
+    pipeline.configure(fallback_planner="none")
+    learned = pipeline.plan(request, scene=scene)
+    # the precondition: the learned planner alone fails here (samples and refined candidates hit the barrier)
+    assert not learned.success and learned.refined, learned.message()
+    assert "nor among" in learned.message() and "tray_obstacle" in learned.message()
+    assert not learned.fallback
+
+    pipeline.configure(fallback_planner="rrt")
+    try:
+        result = pipeline.plan(request, scene=scene)
+    finally:
+        pipeline.configure(fallback_planner="none")
+    assert result.success, result.message()
+    message = result.message()
+    assert message.startswith("ok by the fallback: " + learned.message()), message
+    assert "carry by RRTConnect" in result.fallback
+    assert result.positions.shape == (60, NUM_JOINTS) and result.selection.num_valid == 1
+    # the same checks as every flow candidate: clearance (sweep and grip included) and limits
+    check = pipeline.safety.check(result.positions[None], request.start_positions, request.goal_positions, scene)
+    assert check.passed[0], check.reasons(0)
+    limits = check_candidates(result.positions[None], result.velocities[None], request.start_positions,
+                              pipeline.dt, LIMITS)  # fmt: skip
+    assert limits == [[]]
+    assert np.allclose(result.positions[-1], request.goal_positions, atol=1e-6)
+
+
+def test_a_failing_fallback_adds_its_reason(pipeline: PlanningPipeline, barrier_carry) -> None:
+    request, scene = barrier_carry
+    pipeline.configure(fallback_planner="rrt", fallback_time_limit=1e-4)
+    try:
+        result = pipeline.plan(request, scene=scene)
+    finally:
+        pipeline.configure(fallback_planner="none", fallback_time_limit=5.0)
+    assert not result.success
+    assert "; fallback: no carry plan" in result.message() and "time limit" in result.message(), result.message()
+    with pytest.raises(ValueError, match="fallback_planner must be one of none, rrt"):
+        pipeline.configure(fallback_planner="prm")
