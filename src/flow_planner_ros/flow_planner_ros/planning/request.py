@@ -1,12 +1,14 @@
 """Validation of a plan request (ROS-free): sizes, joint names, finiteness, goal within limits, start state.
 
 The planner node turns a PlanTrajectory request into plain lists and calls `validate_plan_request`; every
-problem becomes a `PlanRequestError` whose message is the service's `message` (with success=false).
+problem becomes a `PlanRequestError` whose message is the service's `message` (with success=false). A request gives
+one goal: `goal_positions`, or `target_tray_pose`, which the caller's `goal_from_pose` turns into goal positions from
+the validated start (planning.pose_goal: the IK and the planner's own goal check).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,6 +104,14 @@ class RequestFields:
     integration_steps: int
     seed: int
     execute: bool
+    target_tray_pose: Sequence[float] | None = None  # [x y z qw qx qy qz]; None = not given (pose_goal.pose_given)
+    carrying_tray: bool = False
+    tray_pose: Sequence[float] | None = None  # the carried tray's pose at the start state (with carrying_tray)
+
+
+#: goal_from_pose(start positions (12,), the planner's order) -> goal positions (12,) for the request's
+#: target_tray_pose; PlanRequestError (or scene.SceneError) says why there is none.
+GoalFromPose = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -146,19 +156,36 @@ def fresh_state(latest_state: JointStateSample | None, now: float, max_age: floa
 
 
 def validate_plan_request(
-    fields: RequestFields, policy: RequestPolicy, latest_state: JointStateSample | None, now: float
+    fields: RequestFields,
+    policy: RequestPolicy,
+    latest_state: JointStateSample | None,
+    now: float,
+    goal_from_pose: GoalFromPose | None = None,
 ) -> PlanRequest:
     """Check a request and return it in the planner's joint order, or raise PlanRequestError.
 
     A request that will be executed must start where the robot is: an explicit start farther than
     `policy.start_state_tolerance` from the fresh measured state is refused (and without a fresh measured state
-    nothing is executed).
+    nothing is executed). Exactly one goal: `goal_positions`, or `target_tray_pose` resolved by `goal_from_pose`
+    once everything else is valid (it is the costly part); the resolved goal is held to the same limits.
     """
     names = policy.planner_joint_names
     limits, velocity_limits = policy.position_limits, policy.velocity_limits
     order = joint_order(fields.joint_names, names)
-    goal = _vector("goal_positions", fields.goal_positions, order, names)
-    _within("goal_positions", goal, limits[:, 0], limits[:, 1], "rad", names)
+    pose_goal = fields.target_tray_pose is not None
+    if pose_goal and len(fields.goal_positions) > 0:
+        raise PlanRequestError("both goal_positions and target_tray_pose are given: give one")
+    if not pose_goal and len(fields.goal_positions) == 0:
+        raise PlanRequestError(
+            f"no goal given: set goal_positions ({NUM_JOINTS} values) or target_tray_pose (a tray pose in the world "
+            "frame)"
+        )
+    if pose_goal and goal_from_pose is None:
+        raise PlanRequestError("target_tray_pose is not supported here: give goal_positions")
+    goal = None
+    if not pose_goal:
+        goal = _vector("goal_positions", fields.goal_positions, order, names)
+        _within("goal_positions", goal, limits[:, 0], limits[:, 1], "rad", names)
 
     measured = None
     if fields.execute or (len(fields.start_positions) == 0 and len(fields.start_velocities) == 0):
@@ -191,6 +218,9 @@ def validate_plan_request(
         raise PlanRequestError(f"num_samples {samples} not in [1, {policy.max_num_samples}]")
     if not 1 <= steps <= policy.max_integration_steps:
         raise PlanRequestError(f"integration_steps {steps} not in [1, {policy.max_integration_steps}]")
+    if goal is None:
+        goal = np.asarray(goal_from_pose(start), dtype=np.float64)
+        _within("goal_positions from target_tray_pose", goal, limits[:, 0], limits[:, 1], "rad", names)
     return PlanRequest(
         start_positions=start,
         start_velocities=start_vel,

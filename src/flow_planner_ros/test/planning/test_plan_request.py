@@ -40,7 +40,7 @@ def validate(**overrides):
         max_integration_steps=100,
     )
     request.update(overrides)
-    fields = RequestFields(**{k: request.pop(k) for k in RequestFields.__dataclass_fields__})
+    fields = RequestFields(**{k: request.pop(k) for k in RequestFields.__dataclass_fields__ if k in request})
     latest_state, now = request.pop("latest_state"), request.pop("now")
     return validate_plan_request(fields, RequestPolicy(**request), latest_state, now)
 
