@@ -40,7 +40,7 @@ def goal_request(goal: ExecutePlan.Goal) -> PlanTrajectory.Request:
         start_positions=goal.start_positions, start_velocities=goal.start_velocities,
         joint_names=goal.joint_names, goal_positions=goal.goal_positions, num_samples=goal.num_samples,
         integration_steps=goal.integration_steps, seed=goal.seed, execute=True, obstacles=goal.obstacles,
-        carrying_tray=goal.carrying_tray, tray_pose=goal.tray_pose,
+        carrying_tray=goal.carrying_tray, tray_pose=goal.tray_pose, target_tray_pose=goal.target_tray_pose,
     )  # fmt: skip
 
 

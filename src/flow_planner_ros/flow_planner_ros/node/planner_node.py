@@ -14,13 +14,13 @@ requests one at a time, in arrival order, against the freshest /joint_states, af
 the service's DDS queue (beyond `max_pending_requests`: "busy" at once). One SingleThreadedExecutor runs everything:
 a multi-threaded one was measured to make planning 3-10x slower beside a 100 Hz /joint_states stream (GIL).
 
-Scene (planning.scene): the union of the request's `obstacles` and the latest ObstacleArray on
-`scene_obstacles_topic`, and with `carrying_tray` the tray carried rigidly from `tray_pose` at the start state; an
-execution keeps its scene for its replans. Safety: every trajectory passes the pipeline's checks (limits,
-continuity, clearance: planning.scene_safety; refinement when no sample passes) before it is returned or published;
-an executed request must start at the measured state (`start_state_tolerance`). Every published trajectory is
-stamped with the instant it starts (header.stamp); a plan that replaces a running one (replan, preemption) is sampled
-from the running plan's commanded state and joins it at that instant (planning.continuation).
+Scene (planning.scene): the union of the request's `obstacles` and the latest ObstacleArray on `scene_obstacles_topic`,
+and with `carrying_tray` the tray carried rigidly from `tray_pose` at the start state; an execution keeps its scene for
+its replans. A `target_tray_pose` goal becomes a joint goal by IK (planning.pose_goal). Safety: every trajectory passes
+the pipeline's checks (limits, continuity, clearance: planning.scene_safety; refinement when no sample passes) before it
+is returned or published; an executed request must start at the measured state (`start_state_tolerance`). Every
+published trajectory is stamped with the instant it starts (header.stamp); a plan that replaces a running one (replan,
+preemption) is sampled from the running plan's commanded state and joins it at that instant (planning.continuation).
 """
 
 from __future__ import annotations
@@ -65,13 +65,13 @@ from flow_planner_ros.node.sim_clock import FRESH_PLAN_LEAD, FreshClock
 from flow_planner_ros.planning.continuation import Join
 from flow_planner_ros.planning.execution import Decision, Execution, ExecutionLimits, JointStateWatchdog
 from flow_planner_ros.planning.pipeline import PlanningPipeline, PlanResult
+from flow_planner_ros.planning.pose_goal import PoseGoals
 from flow_planner_ros.planning.request import (
     JointStateSample,
     PlanRequest,
     PlanRequestError,
     RequestPolicy,
     fresh_state,
-    validate_plan_request,
 )
 from flow_planner_ros.planning.scene import PlanScene, SceneError
 from flow_planner_ros.planning.stop_trajectory import stop_trajectory
@@ -109,6 +109,7 @@ class PlannerNode(Node):
             refine_iterations=s.refine_iterations, refine_samples=s.refine_samples,
         )  # fmt: skip
         self.policy = RequestPolicy.from_settings(s, self.sampler.default_steps)
+        self._pose_goals = PoseGoals(self.pipeline.safety)  # target_tray_pose goals: IK + the pipeline's goal check
         self.get_logger().info(
             f"loaded {checkpoint} (horizon {self.sampler.horizon}, dt {self.sampler.dt}, {backend} on {s.device});"
             f" execution_steps={s.execution_steps}; {self.sampler.checkpoint.summary()}; plans are checked against"
@@ -230,10 +231,10 @@ class PlannerNode(Node):
         if run is not None and run.handle.is_cancel_requested:
             response.message = "canceled before it was planned"
             return None
-        try:
-            plan_request = validate_plan_request(request_fields(request), self.policy, self._latest_state, self._now())
-            scene = self._scene_input.scene(request, plan_request.start_positions,
-                                            self.pipeline.safety.checker.grasp_from_start)  # fmt: skip
+        scene_at = lambda start: self._scene_input.scene(request, start, self.pipeline.safety.checker.grasp_from_start)  # noqa: E731
+        try:  # a target_tray_pose becomes a joint goal here (planning.pose_goal), against the request's scene
+            plan_request, scene = self._pose_goals.plan_request(request_fields(request), self.policy,
+                                                                self._latest_state, self._now(), scene_at)  # fmt: skip
         except (PlanRequestError, SceneError) as exc:
             response.success, response.message = False, f"invalid request: {exc}"
             self._warn("request", response.message)

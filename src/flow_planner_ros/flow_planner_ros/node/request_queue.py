@@ -9,7 +9,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from flow_planner_common.ros_messages import pose_values
 from flow_planner_msgs.srv import PlanTrajectory
+from flow_planner_ros.planning.pose_goal import pose_given
 from flow_planner_ros.planning.request import RequestFields
 
 Reply = Callable[[PlanTrajectory.Response], None]
@@ -62,7 +64,8 @@ class RequestQueue:
 
 
 def request_fields(request: PlanTrajectory.Request) -> RequestFields:
-    """The plain fields of a PlanTrajectory request, for validate_plan_request."""
+    """The plain fields of a PlanTrajectory request, for validate_plan_request (target_tray_pose None: not given)."""
+    target = pose_values(request.target_tray_pose)
     return RequestFields(
         start_positions=list(request.start_positions),
         start_velocities=list(request.start_velocities),
@@ -72,6 +75,9 @@ def request_fields(request: PlanTrajectory.Request) -> RequestFields:
         integration_steps=request.integration_steps,
         seed=request.seed,
         execute=request.execute,
+        target_tray_pose=target if pose_given(target) else None,
+        carrying_tray=request.carrying_tray,
+        tray_pose=pose_values(request.tray_pose),
     )
 
 
