@@ -55,6 +55,7 @@ RAMP = 0.05  # m of motion from start / goal over which the extra margin ramps i
 EXTRA_MARGIN = 0.006  # m, first attempt; raised by the final check's shortfall (+ EXTRA_STEP) on each retry
 EXTRA_STEP = 0.003
 IK_JUMP = 0.25  # rad: largest joint change between neighbouring poses of a carry motion
+IK_ITERATIONS = 30  # per IK run (poses at most TRAY_RANGE from their seed converge in ~5; the rest is given up)
 SMOOTHING_STEPS = 2  # PathSimplifier.smoothBSpline's steps
 SOLVE_SHARE = 0.8  # share of the time left that one RRTConnect query may take (the rest: simplify, time, check)
 MAX_TILT = 0.05  # rad: the carry's goal must hold the tray this level
@@ -245,7 +246,7 @@ class RRTPlanner:
         max_attempts: int = 4,
     ) -> None:
         self.safety, self.limits, self.dt, self.horizon = safety, limits, dt, horizon
-        self.ik = ik or TrayIK(ArmKinematics(safety.checker.geometry))
+        self.ik = ik or TrayIK(ArmKinematics(safety.checker.geometry), max_iterations=IK_ITERATIONS)
         self.joint_range, self.tray_range, self.max_attempts = joint_range, tray_range, max_attempts
         ou.setLogLevel(ou.LOG_WARN)
 
