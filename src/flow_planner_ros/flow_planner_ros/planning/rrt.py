@@ -9,13 +9,14 @@ seeded by the configuration of the tree state it is reached from; a motion whose
 
 Validity is the sphere checker's clearance with scene safety's per-category thresholds (SceneCheck: the margin,
 lowered to just below the start's and goal's own clearance) plus an extra margin that ramps in over RAMP (m) of
-motion away from start and goal (there the timed motion is slow and the check needs no more than the threshold).
+motion away from start and goal (a bound of any robot point's motion; the carry: the tray's), where the timed motion
+is slow and the check needs no more than the threshold.
 Every motion is checked in one batched call: its states RESOLUTION apart in the largest motion of any robot point
 (joint_levers: metres per radian of each joint), so the motion between checked states is clear by the threshold.
 While RRTConnect grows its trees, a new state's own check is deferred to the motion that follows it (its first
 state is checked with the motion): one torch call per extension instead of two.
 
-The path is shortened (PathSimplifier: vertex reduction, shortcuts, B-spline smoothing, within a time budget), timed
+The path is shortened (PathSimplifier: vertex reduction, shortcuts, B-spline smoothing, each while time is left), timed
 onto the fixed horizon (planning.time_law) and checked exactly as the flow planner's candidates are
 (trajectory_safety.select_best with the SceneCheck: limits, continuity, sweep-raised clearance, grip). When that
 check fails, planning is repeated with the extra margin raised by the shortfall, while the time limit allows. An
@@ -146,13 +147,13 @@ class _Query:
     def read(self, state: ob.State) -> np.ndarray:
         return np.array(state[0 : self.dim])
 
-    def valid(self, joints: np.ndarray) -> np.ndarray:
-        """(N,) whether configurations (N, 12) keep the thresholds plus the ramped extra margin."""
+    def valid(self, joints: np.ndarray, moved: np.ndarray) -> np.ndarray:
+        """(N,) whether configurations (N, 12), `moved` (N,) m from the nearer of start and goal, keep the thresholds
+        plus the ramped extra margin."""
         self.configurations += len(joints)
         c = self.check
         clearance = self.planner.safety.checker.clearance(joints, c.scene.boxes, c.scene.mask, grasp=c.scene.grasp)
         clearance = clearance[:, self.columns].double().cpu().numpy()  # (N, C)
-        moved = np.minimum(self.reach(joints - c.start), self.reach(joints - c.goal))
         need = self.thresholds + self.extra * np.clip(moved / RAMP, 0.0, 1.0)[:, None]
         return np.all(clearance >= need, axis=1)
 
@@ -184,8 +185,10 @@ class _JointQuery(_Query):
     def chain(self, a: np.ndarray, b: np.ndarray, clearance: bool = True) -> np.ndarray | None:
         steps = max(1, math.ceil(float(self.reach(b - a)[0]) / RESOLUTION))
         joints = a + (b - a) * (np.arange(steps + 1) / steps)[:, None]
-        first = 0 if self.defer and a.tobytes() not in self.known else 1  # OMPL: a is valid (unless deferred)
-        if clearance and not np.all(self.valid(joints[first:])):
+        # OMPL's contract: a is valid; while deferred, a new state is checked here
+        checked = joints[0 if self.defer and a.tobytes() not in self.known else 1 :]
+        moved = np.minimum(self.reach(checked - self.check.start), self.reach(checked - self.check.goal))
+        if clearance and not np.all(self.valid(checked, moved)):
             return None
         self.known[b.tobytes()] = b
         return joints
@@ -219,7 +222,9 @@ class _TrayQuery(_Query):
             if np.max(np.abs(joints[-1] - known_b)) > IK_JUMP:
                 return None
             joints[-1] = known_b
-        if clearance and not np.all(self.valid(joints[0 if known_a is None else 1 :])):
+        first = 0 if known_a is None else 1
+        moved = np.minimum(*(np.linalg.norm(states[first:] - end, axis=1) for end in self.ends))  # the tray's motion
+        if clearance and not np.all(self.valid(joints[first:], moved)):
             return None
         self.known.setdefault(a.tobytes(), joints[0])
         self.known.setdefault(b.tobytes(), joints[-1])
@@ -290,12 +295,17 @@ class RRTPlanner:
             if joints is None:
                 reasons.append(why)
                 break
-            timed = time_path(joints, self.dt, self.horizon, self.limits.velocity, start_velocities)
             totals["path_length"] = float(np.linalg.norm(np.diff(joints, axis=0), axis=1).sum())
+            for flat in (False, True):  # quintic; if it passes too close at speed, the lowest peak speed
+                timed = time_path(joints, self.dt, self.horizon, self.limits.velocity, start_velocities, flat)
+                if timed.positions is None:
+                    break
+                selection, shortfall = self._final_check(timed.positions, timed.velocities, check)
+                if selection.index is not None or shortfall <= 0.0:
+                    break
             if timed.positions is None:
                 reasons.append(timed.reason)
                 break
-            selection, shortfall = self._final_check(timed.positions, timed.velocities, check)
             if selection.index is not None:
                 how = "the straight motion is clear" if totals["states"] == 0 else f"{totals['states']} tree states"
                 message = (
@@ -376,7 +386,11 @@ class RRTPlanner:
 
     @staticmethod
     def _simplify(si: ob.SpaceInformation, path: og.PathGeometric, deadline: float) -> None:
+        """Vertex reduction, partial shortcuts, B-spline smoothing: each step only while time is left."""
         simplifier = og.PathSimplifier(si)
-        simplifier.reduceVertices(path)
-        simplifier.partialShortcutPath(path)
-        simplifier.smoothBSpline(path, SMOOTHING_STEPS)
+        steps = (simplifier.reduceVertices, simplifier.partialShortcutPath,
+                 lambda p: simplifier.smoothBSpline(p, SMOOTHING_STEPS))  # fmt: skip
+        for step in steps:
+            if time.perf_counter() >= deadline:
+                break
+            step(path)

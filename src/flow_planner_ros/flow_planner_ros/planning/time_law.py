@@ -6,7 +6,9 @@ over T = horizon * dt, sampled at the waypoints t_k = (k + 1) dt:
 - quintic (minimum jerk): s = L (10 u^3 - 15 u^4 + 6 u^5), u = t / T; rest to rest, peak speed 1.875 L / T;
 - where that is too fast for the joint speed limits, a smooth trapezoid: the speed ramps up over tau with the quintic
   smoothstep h(x) = 10 x^3 - 15 x^4 + 6 x^5, cruises at V = L / (T - tau), ramps down over tau (continuous
-  acceleration); the longest tau that keeps every joint within its limit, at least MIN_RAMP * T.
+  acceleration); the longest tau that keeps every joint within its limit, at least MIN_RAMP * T;
+- `flat`: the smooth trapezoid with the shortest ramps, MIN_RAMP * T: the lowest peak speed (1.25 L / T), so the
+  least sweep where a motion passes close to something mid-way (the scene check asks more clearance of fast steps).
 
 Joint j moves at ds/dt * |dq_j / ds|, so the path fits when the peak ds/dt times the largest |dq_j / ds| of any segment
 is within joint j's limit; a path that does not fit even with the shortest ramp is refused with the reason. The
@@ -94,9 +96,10 @@ def time_path(
     horizon: int,
     velocity_limits: np.ndarray,
     start_velocity: np.ndarray | None = None,
+    flat: bool = False,
 ) -> TimedPath:
-    """The path (M, 12), from the start state to the goal, timed onto `horizon` waypoints (see the module docstring).
-    The last waypoint is the path's end at rest."""
+    """The path (M, 12), from the start state to the goal, timed onto `horizon` waypoints (see the module docstring;
+    `flat`: the smooth trapezoid with the shortest ramps). The last waypoint is the path's end at rest."""
     path = np.asarray(path, dtype=float)
     total = horizon * dt
     t = dt * np.arange(1, horizon + 1)
@@ -108,12 +111,12 @@ def time_path(
     else:
         steepest = np.max(np.abs(np.diff(path, axis=0)) / np.maximum(np.diff(lengths), 1e-12)[:, None], axis=0)
         allowed = float(np.min(SPEED_SHARE * np.asarray(velocity_limits) / np.maximum(steepest, 1e-12)))  # ds/dt
-        if 1.875 * length / total <= allowed:
+        if 1.875 * length / total <= allowed and not flat:
             s, speed = quintic(t, total, length)
             profile = "quintic"
         else:
-            ramp = total - length / allowed
-            if ramp < MIN_RAMP * total:
+            ramp = MIN_RAMP * total if flat else total - length / allowed
+            if length / (total * (1 - MIN_RAMP)) > allowed:  # even the shortest ramps are too slow
                 needed = length / (total * (1 - MIN_RAMP))
                 return TimedPath(None, None, "too long", (
                     f"the path ({length:.2f} rad) does not fit {total:.1f} s at the joint speed limits: it needs "

@@ -138,6 +138,11 @@ def test_the_time_law_keeps_the_speed_limits_and_refuses_a_path_too_long() -> No
         means = (np.vstack([np.zeros(NUM_JOINTS), timed.velocities[:-1]]) + timed.velocities) / 2
         near_corner = np.abs(np.linalg.norm(timed.positions - corner, axis=1)) < 0.5  # the path turns there
         np.testing.assert_allclose(steps[~near_corner], means[~near_corner], atol=0.02)
+    # flat: the lowest peak speed (1.25 L / T instead of the quintic's 1.875 L / T), for less sweep mid-way
+    line = np.stack([start, corner])
+    quintic, flat = (time_path(line, DEFAULT_DT, HORIZON, JOINT_VELOCITY_LIMITS, flat=f) for f in (False, True))
+    assert quintic.profile == "quintic" and flat.profile == "trapezoid (ramps 0.60 s)"
+    np.testing.assert_allclose([np.abs(t.velocities).max() for t in (quintic, flat)], [1.875, 1.25], rtol=0.01)
     too_long = time_path(np.stack([start, corner * 3]), DEFAULT_DT, HORIZON, JOINT_VELOCITY_LIMITS)
     assert too_long.positions is None
     assert too_long.reason.startswith("the path (9.00 rad) does not fit 3.0 s at the joint speed limits"), too_long
