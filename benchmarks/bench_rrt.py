@@ -74,7 +74,7 @@ def percentiles(seconds: list[float]) -> str:
     if not seconds:
         return "-"
     ms = sorted(1e3 * s for s in seconds)
-    return f"p50 {statistics.median(ms):6.0f} ms, p95 {ms[int(0.95 * (len(ms) - 1))]:6.0f} ms"
+    return f"p50 {statistics.median(ms):.0f} ms, p95 {ms[int(0.95 * (len(ms) - 1))]:.0f} ms, max {ms[-1]:.0f} ms"
 
 
 def main() -> None:
