@@ -107,6 +107,7 @@ class PlannerNode(Node):
             smoothing_knots=s.smoothing_knots, max_projection_change=s.max_projection_change,
             clearance_margin=s.clearance_margin, max_grip_change=s.max_grip_change,
             refine_iterations=s.refine_iterations, refine_samples=s.refine_samples,
+            fallback_planner=s.fallback_planner, fallback_time_limit=s.fallback_time_limit,
         )  # fmt: skip
         self.policy = RequestPolicy.from_settings(s, self.sampler.default_steps)
         self._pose_goals = PoseGoals(self.pipeline.safety)  # target_tray_pose goals: IK + the pipeline's goal check
@@ -158,7 +159,8 @@ class PlannerNode(Node):
         self.pipeline.configure(
             max_projection_change=settings.max_projection_change, clearance_margin=settings.clearance_margin,
             max_grip_change=settings.max_grip_change, refine_iterations=settings.refine_iterations,
-            refine_samples=settings.refine_samples,
+            refine_samples=settings.refine_samples, fallback_planner=settings.fallback_planner,
+            fallback_time_limit=settings.fallback_time_limit,
         )  # fmt: skip
         return SetParametersResult(successful=True)
 
