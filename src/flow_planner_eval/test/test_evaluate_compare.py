@@ -191,13 +191,13 @@ def test_every_configuration_in_one_run(ros_domain_id: int, tmp_path: Path, caps
     episodes.write_text("episodes:\n" + scene_yaml(scenes[0]) + INVALID)
     report_path = tmp_path / "out" / "compare.json"
     argv = ["--episodes", str(episodes), "--report", str(report_path), "--cem-budgets", "1,5", "--quiet",
-            "--video", str(tmp_path / "video"), "--video-episodes", "1"]  # fmt: skip
+            "--flow-unrefined", "", "--video", str(tmp_path / "video"), "--video-episodes", "1"]  # fmt: skip
     assert evaluate_compare.main(argv) == 0, capsys.readouterr().err[-2000:]
     out = capsys.readouterr().out
     report = json.loads(report_path.read_text())
     names = [c["name"] for c in report["configs"]]
-    assert names[:4] == ["straight", "flow-1", "flow-8", "flow-32"] and names[-2:] == ["cem-1", "cem-5"]
-    assert set(report["summary"]) == set(names) and len(names) in (6, 7)  # flow-32-raw where the node refines
+    assert names == ["straight", "flow-1", "flow-8", "flow-32", "flow-8+rrt", "rrt", "cem-1", "cem-5"]
+    assert set(report["summary"]) == set(names)
     assert report["episodes"] == 2 and report["valid_episodes"] == 1 and report["invalid_episodes"]["count"] == 1
     for name in names:
         s = report["summary"][name]
@@ -211,6 +211,8 @@ def test_every_configuration_in_one_run(ros_domain_id: int, tmp_path: Path, caps
     assert report["summary"]["straight"]["planning_time_p95"] < 0.05
     assert report["summary"]["cem-5"]["planning_time_p50"] > report["summary"]["straight"]["planning_time_p50"]
     assert report["ratios"]["cem_reference"] == "cem-5" and report["targets"]["flow"] == "flow-8"
+    assert report["ratios"]["rrt_reference"] == "rrt" and "success_vs_rrt_points" in report["ratios"]["flow"]["flow-8"]
+    assert report["reports"]["flow-8+rrt"]["config"]["node_parameters"] == [["fallback_planner", "rrt"]]
     assert math.isfinite(report["ratios"]["flow"]["flow-8"]["planning_p50_speedup_vs_cem"])
     assert Path(report["plot"]).stat().st_size > 10_000
     assert (tmp_path / "out" / "compare.md").read_text().startswith("| config | success |")
