@@ -38,7 +38,7 @@ from flow_planner_ros.planning.request import (
     validate_plan_request,
 )
 from flow_planner_ros.planning.scene import PlanScene, SceneError, validated_tray_pose
-from flow_planner_ros.planning.scene_safety import SceneSafety, _endpoint_problem
+from flow_planner_ros.planning.scene_safety import SceneSafety, endpoint_clearance_problem
 
 #: The largest tilt (degrees) of a carry's target pose: the tray is carried level.
 MAX_CARRY_TILT_DEG = 1.0
@@ -119,7 +119,7 @@ class PoseGoals:
             reasons = []
             for k, goal in enumerate(candidates):
                 why = None if position_limits is None else _outside(goal, position_limits, joint_names)
-                why = why or _endpoint_problem(rows[[0, k + 1]], categories, self.safety)
+                why = why or endpoint_clearance_problem(rows[[0, k + 1]], categories, self.safety)
                 reasons.append(why or "")
             return reasons
 

@@ -185,7 +185,7 @@ class SceneSafety:
         categories = self.categories(scene)
         nominal = np.array([0.0 if c == GRIP else self.margin for c in categories])
         thresholds = endpoint_thresholds(nominal, endpoint.min(axis=0))
-        return SceneCheck(self, start, goal, scene, thresholds, _endpoint_problem(endpoint, categories, self))
+        return SceneCheck(self, start, goal, scene, thresholds, endpoint_clearance_problem(endpoint, categories, self))
 
     def check(self, positions: np.ndarray, start: np.ndarray, goal: np.ndarray, scene: PlanScene) -> ClearanceCheck:
         """Clearances and required clearances of candidates (N, H, 12) that start at `start` and end at `goal`."""
@@ -254,7 +254,7 @@ class SceneCheck:
         return {int(i): result.reasons(n) for n, i in enumerate(indices) if not result.passed[n]}
 
 
-def _endpoint_problem(endpoint: np.ndarray, categories: tuple[str, ...], safety: SceneSafety) -> str | None:
+def endpoint_clearance_problem(endpoint: np.ndarray, categories: tuple[str, ...], safety: SceneSafety) -> str | None:
     """Why the start or goal (rows of `endpoint`, clearances in `categories` order) is in collision, or None."""
     for which, row in zip(("start", "goal"), endpoint, strict=True):
         bad = [f"{c} clearance {v * 1e3:.1f} mm" for c, v in zip(categories, row, strict=True)
