@@ -19,11 +19,10 @@ from flow_planner_common.arm_kinematics import ee_positions
 from flow_planner_common.robot import DEFAULT_DT, HORIZON, JOINT_VELOCITY_LIMITS
 from flow_planner_msgs.action import ExecutePlan
 
-# The planner DDS test's fixtures (checkpoint, start_process, client) and helpers, shared rather than copied.
+# The planner DDS tests' helpers (their fixtures checkpoint, start_process, client are in conftest.py).
 _spec = importlib.util.spec_from_file_location("planner_node_dds", Path(__file__).with_name("test_planner_node_dds.py"))
 _dds = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_dds)
-checkpoint, start_process, client = _dds.checkpoint, _dds.start_process, _dds.client
 BRIDGE, PLANNER, GOAL_OFFSET, REACH_TOLERANCE = _dds.BRIDGE, _dds.PLANNER, _dds.GOAL_OFFSET, _dds.REACH_TOLERANCE
 
 

@@ -21,7 +21,7 @@ from sensor_msgs.msg import JointState
 from flow_planner_common.robot import JOINT_NAMES
 from flow_planner_msgs.msg import PlannerStatus
 
-# The planner DDS tests' fixtures (checkpoint, start_process, client) and helpers, shared rather than copied.
+# The planner DDS tests' helpers (their fixtures checkpoint, start_process, client are in conftest.py).
 _here = Path(__file__).parent
 _spec = importlib.util.spec_from_file_location("planner_node_dds", _here / "test_planner_node_dds.py")
 _dds = importlib.util.module_from_spec(_spec)
@@ -29,7 +29,6 @@ _spec.loader.exec_module(_dds)
 _spec = importlib.util.spec_from_file_location("execute_action_dds", _here / "test_execute_action_dds.py")
 _action = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_action)
-checkpoint, start_process, client = _dds.checkpoint, _dds.start_process, _dds.client
 BRIDGE, PLANNER, GOAL_OFFSET, REACH_TOLERANCE = _dds.BRIDGE, _dds.PLANNER, _dds.GOAL_OFFSET, _dds.REACH_TOLERANCE
 #: /joint_states period of the bridge (joint_states_rate 100 Hz of sim time): consecutive messages' velocities are
 #: this far apart in sim time, whatever the wall-clock jitter of their delivery.

@@ -2,7 +2,7 @@
 sample and refined candidate fails (seed 0) is refused with fallback_planner none (the default) and planned, by the
 fallback, once `fallback_planner` is set to rrt while the node runs; its trajectory is a valid 60-point plan.
 
-The fixtures (start_process, client) are test_planner_node_dds's; nothing is trained here."""
+The fixtures (start_process, client) are conftest.py's; nothing is trained here."""
 
 from __future__ import annotations
 
@@ -27,7 +27,6 @@ def _load(name: str, folder: Path = Path(__file__).parent):
 
 _dds = _load("test_planner_node_dds")
 scenes = _load("scenes_for_tests", Path(__file__).parents[1])
-start_process, client = _dds.start_process, _dds.client  # fixtures shared, not copied
 
 
 def set_string(client, name: str, value: str) -> bool:

@@ -41,7 +41,6 @@ def _load(name: str, folder: Path = Path(__file__).parent):
 
 _dds = _load("test_planner_node_dds")
 scenes = _load("scenes_for_tests", Path(__file__).parents[1])
-start_process, client = _dds.start_process, _dds.client
 PLANNER = _dds.PLANNER
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 FAR_BOX = Box((-0.6, 0.0, 1.0), (0.1, 0.1, 0.1))  # behind the robot, touched by nothing

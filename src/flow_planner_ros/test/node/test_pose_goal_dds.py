@@ -4,7 +4,7 @@ through the real MuJoCo bridge until the end effectors are at the tray's handles
 and malformed poses are refused with their reason (service: success=false; action: outcome "refused") and the node
 keeps serving.
 
-The fixtures (start_process, client) are test_planner_node_dds's; its trained `checkpoint` is not used (the shipped
+The fixtures (start_process, client) are conftest.py's; its trained `checkpoint` is not used (the shipped
 default checkpoint plans these reaches), so nothing is trained here."""
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ def _load(name: str, folder: Path = Path(__file__).parent):
 
 _dds = _load("test_planner_node_dds")
 scenes = _load("scenes_for_tests", Path(__file__).parents[1])
-start_process, client = _dds.start_process, _dds.client  # fixtures shared, not copied (no checkpoint: not trained)
 PLANNER = _dds.PLANNER
 #: End effectors at the handles in the physics after the motion (m): the IK's 0.5 mm plus the controllers' tracking.
 HANDLE_TOLERANCE = 0.002

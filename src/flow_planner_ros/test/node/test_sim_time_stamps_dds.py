@@ -28,7 +28,6 @@ _here = Path(__file__).parent
 _spec = importlib.util.spec_from_file_location("planner_node_dds", _here / "test_planner_node_dds.py")
 _dds = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_dds)
-checkpoint, start_process, client = _dds.checkpoint, _dds.start_process, _dds.client
 BRIDGE, PLANNER, GOAL_OFFSET = _dds.BRIDGE, _dds.PLANNER, _dds.GOAL_OFFSET
 REAL_TIME_FACTOR = 4.0
 #: s of wall time; the requests' Euler steps are doubled until planning takes this long (x REAL_TIME_FACTOR: the
