@@ -24,13 +24,13 @@ import numpy as np
 import torch
 
 from flow_planner_common.kinematics import ArmKinematics
+from flow_planner_common.plan_scene import EMPTY_SCENE, PlanScene
 from flow_planner_common.robot import HORIZON, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
 from flow_planner_common.sphere_checker import SphereChecker
 from flow_planner_ros.learning.flow import integrate, sample_noise
 from flow_planner_ros.learning.flow_sampler import FlowSampler
 from flow_planner_ros.planning.pipeline import PlanningPipeline
 from flow_planner_ros.planning.request import PlanRequest
-from flow_planner_ros.planning.scene import EMPTY_SCENE, PlanScene
 from flow_planner_ros.planning.trajectory_safety import SafetyLimits
 
 WORKSPACE = Path(__file__).resolve().parents[1]

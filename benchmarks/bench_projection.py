@@ -10,7 +10,7 @@ the model was not trained on) this prints, per resolution:
 
 - the expert's own trajectories: the projection's largest change (rad) — ~0 means the basis spans the expert;
 - the model's raw samples: the projection's change (p50/p95/max, rad), and the fraction of samples that pass the
-  planner's clearance check (flow_planner_ros.planning.scene_safety, `clearance_margin`) before and after
+  planner's clearance check (flow_planner_common.scene_safety, `clearance_margin`) before and after
   projection, with the number of passing samples the projection made fail ("undone") and failing samples it made pass.
 
 Numbers, never asserted.
@@ -25,18 +25,18 @@ from pathlib import Path
 import numpy as np
 
 from flow_planner_common.motion import reference_trajectory
+from flow_planner_common.plan_scene import PlanScene
+from flow_planner_common.scene_safety import DEFAULT_CLEARANCE_MARGIN, SceneSafety
 from flow_planner_common.trajectory_schema import read_dataset
 from flow_planner_ros.learning.flow_sampler import FlowSampler
 from flow_planner_ros.planning.projection import SmoothProjection
-from flow_planner_ros.planning.scene import PlanScene
-from flow_planner_ros.planning.scene_safety import DEFAULT_CLEARANCE_MARGIN, SceneSafety
 
 SHIPPED = Path(__file__).resolve().parents[1] / "src/flow_planner_ros/checkpoints/default.safetensors"
 
 
 def clear_of_scene(safety: SceneSafety, positions: np.ndarray, row: dict[str, np.ndarray]) -> np.ndarray:
     """(N,) whether each (N, H, 12) trajectory passes the planner's own clearance check
-    (flow_planner_ros.planning.scene_safety: margin, sweep between waypoints, the carried tray in the carry phase)."""
+    (flow_planner_common.scene_safety: margin, sweep between waypoints, the carried tray in the carry phase)."""
     checker = safety.checker
     grasp = checker.grasp_from_start(row["arms_start"], row["tray_start_pose"]) if row["phase"] == 1 else None
     scene = PlanScene(np.asarray(row["obstacles"]), np.asarray(row["obstacle_mask"], dtype=bool), grasp)

@@ -27,11 +27,11 @@ from data_collector_ros.scene_validity import check_scene
 from data_collector_ros.simulation import Simulation
 from flow_planner_common.kinematics import ArmKinematics
 from flow_planner_common.motion import reference_trajectory
+from flow_planner_common.plan_scene import PlanScene
 from flow_planner_common.robot import DEFAULT_DT, HOME_POSITIONS, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS
+from flow_planner_common.scene_safety import SceneSafety
 from flow_planner_eval.episodes_file import load_episodes
 from flow_planner_ros.planning.rrt import RRTPlanner
-from flow_planner_ros.planning.scene import PlanScene
-from flow_planner_ros.planning.scene_safety import SceneSafety
 from flow_planner_ros.planning.trajectory_safety import SafetyLimits, select_best
 
 WORKSPACE = Path(__file__).resolve().parents[1]

@@ -232,7 +232,7 @@ class EvaluationRunner:
 
     def _plan_rrt(self, task: PhaseTask, start: Any, record: Record | None) -> PlanAttempt:
         """RRTConnect from the measured state, the carry with the tray where it is measured at the phase start."""
-        from flow_planner_ros.planning.scene import PlanScene
+        from flow_planner_common.plan_scene import PlanScene
 
         grasp = None
         if task.phase != PHASE_REACH:
@@ -261,8 +261,8 @@ class EvaluationRunner:
 def rrt_planner(dt: float) -> Any:
     """RRTConnect with the flow planner's final check at the node's default margin and grip limit (on the CPU)."""
     from flow_planner_common.robot import JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS
+    from flow_planner_common.scene_safety import SceneSafety
     from flow_planner_ros.planning.rrt import RRTPlanner
-    from flow_planner_ros.planning.scene_safety import SceneSafety
     from flow_planner_ros.planning.trajectory_safety import SafetyLimits
 
     limits = SafetyLimits.from_arrays(JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS)

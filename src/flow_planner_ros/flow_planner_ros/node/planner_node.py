@@ -14,11 +14,12 @@ requests one at a time, in arrival order, against the freshest /joint_states, af
 the service's DDS queue (beyond `max_pending_requests`: "busy" at once). One SingleThreadedExecutor runs everything:
 a multi-threaded one was measured to make planning 3-10x slower beside a 100 Hz /joint_states stream (GIL).
 
-Scene (planning.scene): the union of the request's `obstacles` and the latest ObstacleArray on `scene_obstacles_topic`,
-and with `carrying_tray` the tray carried rigidly from `tray_pose` at the start state; an execution keeps its scene for
-its replans. A `target_tray_pose` goal becomes a joint goal by IK (planning.pose_goal). Safety: every trajectory passes
-the pipeline's checks (limits, continuity, clearance: planning.scene_safety; refinement when no sample passes) before it
-is returned or published; an executed request must start at the measured state (`start_state_tolerance`). Every
+Scene (flow_planner_common.plan_scene): the union of the request's `obstacles` and the latest ObstacleArray on
+`scene_obstacles_topic`, and with `carrying_tray` the tray carried rigidly from `tray_pose` at the start state; an
+execution keeps its scene for its replans. A `target_tray_pose` goal becomes a joint goal by IK (planning.pose_goal).
+Safety: every trajectory passes the pipeline's checks (limits, continuity, clearance: flow_planner_common.scene_safety;
+refinement when no sample passes) before it is returned or published; an executed request must start at the measured
+state (`start_state_tolerance`). Every
 published trajectory is stamped with the instant it starts (header.stamp); a plan that replaces a running one (replan,
 preemption) is sampled from the running plan's commanded state and joins it at that instant (planning.continuation).
 """
@@ -46,6 +47,7 @@ from visualization_msgs.msg import MarkerArray
 from flow_planner_common.log_throttle import Throttle
 from flow_planner_common.node_main import spin_node_main
 from flow_planner_common.parameters import declare_parameters
+from flow_planner_common.plan_scene import PlanScene, SceneError
 from flow_planner_common.ros_messages import (
     arm_trajectories,
     joint_state_in_order,
@@ -73,7 +75,6 @@ from flow_planner_ros.planning.request import (
     RequestPolicy,
     fresh_state,
 )
-from flow_planner_ros.planning.scene import PlanScene, SceneError
 from flow_planner_ros.planning.stop_trajectory import stop_trajectory
 from flow_planner_ros.planning.trajectory_safety import SafetyLimits
 

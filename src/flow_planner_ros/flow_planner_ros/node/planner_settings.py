@@ -18,9 +18,9 @@ import numpy as np
 
 from flow_planner_common.parameters import ParameterError, ParameterSpec, checked_value, parameters_yaml
 from flow_planner_common.robot import HORIZON, JOINT_NAMES, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
+from flow_planner_common.scene_safety import DEFAULT_CLEARANCE_MARGIN, DEFAULT_MAX_GRIP_CHANGE
 from flow_planner_ros.planning import refinement
 from flow_planner_ros.planning.pipeline import FALLBACK_PLANNERS
-from flow_planner_ros.planning.scene_safety import DEFAULT_CLEARANCE_MARGIN, DEFAULT_MAX_GRIP_CHANGE
 
 
 class SettingsError(ParameterError):

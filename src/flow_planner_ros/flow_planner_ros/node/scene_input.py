@@ -1,6 +1,7 @@
 """The planner node's scene input (rclpy message types, no node): the latest ObstacleArray on the scene topic (or why
 it is unusable) and, per request, the PlanScene of its own boxes, the topic's and the carried tray
-(planning.scene.PlanScene.from_request). A bad scene is a SceneError whose message becomes the service's reason."""
+(flow_planner_common.plan_scene.PlanScene.from_request). A bad scene is a SceneError whose message becomes the
+service's reason."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from collections.abc import Callable
 import numpy as np
 
 from flow_planner_common.obstacles import Box, ObstacleError
+from flow_planner_common.plan_scene import PlanScene, SceneError
 from flow_planner_common.ros_messages import boxes_from_obstacle_array, pose_values
 from flow_planner_msgs.msg import ObstacleArray
 from flow_planner_msgs.srv import PlanTrajectory
-from flow_planner_ros.planning.scene import PlanScene, SceneError
 
 
 class SceneInput:

@@ -21,9 +21,9 @@ from enum import Enum
 import numpy as np
 
 from flow_planner_common.hermite import HermiteTrajectory
+from flow_planner_common.plan_scene import EMPTY_SCENE, PlanScene
 from flow_planner_ros.planning.continuation import Join, commanded_trajectory
 from flow_planner_ros.planning.request import PlanRequest
-from flow_planner_ros.planning.scene import EMPTY_SCENE, PlanScene
 
 #: Waypoints past a plan's end after which an execution that has not reached its goal has failed.
 OVERRUN_STEPS = 10

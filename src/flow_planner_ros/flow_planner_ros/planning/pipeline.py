@@ -20,20 +20,20 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from flow_planner_common.motion import reference_trajectory
+from flow_planner_common.plan_scene import EMPTY_SCENE, PlanScene
 from flow_planner_common.robot import HORIZON, PHASE_CARRY, PHASE_REACH
+from flow_planner_common.scene_safety import (
+    DEFAULT_CLEARANCE_MARGIN,
+    DEFAULT_MAX_GRIP_CHANGE,
+    SceneCheck,
+    SceneSafety,
+)
 from flow_planner_ros.learning.flow_sampler import SampleRequest
 from flow_planner_ros.planning import refinement
 from flow_planner_ros.planning.continuation import ContinuationPrefix, join_candidates
 from flow_planner_ros.planning.projection import SmoothProjection
 from flow_planner_ros.planning.refinement import Refiner
 from flow_planner_ros.planning.request import PlanRequest
-from flow_planner_ros.planning.scene import EMPTY_SCENE, PlanScene
-from flow_planner_ros.planning.scene_safety import (
-    DEFAULT_CLEARANCE_MARGIN,
-    DEFAULT_MAX_GRIP_CHANGE,
-    SceneCheck,
-    SceneSafety,
-)
 from flow_planner_ros.planning.trajectory_safety import SafetyLimits, Selection, select_best
 
 if TYPE_CHECKING:

@@ -27,7 +27,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from flow_planner_common.kinematics import quat_to_matrix
+from flow_planner_common.plan_scene import PlanScene, SceneError, validated_tray_pose
 from flow_planner_common.robot import JOINT_NAMES
+from flow_planner_common.scene_safety import SceneSafety, endpoint_clearance_problem
 from flow_planner_common.tray_ik import Acceptance, TrayIK
 from flow_planner_ros.planning.request import (
     JointStateSample,
@@ -37,8 +39,6 @@ from flow_planner_ros.planning.request import (
     RequestPolicy,
     validate_plan_request,
 )
-from flow_planner_ros.planning.scene import PlanScene, SceneError, validated_tray_pose
-from flow_planner_ros.planning.scene_safety import SceneSafety, endpoint_clearance_problem
 
 #: The largest tilt (degrees) of a carry's target pose: the tray is carried level.
 MAX_CARRY_TILT_DEG = 1.0

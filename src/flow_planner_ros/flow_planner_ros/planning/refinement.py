@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from flow_planner_common.motion import TrajectoryBasis
-from flow_planner_ros.planning.scene import PlanScene
-from flow_planner_ros.planning.scene_safety import SceneCheck, SceneSafety
+from flow_planner_common.plan_scene import PlanScene
+from flow_planner_common.scene_safety import SceneCheck, SceneSafety
 from flow_planner_ros.planning.trajectory_safety import (
     JERK_WEIGHT,
     SafetyLimits,

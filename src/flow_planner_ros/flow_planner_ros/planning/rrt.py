@@ -37,11 +37,11 @@ from ompl import geometric as og
 from ompl import util as ou
 
 from flow_planner_common.kinematics import CATEGORIES, ArmKinematics
+from flow_planner_common.plan_scene import EMPTY_SCENE, PlanScene
 from flow_planner_common.robot import DEFAULT_DT, HORIZON, NUM_ARM_JOINTS, NUM_JOINTS
+from flow_planner_common.scene_safety import GRIP, SceneCheck, SceneSafety
 from flow_planner_common.sphere_checker import SphereChecker
 from flow_planner_common.tray_ik import TrayIK
-from flow_planner_ros.planning.scene import EMPTY_SCENE, PlanScene
-from flow_planner_ros.planning.scene_safety import GRIP, SceneCheck, SceneSafety
 from flow_planner_ros.planning.time_law import time_path
 from flow_planner_ros.planning.trajectory_safety import SafetyLimits, Selection, select_best
 

@@ -171,8 +171,8 @@ def test_when_every_candidate_collides_the_request_fails_and_nothing_is_publishe
             assert client.commands == []
     else:  # the shipped model's samples seeded a refinement that clears the wall: what was published is clear
         assert response.message.startswith("ok after refinement: no safe sample among 8"), response.message
-        from flow_planner_ros.planning.scene import PlanScene
-        from flow_planner_ros.planning.scene_safety import SceneSafety
+        from flow_planner_common.plan_scene import PlanScene
+        from flow_planner_common.scene_safety import SceneSafety
 
         safety = SceneSafety()  # the planner's default clearance_margin
         scene = PlanScene.from_boxes([scenes.BARRIER], safety.checker.grasp_from_start(scenes.BARRIER_REACH,

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from flow_planner_common.kinematics import ArmKinematics
+from flow_planner_common.plan_scene import PlanScene
 from flow_planner_common.robot import JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
 from flow_planner_ros.planning.pipeline import PlanningPipeline
 from flow_planner_ros.planning.request import PlanRequest
-from flow_planner_ros.planning.scene import PlanScene
 from flow_planner_ros.planning.trajectory_safety import SafetyLimits, check_candidates
 
 _spec = importlib.util.spec_from_file_location("scenes_for_tests", Path(__file__).parents[1] / "scenes_for_tests.py")

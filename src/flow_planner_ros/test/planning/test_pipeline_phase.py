@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from flow_planner_common.kinematics import ArmKinematics
+from flow_planner_common.plan_scene import PlanScene
 from flow_planner_common.robot import HOME_POSITIONS, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
 from flow_planner_ros.planning.request import PlanRequest
-from flow_planner_ros.planning.scene import PlanScene
 from flow_planner_ros.planning.trajectory_safety import SafetyLimits
 
 TRAY_POSE = np.array([0.45, 0.134, 1.1179, 1.0, 0.0, 0.0, 0.0])  # centred between the tools at HOME, clear of the arms

@@ -16,7 +16,9 @@ import pytest
 
 from flow_planner_common.kinematics import quat_to_matrix
 from flow_planner_common.obstacles import Box
+from flow_planner_common.plan_scene import EMPTY_SCENE, PlanScene, SceneError
 from flow_planner_common.robot import JOINT_NAMES, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
+from flow_planner_common.scene_safety import SceneSafety
 from flow_planner_ros.planning.pose_goal import PoseGoalError, PoseGoals, pose_given, tilt_degrees
 from flow_planner_ros.planning.request import (
     JointStateSample,
@@ -25,8 +27,6 @@ from flow_planner_ros.planning.request import (
     RequestPolicy,
     validate_plan_request,
 )
-from flow_planner_ros.planning.scene import EMPTY_SCENE, PlanScene, SceneError
-from flow_planner_ros.planning.scene_safety import SceneSafety
 
 _spec = importlib.util.spec_from_file_location("scenes_for_tests", Path(__file__).parents[1] / "scenes_for_tests.py")
 scenes = importlib.util.module_from_spec(_spec)

@@ -14,6 +14,7 @@ import pytest
 from flow_planner_common.kinematics import ArmKinematics
 from flow_planner_common.motion import reference_trajectory
 from flow_planner_common.obstacles import Box
+from flow_planner_common.plan_scene import EMPTY_SCENE, PlanScene
 from flow_planner_common.robot import (
     DEFAULT_DT,
     HORIZON,
@@ -21,9 +22,8 @@ from flow_planner_common.robot import (
     JOINT_VELOCITY_LIMITS,
     NUM_JOINTS,
 )
+from flow_planner_common.scene_safety import SceneSafety
 from flow_planner_ros.planning.rrt import RRTPlanner, RRTResult
-from flow_planner_ros.planning.scene import EMPTY_SCENE, PlanScene
-from flow_planner_ros.planning.scene_safety import SceneSafety
 from flow_planner_ros.planning.time_law import time_path
 from flow_planner_ros.planning.trajectory_safety import SafetyLimits, check_candidate
 

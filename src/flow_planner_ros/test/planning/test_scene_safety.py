@@ -15,12 +15,12 @@ from shape_msgs.msg import SolidPrimitive
 
 from flow_planner_common.motion import reference_trajectory
 from flow_planner_common.obstacles import Box, ObstacleError
+from flow_planner_common.plan_scene import EMPTY_SCENE, PlanScene, SceneError, merge_boxes, validated_tray_pose
 from flow_planner_common.quaternion import QUATERNION_NORM_TOLERANCE
 from flow_planner_common.robot import DEFAULT_DT, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
+from flow_planner_common.scene_safety import SceneSafety
 from flow_planner_ros.planning.refinement import Refiner
 from flow_planner_ros.planning.request import PlanRequest
-from flow_planner_ros.planning.scene import EMPTY_SCENE, PlanScene, SceneError, merge_boxes, validated_tray_pose
-from flow_planner_ros.planning.scene_safety import SceneSafety
 from flow_planner_ros.planning.trajectory_safety import SafetyLimits
 
 _spec = importlib.util.spec_from_file_location("scenes_for_tests", Path(__file__).parents[1] / "scenes_for_tests.py")

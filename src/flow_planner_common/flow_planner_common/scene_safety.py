@@ -50,9 +50,9 @@ import torch
 
 from flow_planner_common.clearance_rules import CLEARANCE_FLOOR, endpoint_thresholds
 from flow_planner_common.kinematics import CATEGORIES, RobotGeometry
+from flow_planner_common.plan_scene import PlanScene
 from flow_planner_common.sphere_checker import SphereChecker
 from flow_planner_common.tool_frames import grip_change
-from flow_planner_ros.planning.scene import PlanScene
 
 #: Default clearance margin (m), see the module docstring.
 DEFAULT_CLEARANCE_MARGIN = 0.01
