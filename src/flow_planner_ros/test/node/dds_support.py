@@ -10,17 +10,22 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
 from flow_planner_common.motion import min_jerk_waypoints
+from flow_planner_common.obstacles import Box
 from flow_planner_common.robot import DEFAULT_DT, HOME_POSITIONS, HORIZON, JOINT_NAMES, NUM_JOINTS, PHASE_REACH
 from flow_planner_common.service_calls import call_until_answered
 from flow_planner_common.trajectory_schema import TrajectoryRecord, stack_records, write_dataset
@@ -179,3 +184,34 @@ def assert_valid_trajectory(msg: JointTrajectory, dt: float = DEFAULT_DT) -> Non
     for point in msg.points:
         assert len(point.positions) == NUM_JOINTS and len(point.velocities) == NUM_JOINTS
         assert np.all(np.isfinite(point.positions)) and np.all(np.isfinite(point.velocities))
+
+
+@contextmanager
+def bridge_in_process(domain_id: int, tray_pose: np.ndarray, box: Box) -> Iterator[Any]:
+    """The MuJoCo bridge (data_collector_ros.sim_bridge.SimBridge) spun in this process, in its own context, with
+    the tray at `tray_pose` and `box` in its scene: a test can read its simulation (sites, contact monitor)."""
+    import data_collector_ros  # noqa: F401  (sets MUJOCO_GL before mujoco is imported)
+    from data_collector_ros.sim_bridge import SimBridge
+
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    node = SimBridge(
+        context=context,
+        parameter_overrides=[
+            Parameter("tray_pose", value=[float(v) for v in tray_pose]),
+            Parameter("obstacles", Parameter.Type.DOUBLE_ARRAY, [float(v) for v in box.as_array()]),
+        ],
+    )
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+        thread.join(timeout=5)
+

@@ -31,6 +31,7 @@ REACH_TOLERANCE = _support.REACH_TOLERANCE
 Client = _support.Client
 planner_args = _support.planner_args
 assert_valid_trajectory = _support.assert_valid_trajectory
+bridge_in_process = _support.bridge_in_process
 
 
 def test_plan_service_returns_valid_trajectories_and_refuses_bad_requests(checkpoint, start_process, client) -> None:

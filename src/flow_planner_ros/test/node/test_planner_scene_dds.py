@@ -7,18 +7,14 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import rclpy
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from shape_msgs.msg import SolidPrimitive
@@ -191,28 +187,8 @@ def test_when_every_candidate_collides_the_request_fails_and_nothing_is_publishe
 @pytest.fixture
 def bridge(ros_domain_id: int):
     """The MuJoCo bridge in this process (to read its contact monitor), on the handle_box scene."""
-    import data_collector_ros  # noqa: F401  (sets MUJOCO_GL before mujoco is imported)
-    from data_collector_ros.sim_bridge import SimBridge
-
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=ros_domain_id)
-    node = SimBridge(
-        context=context,
-        parameter_overrides=[
-            Parameter("tray_pose", value=[float(v) for v in scenes.HANDLE_BOX_TRAY]),
-            Parameter("obstacles", Parameter.Type.DOUBLE_ARRAY, [float(v) for v in scenes.HANDLE_BOX.as_array()]),
-        ],
-    )
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    yield node
-    node.stop()
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.shutdown(context=context)
-    thread.join(timeout=5)
+    with _dds.bridge_in_process(ros_domain_id, scenes.HANDLE_BOX_TRAY, scenes.HANDLE_BOX) as node:
+        yield node
 
 
 def test_the_executed_plan_avoids_the_box_the_straight_reach_hits(start_process, client, bridge) -> None:

@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import rclpy
 from action_msgs.msg import GoalStatus
 from geometry_msgs.msg import Pose, PoseStamped
 from rclpy.action import ActionClient
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.parameter import Parameter
 
 from flow_planner_common.ros_messages import pose_values
 from flow_planner_common.tray_ik import TrayIK
@@ -74,28 +70,8 @@ def execute(client, goal: ExecutePlan.Goal, timeout: float = 60.0):
 def bridge(ros_domain_id: int):
     """The MuJoCo bridge in this process (to read the end effector and handle sites), on the barrier scene
     (config/eval_scenes.yaml episode 0: a wall beyond the resting tray)."""
-    import data_collector_ros  # noqa: F401  (sets MUJOCO_GL before mujoco is imported)
-    from data_collector_ros.sim_bridge import SimBridge
-
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=ros_domain_id)
-    node = SimBridge(
-        context=context,
-        parameter_overrides=[
-            Parameter("tray_pose", value=[float(v) for v in scenes.BARRIER_TRAY]),
-            Parameter("obstacles", Parameter.Type.DOUBLE_ARRAY, [float(v) for v in scenes.BARRIER.as_array()]),
-        ],
-    )
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    yield node
-    node.stop()
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.shutdown(context=context)
-    thread.join(timeout=5)
+    with _dds.bridge_in_process(ros_domain_id, scenes.BARRIER_TRAY, scenes.BARRIER) as node:
+        yield node
 
 
 def test_a_pose_goal_is_planned_and_executed_to_the_handles_of_the_tray(start_process, client, bridge) -> None:
