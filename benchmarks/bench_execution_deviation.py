@@ -51,6 +51,8 @@ ROWS = (
     ("tray_executed", "tray: physics vs model @ executed q"),
     ("tray_from_waypoint", "tray: physics vs model @ waypoint"),
     ("tray_cover_excess", "tray: that minus cover"),
+    ("tray_mean_planned", "tray: physics vs 2-tool mean @ plan q"),
+    ("tray_mean_executed", "tray: physics vs 2-tool mean @ exec q"),
     ("grip_executed", "grip change, executed"),
     ("grip_planned.phase_max", "grip change, plan max (per phase)"),
     ("arm_clearance_lost", "arm_obstacle clearance lost (<50 mm)"),

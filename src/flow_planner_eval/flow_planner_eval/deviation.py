@@ -18,6 +18,9 @@ k(t) the waypoint nearest to t (0 = the start state):
   the checker's model at q_plan(t)| (tracking plus the two-handed grasp), `tray_executed` = the same against the
   model at q_exec(t) (the two-handed grasp alone: the weld pulling the tray off the left tool's rigid grasp), and
   `tray_from_waypoint` = against the model at q_plan(t_k) (what the cover at waypoint k must cover for the tray);
+  `tray_mean_planned` / `tray_mean_executed`: against a candidate model, the tray held by BOTH tools (each grasp
+  taken at the start state, the pose their mean: positions averaged, rotations averaged and projected back onto a
+  rotation), at q_plan(t) / q_exec(t);
 - carries, the grip change (tool_frames.grip_change: the right tool's motion from its start place in the left
   tool's frame): `grip_planned` (H,) at the plan's waypoints (the checker's figure), `grip_executed` (T,) from the
   executed joints.
@@ -59,6 +62,8 @@ class PhaseDeviation:
     tray_planned: np.ndarray | None = None  # (T,) m
     tray_executed: np.ndarray | None = None  # (T,) m
     tray_from_waypoint: np.ndarray | None = None  # (T,) m
+    tray_mean_planned: np.ndarray | None = None  # (T,) m, vs the two-tool model (mean_tray_vertices) at q_plan(t)
+    tray_mean_executed: np.ndarray | None = None  # (T,) m, the same at q_exec(t)
     grip_planned: np.ndarray | None = None  # (H,) m
     grip_executed: np.ndarray | None = None  # (T,) m
     contacts: dict[str, bool] = field(default_factory=dict)  # the simulation's obstacle contacts in the phase
@@ -109,6 +114,27 @@ class DeviationMeter:
         pos, rot = self._kinematics(q)
         tray_p, tray_r = SphereChecker.carried_tray(pos, rot, grasp)
         return self._vertices(tray_p.numpy(), tray_r.numpy())
+
+    def right_grasp(self, start_positions: np.ndarray, tray_pose: np.ndarray) -> TrayGrasp:
+        """The tray pose relative to the RIGHT tool at the start state (grasp_from_start's, for the right tool)."""
+        pos, rot = self._kinematics(np.asarray(start_positions, dtype=float)[None])
+        tool_p, tool_r = pos[0, 1, -1].numpy(), rot[0, 1, -1].numpy()
+        pose = np.asarray(tray_pose, dtype=float)
+        return TrayGrasp(tool_r.T @ (pose[:3] - tool_p), tool_r.T @ quat_to_matrix(pose[3:7]))
+
+    def mean_tray_vertices(self, q: np.ndarray, left: TrayGrasp, right: TrayGrasp) -> np.ndarray:
+        """(T, V, 3) the tray held by both tools at (T, 12) joints: the mean of the poses the left and the right
+        grasp give it (rotation: the mean's nearest rotation, by SVD)."""
+        pos, rot = self._kinematics(q)
+        poses = []
+        for arm, grasp in ((0, left), (1, right)):
+            tool_p, tool_r = pos[:, arm, -1].numpy(), rot[:, arm, -1].numpy()
+            poses.append((tool_p + tool_r @ grasp.position, tool_r @ grasp.rotation))
+        p = 0.5 * (poses[0][0] + poses[1][0])
+        u, _, vt = np.linalg.svd(0.5 * (poses[0][1] + poses[1][1]))
+        fix = np.ones((len(q), 3))
+        fix[:, 2] = np.sign(np.linalg.det(u @ vt))
+        return self._vertices(p, (u * fix[:, None, :]) @ vt)
 
     def _vertices(self, p: np.ndarray, r: np.ndarray) -> np.ndarray:
         return p[:, None, :] + np.einsum("tij,vj->tvi", r, self.tray_vertices)
@@ -181,6 +207,11 @@ class DeviationMeter:
         def off(q: np.ndarray) -> np.ndarray:
             return np.linalg.norm(real - self.model_tray_vertices(q, grasp), axis=-1).max(axis=1)
 
+        right = self.right_grasp(plan.positions[0], tray[0])
+
+        def off_mean(q: np.ndarray) -> np.ndarray:
+            return np.linalg.norm(real - self.mean_tray_vertices(q, grasp, right), axis=-1).max(axis=1)
+
         start = plan.positions[:1]
         pos, rot = self._kinematics(np.concatenate([start, plan.positions[1:]]))
         grip_planned = grip_change(pos, rot).numpy()  # (H,) from the start state, at the waypoints
@@ -188,7 +219,8 @@ class DeviationMeter:
         grip_executed = grip_change(pos, rot).numpy()
         return PhaseDeviation(
             **result, tray_planned=off(q_plan), tray_executed=off(q_exec), tray_from_waypoint=off(q_knot),
-            grip_planned=grip_planned, grip_executed=grip_executed,
+            grip_planned=grip_planned, grip_executed=grip_executed, tray_mean_planned=off_mean(q_plan),
+            tray_mean_executed=off_mean(q_exec),
         )  # fmt: skip
 
     def _clearances(self, planned, q_exec, tray, grasp, boxes) -> dict[str, np.ndarray]:
@@ -225,7 +257,8 @@ def grip_bin(change: float, bins: Sequence[float] = GRIP_BINS) -> str:
     return f"{edges[k - 1]:.0f}-{edges[k]:.0f} mm"
 
 
-METRICS = ("arm", "arm_from_waypoint", "tray_planned", "tray_executed", "tray_from_waypoint", "grip_executed")
+METRICS = ("arm", "arm_from_waypoint", "tray_planned", "tray_executed", "tray_from_waypoint", "tray_mean_planned",
+           "tray_mean_executed", "grip_executed")  # fmt: skip
 
 
 def summarize(

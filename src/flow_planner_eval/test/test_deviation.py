@@ -62,8 +62,15 @@ def test_samples_every_10_ms_through_the_plan_and_its_settle(executed) -> None:
 
 def test_carried_tray_and_grip(executed) -> None:
     _, _, carry, _ = executed
-    # at the start the physics' tray is where the checker's model puts it (the grasp is taken there)
-    for values in (carry.tray_planned, carry.tray_executed, carry.tray_from_waypoint):
+    # at the start the physics' tray is where the checker's model (and the two-tool model) puts it: the grasps are
+    # taken there
+    for values in (
+        carry.tray_planned,
+        carry.tray_executed,
+        carry.tray_from_waypoint,
+        carry.tray_mean_planned,
+        carry.tray_mean_executed,
+    ):
         assert values.shape == carry.times.shape and values[0] < 1e-5
     assert carry.grip_planned.shape == (HORIZON,) and carry.grip_executed[0] < 1e-5
     assert carry.tray_planned.max() < 0.05
