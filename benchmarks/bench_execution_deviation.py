@@ -37,7 +37,7 @@ from data_collector_ros.task import TaskConfig
 from flow_planner_common.plan_scene import PlanScene
 from flow_planner_common.robot import DEFAULT_DT, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, PHASE_CARRY
 from flow_planner_common.scene_safety import DEFAULT_CLEARANCE_MARGIN, SceneSafety
-from flow_planner_eval.deviation import GRIP_BINS, DeviationMeter, PhaseDeviation, grip_bin, summarize
+from flow_planner_eval.deviation import GRIP_BINS, METRICS, DeviationMeter, PhaseDeviation, grip_bin, summarize
 from flow_planner_eval.episodes_file import load_episodes
 
 WORKSPACE = Path(__file__).resolve().parents[1]
@@ -181,6 +181,7 @@ def report(results, unplanned, scene_count: int, seconds: float) -> dict:
         passed = sum(row.passed for row in rows)
         print(f"\n=== {name}: {len(rows)} executed phases on {scene_count} scenes ({dict(sources)}), {passed} pass "
               f"the planner's check; not executed: {dict(unplanned[name]) or 'none'}")  # fmt: skip
+        mine["phases"] = [phase_row(row) for row in rows]
         mine["contacts"] = []
         for row in rows:
             d = row.deviation
@@ -220,6 +221,23 @@ def report(results, unplanned, scene_count: int, seconds: float) -> dict:
         out["planners"][name] = mine
     print(f"\n{seconds:.0f} s")
     return out
+
+
+def phase_row(row: Row) -> dict:
+    """One executed phase in the JSON: its maxima (mm), the plan's max grip change and the clearance lost."""
+    d = row.deviation
+    item = {"phase": "carry" if d.phase == PHASE_CARRY else "reach", "template": row.template, "source": row.source,
+            "passed_check": row.passed, "contact": any(d.contacts.values()),
+            "max_grip_planned_mm": d.max_grip_planned * 1e3}  # fmt: skip
+    for name in METRICS:
+        item[f"{name}_max_mm"] = _max_mm(getattr(d, name))
+    if d.clearance_planned is not None:
+        for column, name in enumerate(("arm_obstacle", "tray_obstacle")):
+            planned, executed = d.clearance_planned[:, column].min(), d.clearance_executed[:, column].min()
+            if np.isfinite(planned):
+                item[f"{name}_planned_min_mm"] = float(planned * 1e3)
+                item[f"{name}_executed_min_mm"] = float(executed * 1e3)
+    return item
 
 
 def _max_mm(values: np.ndarray | None) -> float | None:
