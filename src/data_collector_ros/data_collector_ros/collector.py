@@ -34,6 +34,7 @@ from data_collector_ros.task import TaskConfig
 from flow_planner_common.atomic_file import write_json
 from flow_planner_common.robot import PHASE_NAMES
 from flow_planner_common.trajectory_schema import (
+    SCHEMA_VERSION,
     SchemaError,
     read_trajectory,
     remove_partial_files,
@@ -107,7 +108,8 @@ def invalid_filename(grid_index: int) -> str:
 
 
 def is_finished(output_dir: Path, grid_index: int) -> bool:
-    """Both trajectory files of an index exist, validate and belong to it, or its scene was refused."""
+    """Both trajectory files of an index exist, validate, are of this schema and belong to it, or its scene was
+    refused."""
     if (Path(output_dir) / invalid_filename(grid_index)).is_file():
         return True
     for phase in PHASE_NAMES:
@@ -118,8 +120,8 @@ def is_finished(output_dir: Path, grid_index: int) -> bool:
             record = read_trajectory(path)
         except SchemaError:
             return False
-        if record.grid_index != grid_index or record.phase != phase:
-            return False
+        if record.grid_index != grid_index or record.phase != phase or record.schema_version != SCHEMA_VERSION:
+            return False  # an older schema's file (readable, unchecked) is collected again
     return True
 
 

@@ -1,6 +1,9 @@
 """The collector's episode: the shared reach -> attach -> carry sequence (data_collector_ros.episode_sequence) with
 each phase planned by the CEM expert, executed directly in the physics simulation and judged by the one success
-function; one TrajectoryRecord per phase.
+function, then checked by the planner's own final check (data_collector_ros.plan_check: flow_planner_common.scene_safety
+at the planner's defaults); one TrajectoryRecord per phase. A phase is a success only when the physics succeeds AND the
+check passes; a refused one is recorded as a failure, its reasons saying "planner check: ..." (the record keeps the
+check's figures: check_passed, check_min_margin, check_max_grip).
 
 If the reach ends too far from the handles to attach (or was unstable), the carry still runs from a grasped state:
 the scene is reset with the arms at the reach goal and the tray at its start pose, so every grid index yields a
@@ -19,6 +22,7 @@ import numpy as np
 from data_collector_ros.cem import CEMPlan, CEMPlanner
 from data_collector_ros.episode_sequence import PhaseTask, SimulationScene, judge_phase, phase_verdict, run_episode
 from data_collector_ros.ik import IKSolver
+from data_collector_ros.plan_check import PlanCheck, check_plan
 from data_collector_ros.plan_cost import PhaseContext
 from data_collector_ros.routes import RouteBuilder
 from data_collector_ros.scene_family import SceneEpisode
@@ -27,6 +31,7 @@ from data_collector_ros.success import SuccessResult
 from data_collector_ros.task import TaskConfig
 from flow_planner_common.obstacles import boxes_to_array
 from flow_planner_common.robot import DEFAULT_DT
+from flow_planner_common.scene_safety import DEFAULT_CLEARANCE_MARGIN, DEFAULT_MAX_GRIP_CHANGE, SceneSafety
 from flow_planner_common.trajectory_schema import TrajectoryRecord
 
 UNSTABLE = "simulation unstable"
@@ -46,14 +51,19 @@ class EpisodeConfig:
     settle: float = 0.25  # s simulated after the last waypoint before judging
     grasp_tolerance: float = 0.02  # m
     state_every: int = 10  # physics steps between observer.on_state calls (only with an observer)
+    # the planner's check of every executed plan (plan_check); the planner's defaults keep one definition of safe
+    check_margin: float = DEFAULT_CLEARANCE_MARGIN  # m
+    check_max_grip_change: float = DEFAULT_MAX_GRIP_CHANGE  # m (0 = no grip limit)
 
 
 @dataclass(frozen=True)
 class PhaseOutcome:
     record: TrajectoryRecord
     plan: CEMPlan
-    result: SuccessResult
+    result: SuccessResult  # the physics' verdict AND the planner's check
     ik_success: bool
+    check: PlanCheck | None = None  # the planner's check of the plan
+    physics_success: bool | None = None  # the physics' verdict alone (None: as result.success)
 
     @property
     def unstable(self) -> bool:
@@ -78,6 +88,7 @@ class EpisodeRunner:
         self.observer = observer
         self.scene = SimulationScene(sim, self.config.grasp_tolerance)
         self.routes = RouteBuilder(ik, planner.basis(self.config.dt))
+        self.safety = SceneSafety(self.config.check_margin, planner.cost.checker, self.config.check_max_grip_change)
 
     def run(
         self,
@@ -113,8 +124,8 @@ class EpisodeRunner:
     def run_phase(
         self, task: PhaseTask, grid_index: int, tolerate_unstable: bool = False, scene: SceneEpisode | None = None
     ) -> PhaseOutcome:
-        """Plan from the task's start state to its joint goal, execute in the simulation, judge, build the record
-        (with the `scene`'s fields)."""
+        """Plan from the task's start state to its joint goal, execute in the simulation, judge, check with the
+        planner's check (a refusal fails the phase), build the record (with the `scene`'s fields)."""
         dt = self.config.dt
         plan = cem_plan(self.planner, task, task.start, dt, self.routes)
         try:
@@ -124,6 +135,10 @@ class EpisodeRunner:
             if not tolerate_unstable:
                 raise
             result = phase_verdict(SuccessResult(False, (f"{UNSTABLE}: {exc}",)), task.ik_success)
+        physics_success = result.success
+        check = check_plan(self.safety, task, plan.positions)
+        if not check.passed:
+            result = SuccessResult(False, (*result.reasons, *check.labelled_reasons), result.metrics)
         record = TrajectoryRecord(
             positions=plan.positions,
             velocities=plan.velocities,
@@ -139,8 +154,9 @@ class EpisodeRunner:
             cost=plan.cost,
             dt=dt,
             **scene_fields(scene),
+            **check.record_fields,
         )
-        return PhaseOutcome(record, plan, result, task.ik_success)
+        return PhaseOutcome(record, plan, result, task.ik_success, check, physics_success)
 
     def execute(self, phase: int, positions: np.ndarray, velocities: np.ndarray) -> None:
         """Run a (60, 12) trajectory to its end plus the settle time (stats cleared first); tell the observer."""

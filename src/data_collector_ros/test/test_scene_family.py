@@ -133,7 +133,7 @@ def test_collector_on_the_family_writes_scenes_and_records_refused_ones(tmp_path
             continue
         reach, carry = (read_trajectory(tmp_path / trajectory_filename(i, phase)) for phase in PHASE_NAMES)
         scene = scene_for_index(config, i, StraightReach(collector.runner.sim, collector.runner.ik))
-        assert reach.schema_version == SCHEMA_VERSION == 2 and carry.template == scene.template
+        assert reach.schema_version == SCHEMA_VERSION == 3 and carry.template == scene.template
         assert array_to_boxes(carry.obstacles, carry.obstacle_mask) == scene.obstacles
         np.testing.assert_allclose(carry.tray_goal_pose, scene.goal_pose())
     again = ShardCollector(CollectorConfig(tmp_path, 0, 12, family=config), log=lambda _: None).run(progress=False)
@@ -150,7 +150,7 @@ def test_other_schema_versions_are_refused_and_merge_does_not_mix_them(tmp_path:
     old = {k: v for k, v in arrays.items() if k not in ("obstacles", "obstacle_mask", "template")}
     old["schema_version"] = np.asarray(1)
     save_npz_atomic(tmp_path / "old" / trajectory_filename(2, 0), old)
-    with pytest.raises(SchemaError, match=r"schema_version \[1\], this reader knows 2"):
+    with pytest.raises(SchemaError, match=r"schema_version \[1\], this reader knows 2, 3"):
         read_trajectory(tmp_path / "old" / trajectory_filename(2, 0))
     assert load_npz(tmp_path / "new" / trajectory_filename(1, 0))["template"] == "empty"
     result = subprocess.run(
@@ -159,7 +159,7 @@ def test_other_schema_versions_are_refused_and_merge_does_not_mix_them(tmp_path:
     )  # fmt: skip
     assert result.returncode == 2 and not (tmp_path / "m.npz").exists()
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "mixed schema versions (1 file(s) of schema 1, 1 file(s) of schema 2)" in lines[0]
+    assert len(lines) == 1 and "mixed schema versions (1 file(s) of schema 1, 1 file(s) of schema 3)" in lines[0]
 
 
 def test_scene_input_is_validated() -> None:

@@ -2,9 +2,21 @@
 
 A per-trajectory file holds one trajectory (one phase of one episode); a merged dataset holds the
 same keys stacked on a leading axis. Schema 2 adds the scene: `obstacles` (MAX_OBSTACLES, 7) boxes
-(flow_planner_common.obstacles: centre, full size, yaw), their `obstacle_mask` and the scene `template`;
-files of another schema version are refused with a message that says so. Files are written atomically
-(temp file + os.replace) and read with allow_pickle=False. Every reader validates shapes, dtypes and finiteness.
+(flow_planner_common.obstacles: centre, full size, yaw), their `obstacle_mask` and the scene `template`.
+
+Schema 3 adds the planner's check of the executed plan (flow_planner_common.scene_safety at the planner's default
+margin and grip limit, from the phase's start to its goal, in its scene): `check_passed`, `check_min_margin` (m: the
+smallest clearance minus its required value over waypoints and categories, the grip's slack included; < 0: refused)
+and `check_max_grip` (m: the right tool's largest motion from its grasp in the left tool's frame; NaN for a reach).
+A schema-3 `success` is the physics' verdict AND the check's: what the planner would refuse never enters the training
+set (which keeps `success` trajectories only) as a success.
+
+Schema-2 files are still read (read_trajectory, read_dataset: `upgrade_arrays`), their check fields filled as
+unknown: `check_passed` False, `check_min_margin` and `check_max_grip` NaN, `schema_version` left at 2, and their
+`success` is the physics' alone. So old per-trajectory folders still merge (into a schema-2 dataset: `merge` refuses to
+mix versions) and old datasets still train. Files of any other version are refused with a message that says so. Files
+are written atomically (temp file + os.replace) and read with allow_pickle=False. Every reader validates shapes, dtypes
+and finiteness.
 """
 
 from __future__ import annotations
@@ -21,7 +33,9 @@ from flow_planner_common.atomic_file import TEMP_SUFFIX, atomic_path
 from flow_planner_common.obstacles import BOX_DIM, MAX_OBSTACLES
 from flow_planner_common.robot import HORIZON, JOINT_NAMES, NUM_JOINTS, PHASE_NAMES
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+#: Versions this reader accepts; older ones get the newer fields filled as unknown (`upgrade_arrays`).
+READABLE_VERSIONS: tuple[int, ...] = (2, 3)
 POSE_DIM = 7  # x, y, z, qw, qx, qy, qz
 
 
@@ -59,7 +73,13 @@ FIELDS: dict[str, FieldSpec] = {
     "obstacles": FieldSpec((MAX_OBSTACLES, BOX_DIM), "float64"),
     "obstacle_mask": FieldSpec((MAX_OBSTACLES,), "bool"),
     "template": FieldSpec((), "str"),
+    # schema 3: the planner's check of the plan (NaN: unknown, i.e. a schema-2 file; check_max_grip: NaN for a reach)
+    "check_passed": FieldSpec((), "bool"),
+    "check_min_margin": FieldSpec((), "float64", finite=False),
+    "check_max_grip": FieldSpec((), "float64", finite=False),
 }
+#: The schema-3 fields and the values that say "not checked" (a schema-2 file's).
+CHECK_UNKNOWN: dict[str, object] = {"check_passed": False, "check_min_margin": np.nan, "check_max_grip": np.nan}
 
 
 @dataclass
@@ -84,6 +104,9 @@ class TrajectoryRecord:
     obstacles: np.ndarray = field(default_factory=lambda: np.zeros((MAX_OBSTACLES, BOX_DIM)))
     obstacle_mask: np.ndarray = field(default_factory=lambda: np.zeros(MAX_OBSTACLES, dtype=bool))
     template: str = "empty"
+    check_passed: bool = False  # the defaults say "not checked" (CHECK_UNKNOWN)
+    check_min_margin: float = float("nan")
+    check_max_grip: float = float("nan")
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Arrays with the schema's dtypes, validated."""
@@ -131,8 +154,9 @@ def validate_arrays(arrays: dict[str, np.ndarray], stacked: bool = False) -> int
     """
     if "schema_version" in arrays:
         versions = np.unique(np.asarray(arrays["schema_version"])).tolist()
-        if versions != [SCHEMA_VERSION]:
-            raise SchemaError(f"schema_version {versions}, this reader knows {SCHEMA_VERSION} (re-collect or convert)")
+        if not set(versions) <= set(READABLE_VERSIONS):
+            known = ", ".join(map(str, READABLE_VERSIONS))
+            raise SchemaError(f"schema_version {versions}, this reader knows {known} (re-collect or convert)")
     missing = sorted(set(FIELDS) - set(arrays))
     if missing:
         raise SchemaError(f"missing keys: {', '.join(missing)}")
@@ -165,6 +189,17 @@ def validate_arrays(arrays: dict[str, np.ndarray], stacked: bool = False) -> int
     if np.any(dts <= 0):
         raise SchemaError("dt: must be > 0")
     return 1 if count is None else count
+
+
+def upgrade_arrays(arrays: dict[str, np.ndarray], stacked: bool = False) -> dict[str, np.ndarray]:
+    """Arrays of a schema-2 file (per trajectory or `stacked`) with the schema-3 check fields added as unknown
+    (CHECK_UNKNOWN); anything else is returned as it is (validate_arrays judges it)."""
+    version = np.asarray(arrays.get("schema_version", SCHEMA_VERSION))
+    if not np.all(version == 2) or any(name in arrays for name in CHECK_UNKNOWN):
+        return arrays
+    shape = version.shape if stacked else ()
+    added = {name: np.full(shape, value, dtype=FIELDS[name].dtype) for name, value in CHECK_UNKNOWN.items()}
+    return {**arrays, **added}
 
 
 def trajectory_filename(grid_index: int, phase: int) -> str:
@@ -208,7 +243,7 @@ def write_trajectory(directory: str | Path, record: TrajectoryRecord) -> Path:
 
 def read_trajectory(path: str | Path) -> TrajectoryRecord:
     """Read and validate one per-trajectory file."""
-    arrays = load_npz(path)
+    arrays = upgrade_arrays(load_npz(path))
     try:
         return TrajectoryRecord.from_arrays(arrays)
     except SchemaError as exc:
@@ -231,7 +266,7 @@ def write_dataset(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
 
 def read_dataset(path: str | Path) -> dict[str, np.ndarray]:
     """Read and validate a merged dataset file (stacked arrays)."""
-    arrays = load_npz(path)
+    arrays = upgrade_arrays(load_npz(path), stacked=True)
     try:
         validate_arrays(arrays, stacked=True)
     except SchemaError as exc:

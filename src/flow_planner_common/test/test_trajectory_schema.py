@@ -12,11 +12,13 @@ import pytest
 
 from flow_planner_common.robot import HORIZON, JOINT_NAMES, NUM_JOINTS, PHASE_CARRY, PHASE_REACH
 from flow_planner_common.trajectory_schema import (
+    SCHEMA_VERSION,
     SchemaError,
     TrajectoryRecord,
     read_dataset,
     read_trajectory,
     remove_partial_files,
+    save_npz_atomic,
     stack_records,
     trajectory_filename,
     write_dataset,
@@ -112,3 +114,34 @@ def test_kill_during_write_leaves_no_corrupt_file(tmp_path: Path) -> None:
     assert not (tmp_path / "traj_000001_reach.npz").exists()
     removed = remove_partial_files(tmp_path)
     assert len(removed) == 1 and not list(tmp_path.iterdir())
+
+
+def test_the_planner_check_fields_round_trip_and_schema_2_files_read_as_unchecked(tmp_path: Path) -> None:
+    """Schema 3 records the planner's check (check_passed, check_min_margin, check_max_grip: NaN for a reach);
+    a schema-2 file (no check fields) is still read, per trajectory and merged, its check fields unknown."""
+    checked = make_record(1, PHASE_CARRY)
+    checked.check_passed, checked.check_min_margin, checked.check_max_grip = True, 0.004, 0.012
+    reach = make_record(1, PHASE_REACH)
+    reach.check_passed, reach.check_min_margin = False, -0.002  # check_max_grip stays NaN (a reach)
+    for record in (checked, reach):
+        loaded = read_trajectory(write_trajectory(tmp_path / "v3", record))
+        assert loaded.schema_version == SCHEMA_VERSION == 3
+        assert loaded.check_passed == record.check_passed and loaded.check_min_margin == record.check_min_margin
+        np.testing.assert_equal(loaded.check_max_grip, record.check_max_grip)
+    merged = read_dataset(write_dataset(tmp_path / "v3.npz", stack_records([reach, checked])))
+    np.testing.assert_array_equal(merged["check_passed"], [False, True])
+    np.testing.assert_array_equal(merged["check_max_grip"], [np.nan, 0.012])
+    old = {k: v for k, v in make_record(2).to_arrays().items() if not k.startswith("check_")}
+    old["schema_version"] = np.asarray(2)
+    save_npz_atomic(tmp_path / "v2" / trajectory_filename(2, PHASE_REACH), old)
+    loaded = read_trajectory(tmp_path / "v2" / trajectory_filename(2, PHASE_REACH))
+    assert loaded.schema_version == 2 and loaded.check_passed is False and np.isnan(loaded.check_min_margin)
+    stacked = {k: np.stack([v, v]) for k, v in old.items()}
+    np.savez(tmp_path / "v2.npz", **stacked)
+    arrays = read_dataset(tmp_path / "v2.npz")
+    assert arrays["check_passed"].shape == (2,) and np.isnan(arrays["check_max_grip"]).all()
+    np.testing.assert_array_equal(arrays["schema_version"], [2, 2])
+    old["schema_version"] = np.asarray(1)
+    save_npz_atomic(tmp_path / "v1" / trajectory_filename(2, PHASE_REACH), old)
+    with pytest.raises(SchemaError, match=r"schema_version \[1\], this reader knows 2, 3"):
+        read_trajectory(tmp_path / "v1" / trajectory_filename(2, PHASE_REACH))
