@@ -17,7 +17,8 @@ Cost terms (each a number per candidate, weighted by `CostWeights`):
 
 Clearance bars follow the planner's rule (flow_planner_common.clearance_rules): `clearance` per category, lowered
 to just below the start's and the goal's own clearance. `feasible` is the hard version: every clearance at or above
-0 lowered the same way, limits respected, tilt and grip change under their limits.
+0 lowered the same way, limits respected, tilt and grip change under their limits. Whether an executed plan counts
+as a success is decided by the physics and the planner's own check (data_collector_ros.plan_check), not by this cost.
 """
 
 from __future__ import annotations

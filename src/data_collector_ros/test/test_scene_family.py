@@ -30,6 +30,7 @@ from flow_planner_common.trajectory_schema import (
     SchemaError,
     TrajectoryRecord,
     load_npz,
+    read_dataset,
     read_trajectory,
     save_npz_atomic,
     trajectory_filename,
@@ -160,6 +161,32 @@ def test_other_schema_versions_are_refused_and_merge_does_not_mix_them(tmp_path:
     assert result.returncode == 2 and not (tmp_path / "m.npz").exists()
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "mixed schema versions (1 file(s) of schema 1, 1 file(s) of schema 3)" in lines[0]
+
+
+def test_schema_2_files_still_merge_and_are_collected_again(tmp_path: Path) -> None:
+    """A folder of schema-2 files (before the planner's check) merges into a schema-2 dataset whose check fields are
+    unknown (training reads it as before); it does not mix with schema-3 files, and the collector re-collects it."""
+    record = TrajectoryRecord(
+        positions=np.zeros((60, 12)), velocities=np.zeros((60, 12)), arms_start=np.zeros(12),
+        arms_start_vel=np.zeros(12), arms_goal=np.zeros(12), phase=0, tray_start_pose=np.r_[0.5, 0, 0.76, 1, 0, 0, 0],
+        tray_goal_pose=np.r_[0.5, 0, 0.76, 1, 0, 0, 0], grid_index=1, seed=0, success=True, cost=0.0, dt=0.05,
+    )  # fmt: skip
+    old = {k: v for k, v in record.to_arrays().items() if not k.startswith("check_")}
+    old["schema_version"] = np.asarray(2)
+    for phase in PHASE_NAMES:
+        save_npz_atomic(tmp_path / "v2" / trajectory_filename(1, phase), {**old, "phase": np.asarray(phase)})
+    assert not is_finished(tmp_path / "v2", 1)  # readable, but collected again under the new check
+    result = subprocess.run([str(MERGE), "--input", str(tmp_path / "v2"), "--output", str(tmp_path / "v2.npz")],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    merged = read_dataset(tmp_path / "v2.npz")
+    np.testing.assert_array_equal(merged["schema_version"], [2, 2])
+    np.testing.assert_array_equal(merged["success"], [True, True])
+    assert not merged["check_passed"].any() and np.isnan(merged["check_min_margin"]).all()
+    save_npz_atomic(tmp_path / "v2" / trajectory_filename(2, 0), {**record.to_arrays(), "grid_index": np.asarray(2)})
+    mixed = subprocess.run([str(MERGE), "--input", str(tmp_path / "v2"), "--output", str(tmp_path / "m.npz")],
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert mixed.returncode == 2 and "(2 file(s) of schema 2, 1 file(s) of schema 3)" in mixed.stderr
 
 
 def test_scene_input_is_validated() -> None:

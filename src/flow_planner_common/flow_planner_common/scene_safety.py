@@ -23,7 +23,8 @@ Required clearance per category c and waypoint k:
   two waypoints measured on the straight reach and carry motions of the 20 held-out scenes is 5-9 mm (10-18 mm per
   50 ms step), so 10 mm at the waypoints keeps the motion between them clear too; on top of it the checker itself is
   conservative (2 mm padding, lower bounds; README: 0 false "free" and 8.6 % false "colliding" at margin 0 against
-  MuJoCo). The CEM expert keeps 15 mm in its cost, so expert-like motions pass.
+  MuJoCo). The CEM expert keeps 15 mm in its cost, so expert-like motions pass; the expert's data goes through this
+  very check (data_collector_ros.plan_check: a plan it refuses is recorded as a failure, never as a success).
 - sweep[k]: half the largest displacement of any point of the robot's (and the carried tray's) shapes to the
   neighbouring waypoints (the start state before the first), bounded per body by its origin's motion plus its
   rotation angle times its reach: a fast step needs that much room, not just the margin.
