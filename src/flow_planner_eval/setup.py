@@ -27,7 +27,7 @@ setup(
         (f"share/{PACKAGE}/config", workspace_files("config", CONFIG_FILES)),
     ],
     # Runtime Python dependencies (pip names); ROS ones are in package.xml.
-    install_requires=["setuptools", "numpy", "pyyaml", "matplotlib", "mujoco"],
+    install_requires=["setuptools", "numpy", "pyyaml", "matplotlib", "mujoco", "torch"],
     zip_safe=False,
     maintainer="flow-planner team",
     maintainer_email="team@flow-planner.dev",
