@@ -3,10 +3,10 @@ CEM expert in-process; the shipped flow model through the planning pipeline offl
 executed in MuJoCo (also the plans that fail the planner's check, reported apart: the planner would not
 publish them) and measured every 10 ms against the geometry the planner's check reasons about
 (flow_planner_eval.deviation): the arm spheres executed vs planned, the tray in the physics vs the checker's
-carried-tray model (rigid with the left tool) at the planned and at the executed joints, what the check's cover
-(max(margin, sweep) at the nearest waypoint) must cover, the plans' grip change, and per phase the clearance to
-the boxes lost between the check (at the waypoints, the tray model) and the execution (the tray where the physics
-has it), where the plan came within 50 mm of a box. Numbers, never asserted.
+carried-tray model (held by both tools, the mean of their grasps' poses) at the planned and at the executed joints,
+what the check's cover (max(margin, sweep) at the nearest waypoint) must cover, the plans' grip change, and per
+phase the clearance to the boxes lost between the check (at the waypoints, the tray model) and the execution (the
+tray where the physics has it), where the plan came within 50 mm of a box. Numbers, never asserted.
 
     python benchmarks/bench_execution_deviation.py                        # cem + flow on config/eval_scenes_40.yaml
     python benchmarks/bench_execution_deviation.py --family-count 120 --json out.json   # + 120 of seed 102, ~2 min

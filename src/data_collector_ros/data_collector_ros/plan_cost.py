@@ -4,7 +4,8 @@
 (flow_planner_common.sphere_checker: the conservative sphere cover, one definition of "clear" for the expert and the
 planner; MuJoCo stays the judge of executed episodes): per waypoint the clearance of the categories the planner
 checks in that phase (reach: arm-arm, arm-table, arm-obstacle; carry: also tray-obstacle and arm-tray, the tray
-moving rigidly with the left tool from its pose at the start, the tools' contacts with the handles being the grasp).
+held by both tools from its pose at the start (the mean of the two grasps' poses: kinematics.TrayGrasp), the tools'
+contacts with the handles being the grasp).
 
 Cost terms (each a number per candidate, weighted by `CostWeights`):
 - goal: squared end-effector error (m^2) at the last waypoint, summed over both arms;

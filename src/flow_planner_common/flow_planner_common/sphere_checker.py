@@ -1,12 +1,12 @@
 """Batched collision clearances in torch (CPU or CUDA) from a sphere cover of the arms: the one collision checker.
 
 `SphereChecker.clearance` takes (..., 12) joint positions, a scene's boxes and the tray (resting at a pose, or
-carried rigidly with the left tool, exactly as `flow_planner_common.kinematics`) and returns per configuration the
-smallest signed distance (m, < 0 = penetration) of each category in `kinematics.CATEGORIES` order, a (..., 6) tensor,
-+inf where a category has no pair. Conservative against the MJCF geoms (what MuJoCo's collision detection sees): where
-they are apart the value is at most their distance (by the padding and more), where they touch it is negative, so
-"distance > 0" never hides a contact; a penetration's depth is the deepest sphere's, which can be less than MuJoCo's
-penetration depth of the whole geom.
+carried by both tools at the mean of their poses, exactly as `flow_planner_common.kinematics`) and returns per
+configuration the smallest signed distance (m, < 0 = penetration) of each category in `kinematics.CATEGORIES`
+order, a (..., 6) tensor, +inf where a category has no pair. Conservative against the MJCF geoms (what MuJoCo's
+collision detection sees): where they are apart the value is at most their distance (by the padding and more),
+where they touch it is negative, so "distance > 0" never hides a contact; a penetration's depth is the deepest
+sphere's, which can be less than MuJoCo's penetration depth of the whole geom.
 
 The arms are spheres: `robot_spheres.json` (generated from the MJCF by `data_collector_ros.robot_spheres`) covers
 each body's collision geoms with a few spheres in the body frame of `RobotGeometry`'s chain; the checker pads their
@@ -200,19 +200,28 @@ class SphereChecker:
         return ee_poses_from(*self.forward_kinematics(positions), self.geometry)
 
     def grasp_from_start(self, start_positions: Tensorish, tray_pose: Tensorish) -> TrayGrasp:
-        """The carry's grasp: the tray pose (x y z qw qx qy qz) relative to the left tool at the start state
-        (float64, from the numpy forward kinematics of the same chain, kinematics.ArmKinematics)."""
+        """The carry's grasp: the tray pose (x y z qw qx qy qz) relative to the left and to the right tool at the
+        start state (float64, from the numpy forward kinematics of the same chain, kinematics.ArmKinematics)."""
         start, pose = (np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, dtype=float)
                        for v in (start_positions, tray_pose))  # fmt: skip
         return ArmKinematics(self.geometry).grasp_from_start(start, pose)
 
     @staticmethod
     def carried_tray(pos: torch.Tensor, rot: torch.Tensor, grasp: TrayGrasp) -> tuple[torch.Tensor, torch.Tensor]:
-        """Carried tray body poses from forward_kinematics' output: (..., 3) positions and (..., 3, 3) rotations."""
-        tool_p, tool_r = pos[..., 0, -1, :], rot[..., 0, -1, :, :]
-        offset = torch.as_tensor(grasp.position, dtype=pos.dtype, device=pos.device)
-        turn = torch.as_tensor(grasp.rotation, dtype=rot.dtype, device=rot.device)
-        return tool_p + (tool_r @ offset[:, None])[..., 0], tool_r @ turn
+        """Carried tray body poses from forward_kinematics' output: (..., 3) positions and (..., 3, 3) rotations;
+        with a two-tool grasp the mean of the poses each tool's grasp gives the tray (kinematics.mean_rotation),
+        else the left tool's."""
+        poses = []
+        for arm, (offset, turn) in enumerate(_grasp_parts(grasp)):
+            tool_p, tool_r = pos[..., arm, -1, :], rot[..., arm, -1, :, :]
+            offset = torch.as_tensor(offset, dtype=pos.dtype, device=pos.device)
+            turn = torch.as_tensor(turn, dtype=rot.dtype, device=rot.device)
+            poses.append((tool_p + (tool_r @ offset[:, None])[..., 0], tool_r @ turn))
+        if len(poses) == 1:
+            return poses[0]
+        (left_p, left_r), (right_p, right_r) = poses
+        m = left_r + right_r
+        return 0.5 * (left_p + right_p), _mean_rotation(m[..., :, 0], m[..., :, 1], m[..., :, 2], dim=-1)
 
     def sphere_centers(self, pos: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
         """World centres (..., 2, S, 3) of the spheres from forward_kinematics' output."""
@@ -233,7 +242,8 @@ class SphereChecker:
         """(..., 6) clearances (m) of (..., 12) configurations in kinematics.CATEGORIES order.
 
         obstacles: boxes, or an (M, 7) array (centre, full size, yaw) with an optional (M,) mask. The tray: resting
-        at `tray_pose` (x y z qw qx qy qz), carried with `grasp` (rigidly with the left tool), or absent."""
+        at `tray_pose` (x y z qw qx qy qz), carried with `grasp` (by both tools: the mean of their poses, or rigidly
+        with the left tool when the grasp has no right part: TrayGrasp), or absent."""
         if tray_pose is not None and grasp is not None:
             raise ValueError("give tray_pose (resting tray) or grasp (carried tray), not both")
         q, batch, device = self._configurations(positions)
@@ -249,11 +259,18 @@ class SphereChecker:
             table.clamp_max_(self.first_body_table)
         values = [self._arm_arm(centres), table, per_box[:-1].amin(dim=0) if len(boxes) > 1 else inf, inf, inf, inf]
         if tray_pose is not None or grasp is not None:
-            if grasp is not None:  # rigidly with the left tool
-                tool_rt, tool_p = rots[-1][0], poss[-1][0, 0]  # (3, 3, C) transposed, (3, C)
-                turn_t = self._tensor(np.asarray(grasp.rotation).T)
-                tray_rt = torch.matmul(turn_t, tool_rt.reshape(3, 3 * n)).view(3, 3, n)  # (R_tool G)^T
-                tray_p = tool_p + (tool_rt * self._tensor(grasp.position)[:, None, None]).sum(dim=0)
+            if grasp is not None:  # by both tools (the mean of their poses), or rigidly with the left one
+                held = []
+                for arm, (offset, turn) in enumerate(_grasp_parts(grasp)):
+                    tool_rt, tool_p = rots[-1][arm], poss[-1][arm, 0]  # (3, 3, C) transposed, (3, C)
+                    turn_t = self._tensor(np.asarray(turn).T)  # the tray's (p, (R_tool G)^T) from this tool
+                    held.append((tool_p + (tool_rt * self._tensor(offset)[:, None, None]).sum(dim=0),
+                                 torch.matmul(turn_t, tool_rt.reshape(3, 3 * n)).view(3, 3, n)))  # fmt: skip
+                tray_p, tray_rt = held[0]
+                if len(held) == 2:
+                    tray_p = 0.5 * (tray_p + held[1][0])
+                    mean_t = tray_rt + held[1][1]  # (R_left G_left + R_right G_right)^T: its rows are the columns
+                    tray_rt = _mean_rotation(mean_t[0], mean_t[1], mean_t[2], dim=0)  # rows: R's columns
             else:
                 pose = self._input(tray_pose)
                 tray_rt = _quat_to_matrix(pose[3:7]).t()[..., None]  # (3, 3, 1)
@@ -395,3 +412,24 @@ def _quat_to_matrix(quat: torch.Tensor) -> torch.Tensor:
         2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
         2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
     ]).reshape(3, 3)  # fmt: skip
+
+
+def _grasp_parts(grasp: TrayGrasp) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The tray's (position, rotation) in the left tool frame, then, for a two-tool grasp, in the right one."""
+    parts = [(grasp.position, grasp.rotation)]
+    if grasp.two_tool:
+        parts.append((grasp.right_position, grasp.right_rotation))
+    return parts
+
+
+def _mean_rotation(m0: torch.Tensor, m1: torch.Tensor, m2: torch.Tensor, dim: int) -> torch.Tensor:
+    """The columns (x, y, z stacked at `dim`) of the rotation nearest to M = (m0 m1 m2) / 2, M's columns the sums of
+    two rotations' columns (3 components along `dim`): kinematics.mean_rotation, batched, no host sync."""
+    c0, c1, c2 = 0.5 * m0, 0.5 * m1, 0.5 * m2
+    cof0, cof1 = torch.linalg.cross(c1, c2, dim=dim), torch.linalg.cross(c2, c0, dim=dim)  # of det(M) M^-T
+    det = (c0 * cof0).sum(dim=dim, keepdim=True)
+    x, y = 0.5 * (c0 + cof0 / det), 0.5 * (c1 + cof1 / det)  # a Newton step of the polar iteration
+    x = x / torch.linalg.vector_norm(x, dim=dim, keepdim=True)
+    y = y - (x * y).sum(dim=dim, keepdim=True) * x
+    y = y / torch.linalg.vector_norm(y, dim=dim, keepdim=True)
+    return torch.stack([x, y, torch.linalg.cross(x, y, dim=dim)], dim=dim)

@@ -3,10 +3,12 @@ MuJoCo simulation and, every `sample_steps` physics steps, compare the executed 
 planner's check reasons about.
 
 The planner checks a plan kinematically at its waypoints (flow_planner_common.sphere_checker, scene_safety): spheres
-on the arms, the carried tray as boxes held rigidly by the LEFT tool with the grasp taken at the start state
-(`grasp_from_start`, `carried_tray`), a clearance margin raised by a sweep term between waypoints, and a limit on the
-right tool's drift from its grasp (the grip change). The physics differs: the controllers track the trajectory
-with some error, and the tray is welded to both tools (it is pulled between them when the grasps drift apart).
+on the arms, the carried tray as boxes held by both tools with the grasps taken at the start state, its pose the
+mean of the poses the two grasps give it (`grasp_from_start`, `carried_tray`; before issue 21 it was held rigidly
+by the LEFT tool, which a grasp without the right tool's part still gives), a clearance margin raised by a sweep
+term between waypoints, and a limit on the right tool's drift from its grasp (the grip change). The physics
+differs: the controllers track the trajectory with some error, and the tray is welded to both tools (it is pulled
+between them when the grasps drift apart).
 
 Per sample at time t (s from the moment the plan is sent), with q_plan(t) the plan interpolated like the
 controllers do (flow_planner_common.hermite, from the commanded state at the send), q_exec(t) MuJoCo's joints and
@@ -16,11 +18,12 @@ k(t) the waypoint nearest to t (0 = the start state):
   k, max(margin, sweep[k]), must cover (the planned motion to mid-step plus the tracking error);
 - carries, the tray's box vertices (all tray boxes, 8 corners each): `tray_planned` = max |MuJoCo's tray -
   the checker's model at q_plan(t)| (tracking plus the two-handed grasp), `tray_executed` = the same against the
-  model at q_exec(t) (the two-handed grasp alone: the weld pulling the tray off the left tool's rigid grasp), and
+  model at q_exec(t) (the model's error alone: the weld pulling the tray between the drifting grasps), and
   `tray_from_waypoint` = against the model at q_plan(t_k) (what the cover at waypoint k must cover for the tray);
-  `tray_mean_planned` / `tray_mean_executed`: against a candidate model, the tray held by BOTH tools (each grasp
-  taken at the start state, the pose their mean: positions averaged, rotations averaged and projected back onto a
-  rotation), at q_plan(t) / q_exec(t);
+  `tray_mean_planned` / `tray_mean_executed`: against the tray held by BOTH tools (each grasp taken at the start
+  state, the pose their mean: positions averaged, rotations averaged and projected back onto a rotation by SVD), at
+  q_plan(t) / q_exec(t): the checker's model since issue 21, computed apart (a check of it; with a left-only grasp,
+  as before, the two rows differ);
 - carries, the grip change (tool_frames.grip_change: the right tool's motion from its start place in the left
   tool's frame): `grip_planned` (H,) at the plan's waypoints (the checker's figure), `grip_executed` (T,) from the
   executed joints.
@@ -110,7 +113,8 @@ class DeviationMeter:
         return self.checker.sphere_centers(pos, rot).reshape(len(q), -1, 3).numpy()
 
     def model_tray_vertices(self, q: np.ndarray, grasp: TrayGrasp) -> np.ndarray:
-        """(T, V, 3) the checker's carried tray (rigid with the left tool) at (T, 12) joints: its box vertices."""
+        """(T, V, 3) the checker's carried tray (`carried_tray`: by both tools, or rigid with the left one for a
+        left-only grasp) at (T, 12) joints: its box vertices."""
         pos, rot = self._kinematics(q)
         tray_p, tray_r = SphereChecker.carried_tray(pos, rot, grasp)
         return self._vertices(tray_p.numpy(), tray_r.numpy())

@@ -74,6 +74,9 @@ def test_carried_tray_and_grip(executed) -> None:
         assert values.shape == carry.times.shape and values[0] < 1e-5
     assert carry.grip_planned.shape == (HORIZON,) and carry.grip_executed[0] < 1e-5
     assert carry.tray_planned.max() < 0.05
+    # the checker's model is the two-tool mean (issue 21): the same numbers as the SVD-averaged candidate's
+    assert np.abs(carry.tray_executed - carry.tray_mean_executed).max() < 1e-5
+    assert np.abs(carry.tray_planned - carry.tray_mean_planned).max() < 1e-5
     assert np.all(np.isfinite(carry.clearance_executed))  # the tray where the physics has it, against the box
 
 

@@ -15,7 +15,7 @@ the service's DDS queue (beyond `max_pending_requests`: "busy" at once). One Sin
 a multi-threaded one was measured to make planning 3-10x slower beside a 100 Hz /joint_states stream (GIL).
 
 Scene (flow_planner_common.plan_scene): the union of the request's `obstacles` and the latest ObstacleArray on
-`scene_obstacles_topic`, and with `carrying_tray` the tray carried rigidly from `tray_pose` at the start state; an
+`scene_obstacles_topic`, and with `carrying_tray` the tray carried by both tools from `tray_pose` at the start state; an
 execution keeps its scene for its replans. A `target_tray_pose` goal becomes a joint goal by IK (planning.pose_goal).
 Safety: every trajectory passes the pipeline's checks (limits, continuity, clearance: flow_planner_common.scene_safety;
 refinement when no sample passes) before it is returned or published; an executed request must start at the measured

@@ -90,9 +90,12 @@ def joint_levers(checker: SphereChecker, grasp=None) -> np.ndarray:
     reach = np.zeros((2, NUM_ARM_JOINTS + 1))
     for arm in range(2):
         np.maximum.at(reach[arm], sp.body[arm], far[arm])
-    if grasp is not None:
+    if grasp is not None:  # the tray moves with the left tool, and with the right one for a two-tool grasp (by half
+        # its motion there: the mean of the two tools' poses, bounded here by the whole)
         tray = np.max(np.linalg.norm(g.tray_center, axis=-1) + np.linalg.norm(g.tray_half + checker.padding, axis=-1))
         reach[0, -1] = max(reach[0, -1], float(np.linalg.norm(grasp.position)) + tray)
+        if grasp.two_tool:
+            reach[1, -1] = max(reach[1, -1], float(np.linalg.norm(grasp.right_position)) + tray)
     links = np.concatenate([np.linalg.norm(g.link_pos, axis=-1), np.linalg.norm(g.tool_pos, axis=-1)[:, None]], 1)
     levers = np.zeros((2, NUM_ARM_JOINTS))
     for j in range(NUM_ARM_JOINTS):
