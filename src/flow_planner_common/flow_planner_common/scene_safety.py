@@ -37,8 +37,8 @@ Required clearance per category c and waypoint k:
   in the check but grazed it in the physics. Within the limit the checker puts the tray between the tools (the
   mean of the two grasps' poses, issue 21): on the flow carries of 160 scenes that pass the check its corners are
   off the physics' by p99 2.6 mm (max 9.9) at the executed joints, where the left tool's rigid grasp was off by up
-  to the grip change (p99 13.9 mm, max 18.9; bench_execution_deviation). The category's "clearance" is the grip's slack (limit minus change), required
-  >= 0 (no sweep term); the reasons say `grip: the right tool moved ...`.
+  to the grip change (p99 13.9 mm, max 18.9; bench_execution_deviation). The category's "clearance" is the grip's
+  slack (limit minus change), required >= 0 (no sweep term); the reasons say `grip: the right tool moved ...`.
 - endpoint[c]: the category's clearance at the request's start and goal (every candidate starts and ends there): a
   tray lifted off the table (-2 mm: padding), a goal 5 mm from a box, or a start the robot already occupies would
   otherwise make every candidate fail. The floor (-3 mm = padding + 1 mm) never accepts a real penetration: a start or
