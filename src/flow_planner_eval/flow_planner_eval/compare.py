@@ -100,18 +100,17 @@ def default_configs(
         configs.append(PlannerConfig("straight", "straight"))
     for n in _positive(flow_samples, "flow samples"):
         configs.append(PlannerConfig(f"flow-{n}", "flow", num_samples=n, default=n == node_samples))
-    for n in _positive(unrefined_samples, "unrefined flow samples"):
-        if node_has("refine_iterations"):
-            configs.append(PlannerConfig(f"flow-{n}-raw", "flow", num_samples=n,
-                                         node_parameters=(("refine_iterations", "0"),)))  # fmt: skip
-        else:
-            notes.append(f"flow-{n}-raw left out: the planner node has no refine_iterations parameter")
-    for n in _positive(fallback_samples, "fallback flow samples"):
-        if node_has("fallback_planner"):
-            configs.append(PlannerConfig(f"flow-{n}+rrt", "flow", num_samples=n,
-                                         node_parameters=(("fallback_planner", "rrt"),)))  # fmt: skip
-        else:
-            notes.append(f"flow-{n}+rrt left out: the planner node has no fallback_planner parameter")
+    variants = (  # flow-N with one node parameter changed: (values, suffix, parameter, value, what)
+        (unrefined_samples, "-raw", "refine_iterations", "0", "unrefined flow samples"),
+        (fallback_samples, "+rrt", "fallback_planner", "rrt", "fallback flow samples"),
+    )
+    for values, suffix, parameter, value, what in variants:
+        for n in _positive(values, what):
+            if node_has(parameter):
+                configs.append(PlannerConfig(f"flow-{n}{suffix}", "flow", num_samples=n,
+                                             node_parameters=((parameter, value),)))  # fmt: skip
+            else:
+                notes.append(f"flow-{n}{suffix} left out: the planner node has no {parameter} parameter")
     for t in rrt_time_limits:
         if not 0.0 < float(t) <= 60.0:
             raise ValueError(f"RRT time limits must be in (0, 60] s (got {t})")

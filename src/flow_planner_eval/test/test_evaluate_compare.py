@@ -43,6 +43,12 @@ def test_configurations_and_their_order() -> None:
     ]  # fmt: skip
     configs, notes = default_configs((8,), (5,), (32,), straight=False, node_has=lambda name: False)
     assert [c.name for c in configs] == ["flow-8", "cem-5"] and "refine_iterations" in notes[0]
+    configs, notes = default_configs((8,), (5,), (), rrt_time_limits=(2.0, 0.5), fallback_samples=(8,))
+    assert [c.name for c in configs] == ["straight", "flow-8", "flow-8+rrt", "rrt", "rrt-0.5s", "cem-5"] and not notes
+    assert [c.name for c in run_order(configs)] == ["flow-8", "flow-8+rrt", "straight", "rrt", "rrt-0.5s", "cem-5"]
+    assert configs[2].node_parameters == (("fallback_planner", "rrt"),) and configs[4].rrt_time_limit == 0.5
+    with pytest.raises(ValueError, match="RRT time limits"):
+        default_configs((), (), (), rrt_time_limits=(0.0,))
     with pytest.raises(ValueError, match="duplicate"):
         default_configs((8, 8), ())
     with pytest.raises(ValueError, match=">= 1"):
