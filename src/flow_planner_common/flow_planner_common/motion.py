@@ -19,6 +19,17 @@ import numpy as np
 from flow_planner_common.robot import HORIZON
 
 
+def min_jerk_blend(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """m(s) = 10 s^3 - 15 s^4 + 6 s^5 (0 to 1 with zero slope and curvature at both ends) and dm/ds."""
+    return 10 * s**3 - 15 * s**4 + 6 * s**5, 30 * s**2 - 60 * s**3 + 30 * s**4
+
+
+def velocity_carry(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """p(s) = s - 6 s^3 + 8 s^4 - 3 s^5 (p(0) = 0, p'(0) = 1, zero value, slope and curvature at s = 1: carries a
+    start velocity away) and dp/ds."""
+    return s - 6 * s**3 + 8 * s**4 - 3 * s**5, 1 - 18 * s**2 + 32 * s**3 - 15 * s**4
+
+
 def min_jerk_waypoints(
     start: np.ndarray, goal: np.ndarray, dt: float, horizon: int = HORIZON
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -43,10 +54,10 @@ def reference_trajectory(
     start, start_vel, goal = (np.asarray(a, dtype=float) for a in (start, start_vel, goal))
     total = horizon * dt
     s = np.arange(1, horizon + 1) / horizon
-    blend = 10 * s**3 - 15 * s**4 + 6 * s**5
-    dblend = (30 * s**2 - 60 * s**3 + 30 * s**4) / total
-    carry = total * (s - 6 * s**3 + 8 * s**4 - 3 * s**5)
-    dcarry = 1 - 18 * s**2 + 32 * s**3 - 15 * s**4
+    blend, dblend = min_jerk_blend(s)
+    dblend = dblend / total
+    carry, dcarry = velocity_carry(s)
+    carry = total * carry
     shape = (-1,) + (1,) * start.ndim  # (H, 1) or (H, 1, 1): broadcast over joints (and batch)
     positions = start + blend.reshape(shape) * (goal - start) + carry.reshape(shape) * start_vel
     velocities = dblend.reshape(shape) * (goal - start) + dcarry.reshape(shape) * start_vel

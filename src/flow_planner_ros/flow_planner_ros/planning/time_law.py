@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flow_planner_common.motion import min_jerk_blend, velocity_carry
+
 #: Shortest ramp of the smooth trapezoid, as a share of the horizon's duration.
 MIN_RAMP = 0.2
 #: Speed limits are used up to this share (round-off and the finite differences' slack).
@@ -62,16 +64,16 @@ def along(path: np.ndarray, lengths: np.ndarray, s: np.ndarray) -> tuple[np.ndar
 
 def quintic(t: np.ndarray, total: float, length: float) -> tuple[np.ndarray, np.ndarray]:
     """Minimum-jerk arc length and speed at times t over `total` seconds."""
-    u = np.clip(t / total, 0.0, 1.0)
-    return length * (10 * u**3 - 15 * u**4 + 6 * u**5), length / total * (30 * u**2 - 60 * u**3 + 30 * u**4)
+    blend, dblend = min_jerk_blend(np.clip(t / total, 0.0, 1.0))
+    return length * blend, length / total * dblend
 
 
 def smooth_trapezoid(t: np.ndarray, total: float, length: float, ramp: float) -> tuple[np.ndarray, np.ndarray]:
     """Arc length and speed of the smooth trapezoid (see the module docstring) with ramps of `ramp` seconds."""
     speed = length / (total - ramp)
 
-    def rise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # integral of h (ramp units), h
-        return 2.5 * x**4 - 3 * x**5 + x**6, 10 * x**3 - 15 * x**4 + 6 * x**5
+    def rise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # integral of h (ramp units), h (the min-jerk blend)
+        return 2.5 * x**4 - 3 * x**5 + x**6, min_jerk_blend(x)[0]
 
     t = np.clip(t, 0.0, total)
     up, dup = rise(np.clip(t / ramp, 0.0, 1.0))
@@ -84,9 +86,7 @@ def smooth_trapezoid(t: np.ndarray, total: float, length: float, ramp: float) ->
 
 def start_decay(t: np.ndarray, start_velocity: np.ndarray, decay: float) -> tuple[np.ndarray, np.ndarray]:
     """(N, 12) offsets and their velocities that carry a start velocity away within `decay` seconds."""
-    x = np.clip(t / decay, 0.0, 1.0)[:, None]
-    p = x - 6 * x**3 + 8 * x**4 - 3 * x**5
-    dp = 1 - 18 * x**2 + 32 * x**3 - 15 * x**4
+    p, dp = velocity_carry(np.clip(t / decay, 0.0, 1.0)[:, None])
     return decay * p * start_velocity, dp * start_velocity
 
 
