@@ -132,8 +132,8 @@ class SceneSafety:
         self.margin = float(margin)
         self.max_grip_change = float(max_grip_change)
         self.checker = checker or SphereChecker(device=device)
-        self._body_reach = self.checker._tensor(_body_reach(self.checker))  # (14,)
-        self._tray_reach = _tray_reach(self.checker)
+        self._body_reach = self.checker._tensor(body_reach(self.checker))  # (14,)
+        self._tray_reach = tray_reach(self.checker)
 
     @property
     def device(self) -> torch.device:
@@ -272,7 +272,7 @@ def endpoint_clearance_problem(endpoint: np.ndarray, categories: tuple[str, ...]
     return None
 
 
-def _body_reach(checker: SphereChecker) -> np.ndarray:
+def body_reach(checker: SphereChecker) -> np.ndarray:
     """(14,) per arm body (left 0..6, right 0..6) the farthest point of its padded spheres from its origin (m)."""
     sp = checker.spheres
     far = np.linalg.norm(sp.center, axis=-1) + sp.radius + checker.padding  # (2, S)
@@ -282,7 +282,7 @@ def _body_reach(checker: SphereChecker) -> np.ndarray:
     return reach.reshape(-1)
 
 
-def _tray_reach(checker: SphereChecker) -> float:
+def tray_reach(checker: SphereChecker) -> float:
     """The farthest point of the padded tray boxes from the tray body's origin (m)."""
     g = checker.geometry
     corner = np.linalg.norm(g.tray_half + checker.padding, axis=-1)

@@ -39,7 +39,7 @@ from ompl import util as ou
 from flow_planner_common.kinematics import CATEGORIES, ArmKinematics
 from flow_planner_common.plan_scene import EMPTY_SCENE, PlanScene
 from flow_planner_common.robot import DEFAULT_DT, HORIZON, NUM_ARM_JOINTS, NUM_JOINTS
-from flow_planner_common.scene_safety import GRIP, SceneCheck, SceneSafety
+from flow_planner_common.scene_safety import GRIP, SceneCheck, SceneSafety, body_reach, tray_reach
 from flow_planner_common.sphere_checker import SphereChecker
 from flow_planner_common.tray_ik import TrayIK
 from flow_planner_ros.planning.time_law import time_path
@@ -85,14 +85,11 @@ class RRTResult:
 def joint_levers(checker: SphereChecker, grasp=None) -> np.ndarray:
     """(12,) an upper bound (m/rad) of how far any padded sphere (and a carried tray) moves per radian of each joint:
     chain length from the joint to the body plus the body's reach."""
-    g, sp = checker.geometry, checker.spheres
-    far = np.linalg.norm(sp.center, axis=-1) + sp.radius + checker.padding  # (2, S)
-    reach = np.zeros((2, NUM_ARM_JOINTS + 1))
-    for arm in range(2):
-        np.maximum.at(reach[arm], sp.body[arm], far[arm])
+    g = checker.geometry
+    reach = body_reach(checker).reshape(2, NUM_ARM_JOINTS + 1)  # per body the farthest padded sphere point
     if grasp is not None:  # the tray moves with the left tool, and with the right one for a two-tool grasp (by half
         # its motion there: the mean of the two tools' poses, bounded here by the whole)
-        tray = np.max(np.linalg.norm(g.tray_center, axis=-1) + np.linalg.norm(g.tray_half + checker.padding, axis=-1))
+        tray = tray_reach(checker)
         reach[0, -1] = max(reach[0, -1], float(np.linalg.norm(grasp.position)) + tray)
         if grasp.two_tool:
             reach[1, -1] = max(reach[1, -1], float(np.linalg.norm(grasp.right_position)) + tray)
