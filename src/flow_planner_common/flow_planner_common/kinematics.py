@@ -127,6 +127,13 @@ class TrayGrasp:
         """Held by both tools (the tray at the mean of their poses), else rigidly by the left one."""
         return self.right_position is not None
 
+    def tool_parts(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The tray's (position, rotation) in the left tool frame, then, for a two-tool grasp, in the right one."""
+        parts = [(self.position, self.rotation)]
+        if self.two_tool:
+            parts.append((self.right_position, self.right_rotation))
+        return parts
+
     def left_only(self) -> TrayGrasp:
         """The same grasp without the right tool's part (the tray rigid with the left tool)."""
         return TrayGrasp(self.position, self.rotation)
@@ -230,11 +237,11 @@ class ArmKinematics:
     def carried_tray(pos: np.ndarray, rot: np.ndarray, grasp: TrayGrasp) -> tuple[np.ndarray, np.ndarray]:
         """tray_poses from body poses already computed by forward_kinematics: with a two-tool grasp the mean of the
         poses each tool's grasp gives the tray, else the left tool's."""
-        tool_p, tool_r = pos[..., 0, -1, :], rot[..., 0, -1, :, :]
-        tray_p = tool_p + apply_rotation(tool_r, np.broadcast_to(grasp.position, tool_p.shape))
-        tray_r = tool_r @ grasp.rotation
-        if not grasp.two_tool:
-            return tray_p, tray_r
-        tool_p, tool_r = pos[..., 1, -1, :], rot[..., 1, -1, :, :]
-        right_p = tool_p + apply_rotation(tool_r, np.broadcast_to(grasp.right_position, tool_p.shape))
-        return 0.5 * (tray_p + right_p), mean_rotation(tray_r, tool_r @ grasp.right_rotation)
+        poses = []
+        for arm, (offset, turn) in enumerate(grasp.tool_parts()):
+            tool_p, tool_r = pos[..., arm, -1, :], rot[..., arm, -1, :, :]
+            poses.append((tool_p + apply_rotation(tool_r, np.broadcast_to(offset, tool_p.shape)), tool_r @ turn))
+        if len(poses) == 1:
+            return poses[0]
+        (left_p, left_r), (right_p, right_r) = poses
+        return 0.5 * (left_p + right_p), mean_rotation(left_r, right_r)

@@ -212,7 +212,7 @@ class SphereChecker:
         with a two-tool grasp the mean of the poses each tool's grasp gives the tray (kinematics.mean_rotation),
         else the left tool's."""
         poses = []
-        for arm, (offset, turn) in enumerate(_grasp_parts(grasp)):
+        for arm, (offset, turn) in enumerate(grasp.tool_parts()):
             tool_p, tool_r = pos[..., arm, -1, :], rot[..., arm, -1, :, :]
             offset = torch.as_tensor(offset, dtype=pos.dtype, device=pos.device)
             turn = torch.as_tensor(turn, dtype=rot.dtype, device=rot.device)
@@ -261,7 +261,7 @@ class SphereChecker:
         if tray_pose is not None or grasp is not None:
             if grasp is not None:  # by both tools (the mean of their poses), or rigidly with the left one
                 held = []
-                for arm, (offset, turn) in enumerate(_grasp_parts(grasp)):
+                for arm, (offset, turn) in enumerate(grasp.tool_parts()):
                     tool_rt, tool_p = rots[-1][arm], poss[-1][arm, 0]  # (3, 3, C) transposed, (3, C)
                     turn_t = self._tensor(np.asarray(turn).T)  # the tray's (p, (R_tool G)^T) from this tool
                     held.append((tool_p + (tool_rt * self._tensor(offset)[:, None, None]).sum(dim=0),
@@ -412,14 +412,6 @@ def _quat_to_matrix(quat: torch.Tensor) -> torch.Tensor:
         2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
         2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
     ]).reshape(3, 3)  # fmt: skip
-
-
-def _grasp_parts(grasp: TrayGrasp) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The tray's (position, rotation) in the left tool frame, then, for a two-tool grasp, in the right one."""
-    parts = [(grasp.position, grasp.rotation)]
-    if grasp.two_tool:
-        parts.append((grasp.right_position, grasp.right_rotation))
-    return parts
 
 
 def _mean_rotation(m0: torch.Tensor, m1: torch.Tensor, m2: torch.Tensor, dim: int) -> torch.Tensor:

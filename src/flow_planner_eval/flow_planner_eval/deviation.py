@@ -121,10 +121,8 @@ class DeviationMeter:
 
     def right_grasp(self, start_positions: np.ndarray, tray_pose: np.ndarray) -> TrayGrasp:
         """The tray pose relative to the RIGHT tool at the start state (grasp_from_start's, for the right tool)."""
-        pos, rot = self._kinematics(np.asarray(start_positions, dtype=float)[None])
-        tool_p, tool_r = pos[0, 1, -1].numpy(), rot[0, 1, -1].numpy()
-        pose = np.asarray(tray_pose, dtype=float)
-        return TrayGrasp(tool_r.T @ (pose[:3] - tool_p), tool_r.T @ quat_to_matrix(pose[3:7]))
+        both = self.checker.grasp_from_start(start_positions, tray_pose)
+        return TrayGrasp(both.right_position, both.right_rotation)
 
     def mean_tray_vertices(self, q: np.ndarray, left: TrayGrasp, right: TrayGrasp) -> np.ndarray:
         """(T, V, 3) the tray held by both tools at (T, 12) joints: the mean of the poses the left and the right
@@ -145,8 +143,8 @@ class DeviationMeter:
 
     def pose_vertices(self, poses: np.ndarray) -> np.ndarray:
         """(T, V, 3) the tray's box vertices at (T, 7) poses (x y z qw qx qy qz)."""
-        rot = np.stack([quat_to_matrix(p[3:7]) for p in poses])
-        return self._vertices(np.asarray(poses)[:, :3], rot)
+        poses = np.asarray(poses, dtype=float)
+        return self._vertices(poses[:, :3], quat_to_matrix(poses[:, 3:7]))
 
     # ------------------------------------------------------------------ measurement
     def execute(
