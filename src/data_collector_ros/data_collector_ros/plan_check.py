@@ -63,9 +63,9 @@ def check_plan(safety: SceneSafety, task: PhaseTask, positions: np.ndarray) -> P
     gap = result.clearance[0] - result.required[0]  # (H, C)
     min_margin = float(gap.min())
     reasons = list(result.reasons(0))
-    grip_refused = GRIP in result.categories and bool(np.any(gap[:, result.categories.index(GRIP)] < 0))
-    clearance_refused = bool(np.any(np.delete(gap, result.categories.index(GRIP), axis=1) < 0)
-                             if GRIP in result.categories else np.any(gap < 0))  # fmt: skip
+    is_grip = np.array([c == GRIP for c in result.categories])
+    grip_refused = bool(np.any(gap[:, is_grip] < 0))
+    clearance_refused = bool(np.any(gap[:, ~is_grip] < 0))
     if bound.problem is not None:  # the planner refuses such a request outright (the start or goal collides)
         endpoint = safety.clearances(np.stack([start, goal]), scene)
         min_margin = min(min_margin, float(endpoint.min()) - CLEARANCE_FLOOR)

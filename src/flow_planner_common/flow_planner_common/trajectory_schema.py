@@ -104,9 +104,9 @@ class TrajectoryRecord:
     obstacles: np.ndarray = field(default_factory=lambda: np.zeros((MAX_OBSTACLES, BOX_DIM)))
     obstacle_mask: np.ndarray = field(default_factory=lambda: np.zeros(MAX_OBSTACLES, dtype=bool))
     template: str = "empty"
-    check_passed: bool = False  # the defaults say "not checked" (CHECK_UNKNOWN)
-    check_min_margin: float = float("nan")
-    check_max_grip: float = float("nan")
+    check_passed: bool = CHECK_UNKNOWN["check_passed"]  # the defaults say "not checked"
+    check_min_margin: float = CHECK_UNKNOWN["check_min_margin"]
+    check_max_grip: float = CHECK_UNKNOWN["check_max_grip"]
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Arrays with the schema's dtypes, validated."""
