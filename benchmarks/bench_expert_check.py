@@ -36,6 +36,7 @@ def run_shard(args: tuple[int, int, int, bool]) -> list[dict]:
                 "grip": o.check.grip_refused, "clearance": o.check.clearance_refused,
                 "min_margin": o.check.min_margin, "max_grip": o.check.max_grip,
                 "reasons": [r.split(":")[0] for r in o.check.reasons],
+                "plan_s": o.plan.seconds, "feasible": bool(o.plan.feasible),
             })  # fmt: skip
 
     with tempfile.TemporaryDirectory() as output:
@@ -79,6 +80,11 @@ def main() -> None:
               f"clearance only {clear_only}, both {both_kinds} (by reason: {dict(categories)}); "
               f"check refuses overall {sum(not r['passed'] for r in of)}/{n}")  # fmt: skip
         print(f"    min margin (m) p5 {np.percentile(margins, 5) * 1e3:.1f} mm, p50 {np.median(margins) * 1e3:.1f} mm")
+        seconds = np.array([r["plan_s"] for r in of])
+        feasible = sum(r["feasible"] for r in of)
+        print(f"    expert planning time p50 {np.median(seconds) * 1e3:.0f} ms, p95 "
+              f"{np.percentile(seconds, 95) * 1e3:.0f} ms, mean {seconds.mean() * 1e3:.0f} ms; "
+              f"the expert's own 'feasible' {feasible}/{n}")
         grips = np.array([r["max_grip"] for r in of if np.isfinite(r["max_grip"])])
         if grips.size:
             print(f"    grip change p50 {np.median(grips) * 1e3:.1f} mm, p95 {np.percentile(grips, 95) * 1e3:.1f} mm, "

@@ -17,10 +17,17 @@ collisions on every waypoint, no physics), refits mean and std on the `num_elite
 and keeps the best plan seen. It stops after `iterations`, or early when the best plan is feasible and improved by
 less than `tolerance` (relative) in an iteration. Everything random comes from the generator passed in.
 
+Grip (carries). Both tools hold one tray, so the right arm cannot move freely: with `hold_grip` every carry
+candidate's right arm is replaced by the one that keeps its end effector where it was at the start in the left end
+effector's frame (data_collector_ros.grip_follower: a few damped-least-squares steps per waypoint from
+the candidate's own right arm, velocities through the Jacobians), so every carry is grip-consistent by construction
+and the search spends its samples on the left arm's (the tray's) path alone: the right arm's knots get no noise.
+
 Routes. The search above starts from the straight line, which a box across the path blocks. When it ends without a
-feasible plan, the search restarts from each of the `routes` given by the caller (knot offsets bending the line
-over, beside or under an obstacle, see data_collector_ros.routes), `route_iterations` iterations each, and the best
-plan over all searches wins (feasible first, then cost). On empty scenes the first search finds a feasible plan and
+feasible plan, the search restarts from the `routes` given by the caller in order (knot offsets bending the line
+over, beside or under an obstacle, see data_collector_ros.routes), `route_iterations` iterations each, until one
+finds a feasible plan; the best plan over all searches wins (feasible first, then cost). When the start or the goal
+itself fails the planner's check no route is tried. On empty scenes the first search finds a feasible plan and
 no route is tried, so the expert stays as fast as the straight-line search.
 """
 
@@ -33,9 +40,10 @@ from dataclasses import dataclass, field, replace
 import mujoco
 import numpy as np
 
+from data_collector_ros.grip_follower import GripFollower
 from data_collector_ros.plan_cost import TERMS, CostLimits, CostWeights, PhaseContext, PlanCost
 from flow_planner_common.motion import TrajectoryBasis, reference_trajectory
-from flow_planner_common.robot import NUM_JOINTS
+from flow_planner_common.robot import NUM_ARM_JOINTS, NUM_JOINTS, PHASE_CARRY
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,7 @@ class CEMConfig:
     tolerance: float = 1e-3  # relative improvement below which a feasible plan stops the search
     route_iterations: int = 4  # iterations of the search restarted from each route
     route_std: float = 0.15  # rad, initial spread around a route
+    hold_grip: bool = True  # carries: the right arm follows the left (see the module docstring)
     weights: CostWeights = field(default_factory=CostWeights)
     limits: CostLimits = field(default_factory=CostLimits)
 
@@ -73,6 +82,7 @@ class CEMPlan:
     feasible: bool  # kinematically (collisions, limits, tilt, grip); the physics decides success
     terms: dict[str, float]  # unweighted cost terms of the chosen plan
     knots: np.ndarray  # (num_knots, 12) offsets: pass as init_mean to warm-start a related plan
+    goal: np.ndarray  # (12,) where the plan ends: the goal given, for a carry with the right arm keeping the grip
     iterations: int
     evaluations: int
     seconds: float
@@ -84,6 +94,7 @@ class CEMPlanner:
     def __init__(self, model: mujoco.MjModel, config: CEMConfig | None = None) -> None:
         self.config = config or CEMConfig()
         self.cost = PlanCost(model, self.config.weights, self.config.limits)
+        self.grip = GripFollower(self.cost.checker)
         self._bases: dict[float, TrajectoryBasis] = {}
 
     def basis(self, dt: float) -> TrajectoryBasis:
@@ -100,26 +111,33 @@ class CEMPlanner:
         routes: Sequence[np.ndarray] | Callable[[], Sequence[np.ndarray]] = (),
     ) -> CEMPlan:
         """Plan one phase from context.start_positions/velocities to goal_positions (12,); `routes`: knot offsets
-        (num_knots, 12) to restart from when the search from the straight line finds nothing feasible."""
+        (num_knots, 12) to restart from when the search from the straight line finds nothing feasible. A carry's
+        right arm goal is moved to keep the start's grip (with `hold_grip`): the plan's `goal` says where it ends."""
         started = time.perf_counter()
         basis = self.basis(context.dt)
+        goal = np.asarray(goal_positions, dtype=float)
+        if self.config.hold_grip and context.phase == PHASE_CARRY:  # the right arm's goal keeps the start's grip
+            goal = self.grip.follow(goal[None], np.zeros((1, NUM_JOINTS)), context.start_positions)[0][0]
         reference = reference_trajectory(
             np.asarray(context.start_positions, dtype=float), np.asarray(context.start_velocities, dtype=float),
-            np.asarray(goal_positions, dtype=float), basis.dt, basis.horizon,
+            goal, basis.dt, basis.horizon,
         )  # once per plan: every candidate of every search is this motion plus knot bumps
         best = self._search(context, reference, rng, init_mean, self.config.iterations, self.config.init_std)
         total_iterations, total_evaluations = best.iterations, best.evaluations
         if not best.feasible and callable(routes):
             routes = routes()  # built only when needed: each route costs IK solves
+        if not best.feasible and self.cost.endpoint_problem(context, goal) is not None:
+            routes = ()  # the start or the goal itself fails the planner's check: no route can help
         for route in routes if not best.feasible else ():
             found = self._search(context, reference, rng, route, self.config.route_iterations, self.config.route_std)
             total_iterations += found.iterations
             total_evaluations += found.evaluations
             if (found.feasible, -found.cost) > (best.feasible, -best.cost):
                 best = found
-        return replace(
-            best, iterations=total_iterations, evaluations=total_evaluations, seconds=time.perf_counter() - started
-        )
+            if best.feasible:
+                break  # the first route that works (they are ordered from the least to the most detour)
+        seconds = time.perf_counter() - started
+        return replace(best, goal=goal, iterations=total_iterations, evaluations=total_evaluations, seconds=seconds)
 
     def _search(
         self,
@@ -135,6 +153,9 @@ class CEMPlanner:
         shape = (cfg.num_knots, NUM_JOINTS)
         mean = np.zeros(shape) if init_mean is None else np.array(init_mean, dtype=float).reshape(shape)
         std = np.full(shape, init_std)
+        follow = cfg.hold_grip and context.phase == PHASE_CARRY
+        if follow:
+            std[:, NUM_ARM_JOINTS:] = 0.0  # the right arm's knots only seed its inverse kinematics
         best: tuple[float, np.ndarray, int] | None = None  # (cost, knots, index into the last report)
         best_report = best_pos = best_vel = None
         evaluations, iteration = 0, 0
@@ -144,6 +165,8 @@ class CEMPlanner:
             if iteration == 1 and init_mean is not None:
                 knots[1] = 0.0
             positions, velocities = basis.around(reference, knots)
+            if follow:
+                positions, velocities = self.grip.follow(positions, velocities, context.start_positions)
             report = self.cost.evaluate(positions, velocities, context)
             evaluations += len(knots)
             order = np.argsort(report.total, kind="stable")
@@ -156,6 +179,8 @@ class CEMPlanner:
             elites = knots[order[: cfg.num_elites]]
             mean = cfg.alpha * elites.mean(axis=0) + (1 - cfg.alpha) * mean
             std = np.maximum(cfg.alpha * elites.std(axis=0) + (1 - cfg.alpha) * std, cfg.min_std)
+            if follow:
+                std[:, NUM_ARM_JOINTS:] = 0.0
             improved = previous - best[0]
             settled = improved <= cfg.tolerance * abs(best[0])
             if iteration >= min(cfg.min_iterations, iterations) and best_report[1] and settled:
@@ -168,6 +193,7 @@ class CEMPlanner:
             feasible=best_report[1],
             terms=dict(zip(TERMS, (float(v) for v in best_report[0]), strict=True)),
             knots=best[1],
+            goal=best_pos[-1].copy(),
             iterations=iteration,
             evaluations=evaluations,
             seconds=time.perf_counter() - started,

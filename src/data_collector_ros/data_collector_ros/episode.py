@@ -144,7 +144,7 @@ class EpisodeRunner:
             velocities=plan.velocities,
             arms_start=task.start.positions,
             arms_start_vel=task.start.velocities,
-            arms_goal=task.goal,
+            arms_goal=plan.goal,
             phase=task.phase,
             tray_start_pose=task.tray_start,
             tray_goal_pose=task.tray_goal,

@@ -5,8 +5,9 @@ with the check's reasons ("planner check: ...").
 
 The check runs exactly as the planner's final check does at its defaults (DEFAULT_CLEARANCE_MARGIN 10 mm raised by
 the sweep between waypoints, thresholds lowered to the start's and goal's own clearance, DEFAULT_MAX_GRIP_CHANGE
-50 mm while carrying), from the phase's start state to its joint goal, in the phase's scene: its boxes and, for the
-carry, the tray carried from its start pose with the grasp at the start state (the checker's grasp_from_start).
+50 mm while carrying), from the phase's start state to the plan's end (its joint goal), in the phase's scene: its
+boxes and, for the carry, the tray carried from its start pose with the grasp at the start state (the checker's
+grasp_from_start).
 """
 
 from __future__ import annotations
@@ -55,9 +56,10 @@ def phase_scene(safety: SceneSafety, task: PhaseTask) -> PlanScene:
 
 
 def check_plan(safety: SceneSafety, task: PhaseTask, positions: np.ndarray) -> PlanCheck:
-    """The planner's check of `positions` (H, 12) from the task's start state to its joint goal."""
+    """The planner's check of `positions` (H, 12) from the task's start state to where they end (the task's joint
+    goal; for a grip-consistent carry the goal with the right arm keeping its grasp: cem.CEMPlan.goal)."""
     scene = phase_scene(safety, task)
-    start, goal = np.asarray(task.start.positions, dtype=float), np.asarray(task.goal, dtype=float)
+    start, goal = np.asarray(task.start.positions, dtype=float), np.asarray(positions, dtype=float)[-1]
     bound = safety.bind(start, goal, scene)
     result = bound.check(np.asarray(positions, dtype=float)[None])
     gap = result.clearance[0] - result.required[0]  # (H, C)

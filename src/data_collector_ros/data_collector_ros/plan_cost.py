@@ -1,25 +1,26 @@
 """Kinematic cost of candidate trajectories for the CEM expert (no dynamics: forward kinematics + clearance).
 
-`PlanCost.evaluate` scores a batch of (N, 60, 12) candidates in one call with the planner's own collision checker
-(flow_planner_common.sphere_checker: the conservative sphere cover, one definition of "clear" for the expert and the
-planner; MuJoCo stays the judge of executed episodes): per waypoint the clearance of the categories the planner
-checks in that phase (reach: arm-arm, arm-table, arm-obstacle; carry: also tray-obstacle and arm-tray, the tray
-held by both tools from its pose at the start (the mean of the two grasps' poses: kinematics.TrayGrasp), the tools'
-contacts with the handles being the grasp).
+`PlanCost.evaluate` scores a batch of (N, 60, 12) candidates in one call with the planner's own final check
+(flow_planner_common.scene_safety.SceneSafety at the planner's defaults: the sphere checker's clearances of every
+category the planner checks in the phase, the required clearance = the 10 mm margin raised by the sweep between
+waypoints and lowered to the start's and goal's own clearance, the grip limit while carrying): one definition of a
+safe plan for the expert and the planner (issue 21). Reach: arm-arm, arm-table, arm-obstacle; carry: also
+tray-obstacle, tray-table and arm-tray, the tray held by both tools from its pose at the start (kinematics.TrayGrasp).
+MuJoCo stays the judge of executed episodes.
 
 Cost terms (each a number per candidate, weighted by `CostWeights`):
 - goal: squared end-effector error (m^2) at the last waypoint, summed over both arms;
-- collision: sum over waypoints and categories of max(0, clearance - distance) (m); the scene's boxes per context;
+- collision: sum over waypoints and categories of max(0, required + `extra_clearance` - clearance) (m): the check's
+  requirement plus a soft buffer, so that the search keeps a little more than the check demands;
 - limits: joint position excess (rad, summed) + joint speed above `speed_fraction` of the limit (rad/s, summed);
 - jerk: mean squared third time derivative of the waypoint positions (rad^2/s^6), start state included;
 - tilt (carry): mean squared tray tilt from level (rad^2);
 - grip (carry): mean squared change of the right tool's position in the left tool's frame (m^2): the two grasps
   are welded to one rigid tray, so their relative pose must not change.
 
-Clearance bars follow the planner's rule (flow_planner_common.clearance_rules): `clearance` per category, lowered
-to just below the start's and the goal's own clearance. `feasible` is the hard version: every clearance at or above
-0 lowered the same way, limits respected, tilt and grip change under their limits. Whether an executed plan counts
-as a success is decided by the physics and the planner's own check (data_collector_ros.plan_check), not by this cost.
+`feasible` is the hard version: the planner's check passes (every clearance at or above its requirement, the grip
+within the check's limit), limits respected, tilt and grip change under the expert's own (stricter) limits. Whether
+an executed plan counts as a success is decided by the physics and the planner's check (data_collector_ros.plan_check).
 """
 
 from __future__ import annotations
@@ -30,10 +31,16 @@ import mujoco
 import numpy as np
 import torch
 
-from flow_planner_common.clearance_rules import endpoint_thresholds
-from flow_planner_common.kinematics import CATEGORIES
 from flow_planner_common.obstacles import Box
+from flow_planner_common.plan_scene import PlanScene
 from flow_planner_common.robot import JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS, PHASE_CARRY
+from flow_planner_common.scene_safety import (
+    DEFAULT_CLEARANCE_MARGIN,
+    DEFAULT_MAX_GRIP_CHANGE,
+    GRIP,
+    SceneCheck,
+    SceneSafety,
+)
 from flow_planner_common.sphere_checker import SphereChecker
 from flow_planner_common.tool_frames import ee_poses_from, grip_change
 
@@ -57,10 +64,12 @@ class CostWeights:
 class CostLimits:
     """Hard limits for `feasible`, and the soft thresholds of the cost terms."""
 
-    clearance: float = 0.015  # m, contacts closer than this cost
+    extra_clearance: float = 0.005  # m kept above the check's requirement in the cost (not in `feasible`)
+    check_margin: float = DEFAULT_CLEARANCE_MARGIN  # m, the planner check's margin (scene_safety)
+    check_max_grip_change: float = DEFAULT_MAX_GRIP_CHANGE  # m, the planner check's grip limit
     speed_fraction: float = 0.9  # joint speed above this fraction of the limit costs
     max_tilt: float = float(np.radians(3.0))  # rad, carry
-    max_grip_change: float = 0.01  # m, carry
+    max_grip_change: float = 0.01  # m, carry: the expert's own limit (below the check's)
 
 
 @dataclass(frozen=True)
@@ -83,16 +92,11 @@ class CostReport:
     feasible: np.ndarray  # (N,) bool
     max_tilt: np.ndarray  # (N,) rad
     max_grip_change: np.ndarray  # (N,) m
-    min_distance: np.ndarray  # (N,) m, smallest clearance above what the phase allows (clearance_rules); < 0: contact
+    min_distance: np.ndarray  # (N,) m, smallest clearance above what the planner's check requires; < 0: refused
 
 
 #: Intra-op threads of torch in a process that runs the expert (see PlanCost).
 EXPERT_TORCH_THREADS = 1
-#: The clearance categories the expert scores per phase: what the planner checks (scene_safety).
-REACH_CATEGORIES: tuple[str, ...] = ("arm_arm", "arm_table", "arm_obstacle")
-CARRY_CATEGORIES: tuple[str, ...] = (*REACH_CATEGORIES, "tray_obstacle", "arm_tray")
-
-
 class PlanCost:
     """Batch kinematic scoring of candidate trajectories with the sphere checker (torch on the CPU, thread-safe).
 
@@ -110,6 +114,7 @@ class PlanCost:
         self.weights = weights or CostWeights()
         self.limits = limits or CostLimits()
         self.checker = checker or SphereChecker()
+        self.safety = SceneSafety(self.limits.check_margin, self.checker, self.limits.check_max_grip_change)
         torch.set_num_threads(EXPERT_TORCH_THREADS)
 
     def evaluate(self, positions: np.ndarray, velocities: np.ndarray, context: PhaseContext) -> CostReport:
@@ -136,7 +141,7 @@ class PlanCost:
         over_speed = np.any(np.abs(velocities) > JOINT_VELOCITY_LIMITS, axis=(1, 2))
         max_tilt, max_grip = kin["tilt"].max(axis=1), kin["grip"].max(axis=1)
         feasible = (
-            (kin["min_distance"] >= 0.0)
+            kin["passed"]
             & ~np.any(pos_excess > 0.0, axis=(1, 2))
             & ~over_speed
             & (max_tilt <= lim.max_tilt)
@@ -144,37 +149,41 @@ class PlanCost:
         )
         return CostReport(total, terms, feasible, max_tilt, max_grip, kin["min_distance"])
 
+    def _bind(self, context: PhaseContext, goal_positions: np.ndarray) -> SceneCheck:
+        grasp = None
+        if context.phase == PHASE_CARRY:
+            grasp = self.checker.grasp_from_start(context.start_positions, context.tray_pose)
+        return self.safety.bind(context.start_positions, goal_positions, PlanScene.from_boxes(context.obstacles, grasp))
+
+    def endpoint_problem(self, context: PhaseContext, goal_positions: np.ndarray) -> str | None:
+        """Why the phase's start or goal itself fails the planner's check (no plan can pass), or None."""
+        return self._bind(context, goal_positions).problem
+
     @torch.inference_mode()
     def _kinematics(self, positions: np.ndarray, context: PhaseContext) -> dict[str, np.ndarray]:
-        checker = self.checker
+        checker, safety = self.checker, self.safety
         n, horizon, _ = positions.shape
         carry = context.phase == PHASE_CARRY
-        q = checker._input(np.concatenate([np.broadcast_to(context.start_positions, (n, 1, NUM_JOINTS)), positions], 1))
-        pos, rot = checker.forward_kinematics(q)  # (N, H + 1, 2, 7, 3), (..., 3, 3)
-        boxes = [b.as_array() for b in context.obstacles]
-        grasp = checker.grasp_from_start(context.start_positions, context.tray_pose) if carry else None
-        # one call for the start and every waypoint (the start's own clearance lowers the bar: clearance_rules)
-        clearance = checker.clearance(q, boxes, grasp=grasp)  # (N, H + 1, 6)
-        categories = CARRY_CATEGORIES if carry else REACH_CATEGORIES
+        bound = self._bind(context, positions[0, -1])  # every candidate ends at the phase's goal
+        grasp = bound.scene.grasp
+        kinematics = safety.kinematics(positions, context.start_positions)  # (N, H + 1, 2, 7, 3), (..., 3, 3)
+        check = bound.check(positions, kinematics)
+        pos, rot = kinematics
+        gap = check.clearance - check.required  # (N, H, C)
+        is_clearance = np.array([c != GRIP for c in check.categories])
+        shortfall = np.maximum(0.0, -gap[..., is_clearance] + self.limits.extra_clearance)
         if carry:
             grip = grip_change(pos, rot)
             _, tray_rot = checker.carried_tray(pos[:, 1:], rot[:, 1:], grasp)
             tilt = torch.arccos(tray_rot[..., 2, 2].clamp(-1.0, 1.0))
         else:
-            grip = tilt = q.new_zeros((n, horizon))
-        columns = [CATEGORIES.index(c) for c in categories]
-        values = clearance[:, 1:, columns]  # (N, H, K)
-        # the planner's rule (clearance_rules): each category's bar is lowered to just below the start's and the
-        # candidate's goal's own clearance (the tools at their grasp read close to the tray)
-        endpoint = torch.minimum(clearance[:1, 0, columns], values[:, -1]).double().numpy()  # (N, K)
-        bar = values.new_tensor(endpoint_thresholds(self.limits.clearance, endpoint))[:, None]  # (N, 1, K)
-        hard = values.new_tensor(endpoint_thresholds(0.0, endpoint))[:, None]
-        penetration = (bar - values).clamp_min(0.0).sum(dim=(1, 2))
+            grip = tilt = pos.new_zeros((n, horizon))
         ee_pos, _ = ee_poses_from(pos[:, -1], rot[:, -1], checker.geometry)  # (N, 2, 3)
         return {
             "tilt": tilt.double().numpy(),
             "grip": grip.double().numpy(),
-            "penetration": penetration.double().numpy(),
-            "min_distance": (values - hard).amin(dim=(1, 2)).double().numpy(),
+            "penetration": shortfall.sum(axis=(1, 2)),
+            "min_distance": gap[..., is_clearance].min(axis=(1, 2)),
+            "passed": check.passed & (bound.problem is None),
             "ee_final": ee_pos.double().numpy(),
         }

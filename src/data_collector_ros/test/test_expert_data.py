@@ -101,6 +101,28 @@ def test_cem_episodes_succeed_on_grid_cells_of_both_phases(runner: EpisodeRunner
         np.testing.assert_allclose(outcomes[0].record.arms_start, HOME_POSITIONS)
 
 
+def test_the_experts_carries_hold_the_grip_by_construction(runner: EpisodeRunner) -> None:
+    """With hold_grip (the default) the right arm follows the left: the carry changes the grip by well under a
+    millimetre (the free right arm moves it by centimetres on the same episode), ends where the plan says (its
+    goal: the task's goal with the right arm keeping the start's grip) and its velocities match its positions."""
+    grid_index = 37
+    pose, seed = grid_pose(GridConfig(nx=10, ny=10), grid_index), episode_seed(0, grid_index)
+    free = EpisodeRunner(runner.sim, CEMPlanner(runner.sim.model, CEMConfig(hold_grip=False)), runner.ik)
+    held_carry = runner.run(grid_index, pose, seed)[1]
+    free_carry = free.run(grid_index, pose, seed)[1]
+    safety = runner.safety
+    start = held_carry.record.arms_start
+    held = float(safety.grip_change(held_carry.record.positions[None], start).max())
+    loose = float(safety.grip_change(free_carry.record.positions[None], start).max())
+    assert held < 5e-4 < 5e-3 < loose, (held, loose)
+    assert held_carry.result.success and held_carry.plan.feasible
+    np.testing.assert_array_equal(held_carry.record.arms_goal, held_carry.plan.goal)
+    check_trajectory(held_carry.record, start)
+    # the goal's left arm is the task's; its right arm moved (a little) to where the start's grip puts it
+    goal_shift = np.abs(held_carry.plan.goal - free_carry.record.arms_goal)
+    assert goal_shift[:6].max() == 0.0 and goal_shift[6:].max() < 0.05
+
+
 def test_the_shared_sequence_carries_from_a_grasped_reset_when_the_attach_is_skipped(runner: EpisodeRunner) -> None:
     """The one reach -> attach -> carry sequence (used by the collector and `evaluate`) with a step that executes
     nothing: without an attach, the carry starts from the arms at the reach goal with the tray grasped."""

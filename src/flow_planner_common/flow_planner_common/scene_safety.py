@@ -235,13 +235,15 @@ class SceneCheck:
     thresholds: np.ndarray  # (C,) per category: the margin, lowered to just below the start's or goal's own value
     problem: str | None = None  # why the start or the goal itself is in collision (no trajectory can be safe)
 
-    def check(self, positions: np.ndarray) -> ClearanceCheck:
+    def check(self, positions: np.ndarray, kinematics: Kinematics = None) -> ClearanceCheck:
         """Clearances and required clearances of candidates (N, H, 12) from `start` to `goal`: computed on the
-        checker's device, only the (N, H, C) results come back."""
+        checker's device, only the (N, H, C) results come back. `kinematics`: SceneSafety.kinematics of these
+        positions from `start`, when the caller has it already."""
         safety, scene = self.safety, self.scene
         positions = safety.checker._input(positions)
         categories = safety.categories(scene)
-        kinematics = safety.kinematics(positions, self.start)  # one pass for the grip and the sweep
+        if kinematics is None:
+            kinematics = safety.kinematics(positions, self.start)  # one pass for the grip and the sweep
         clearance = safety._clearances(positions, scene, self.start, kinematics)
         sweep = safety.sweep(positions, self.start, scene, kinematics)  # (N, H)
         not_grip = clearance.new_tensor([c != GRIP for c in categories])
