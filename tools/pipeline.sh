@@ -17,20 +17,25 @@
 #               on EVAL_SCENES (held-out cluttered scenes, family seed 101: never trained on) straight, flow
 #               best-of-1/8/32 (+ best-of-32 without refinement where the node has refine_iterations) and CEM with
 #               iteration budgets 1, 2, 5 (default), 10 -> WORK_DIR/eval/compare.{json,md,png} (+ one report per
-#               configuration, videos of straight, flow-8 and cem-5); then on EVAL_EPISODES (today's flat tray poses)
-#               straight, flow-8, cem-5 -> WORK_DIR/eval/compare_tray_poses.{json,md,png}
+#               configuration, videos of straight, flow-8 and cem-5); then on EVAL_SCENES_2 (a second held-out
+#               family seed, 202: generalisation beyond one seed; neither training nor EVAL_SCENES uses it) straight,
+#               flow-8, cem-5 -> WORK_DIR/eval/compare_seed202.{json,md,png}; then on EVAL_EPISODES (today's flat
+#               tray poses) straight, flow-8, cem-5 -> WORK_DIR/eval/compare_tray_poses.{json,md,png}
 #   5. metadata WORK_DIR/default.json: data set size and hash, training command, epochs, losses, the comparison
-#               tables of stage 4 (evaluation.held_out_scenes, evaluation.tray_poses) and flow / cem / straight
+#               tables of stage 4 (evaluation.held_out_scenes, evaluation.held_out_seed_2, evaluation.tray_poses)
+#               and flow / cem / straight
 # --ship copies default.safetensors and default.json into src/flow_planner_ros/checkpoints/ (rebuild to install).
 # Per-stage wall times go to WORK_DIR/stage_times.txt (and into the metadata).
 #
 # Environment overrides: EPISODES (3200: ~2000 valid family scenes, ~4000 trajectories), SHARDS (2), EPOCHS (30),
-# SEED (0; not 101, the held-out seed),
+# SEED (0; not 101 or 202, the held-out seeds),
 # EVAL_SCENES (config/eval_scenes_40.yaml), EVAL_LIMIT (all 40; 20 = config/eval_scenes.yaml's scenes),
+# EVAL_SCENES_2 (config/eval_scenes_seed202.yaml, all 40; empty = skip),
 # EVAL_EPISODES (config/eval_episodes.yaml), EVAL_TRAY_LIMIT (all 20; 0 = skip), VIDEO_EPISODES (2),
 # ROS_DOMAIN_ID (one derived from the PID), COLLECT (ros | ray), RAY_ADDRESS (none: a local Ray instance),
 # TRAIN_NPROC (1), TRAIN_DEVICE (cpu), SCENES (family: the cluttered scene family | flat: the old tray-pose grid).
-# Stage 4 takes ~20-25 min on a 2-core CPU (README, Evaluation: the cost per episode of each configuration).
+# Stage 4 takes ~20-25 min on a 2-core CPU, plus ~5.5 min for EVAL_SCENES_2 (40 x (1.7 + 1.7 + 4.4) s + start-up;
+# README, Evaluation: the cost per episode of each configuration).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,7 +45,7 @@ WORK=""
 for arg in "$@"; do
   case "$arg" in
     --ship) SHIP=1 ;;
-    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
     -*) echo "pipeline: error: unknown option $arg" >&2; exit 2 ;;
     *) WORK="$arg" ;;
   esac
@@ -51,6 +56,7 @@ SHARDS="${SHARDS:-2}"
 EPOCHS="${EPOCHS:-30}"
 SEED="${SEED:-0}"
 EVAL_SCENES="${EVAL_SCENES:-config/eval_scenes_40.yaml}"
+EVAL_SCENES_2="${EVAL_SCENES_2-config/eval_scenes_seed202.yaml}"  # set but empty = skip
 EVAL_EPISODES="${EVAL_EPISODES:-config/eval_episodes.yaml}"
 EVAL_TRAY_LIMIT="${EVAL_TRAY_LIMIT:-}"
 # family = the cluttered scene family (seed SEED); flat = the old tray-pose grid of the first, scene-blind model.
@@ -79,8 +85,9 @@ done
 [[ "$COLLECT" == ros || "$COLLECT" == ray ]] || { echo "pipeline: error: COLLECT must be ros or ray" >&2; exit 2; }
 [[ "$SCENES" == family || "$SCENES" == flat ]] || { echo "pipeline: error: SCENES must be family or flat" >&2; exit 2; }
 [[ "$SEED" =~ ^[0-9]+$ ]] || { echo "pipeline: error: SEED must be an integer >= 0" >&2; exit 2; }
-if [[ "$SCENES" == family && "$SEED" == 101 ]]; then  # the held-out scenes would be training data
-  echo "pipeline: error: SEED 101 is the held-out evaluation seed (config/eval_scenes_40.yaml)" >&2; exit 2
+if [[ "$SCENES" == family && ( "$SEED" == 101 || "$SEED" == 202 ) ]]; then  # held-out scenes would be training data
+  echo "pipeline: error: SEED $SEED is a held-out evaluation seed (config/eval_scenes_40.yaml: 101," \
+    "config/eval_scenes_seed202.yaml: 202)" >&2; exit 2
 fi
 for n in ${EVAL_LIMIT:-1} ${EVAL_TRAY_LIMIT:-0}; do
   [[ "$n" =~ ^[0-9]+$ ]] || { echo "pipeline: error: EVAL_LIMIT, EVAL_TRAY_LIMIT must be integers" >&2; exit 2; }
@@ -139,6 +146,11 @@ compare() {  # stage 4: the one-run comparisons (see the header)
   (( VIDEO_EPISODES > 0 )) && video=(--video "$WORK/eval" --video-episodes "$VIDEO_EPISODES")
   "$BIN_EV/evaluate_compare" --checkpoint "$WORK/default.safetensors" --episodes "$EVAL_SCENES" \
     --report "$WORK/eval/compare.json" --seed "$SEED" --quiet "${limit[@]}" "${video[@]}"
+  if [[ -n "$EVAL_SCENES_2" ]]; then  # a second held-out family seed: straight, flow-8, cem-5 only
+    "$BIN_EV/evaluate_compare" --checkpoint "$WORK/default.safetensors" --episodes "$EVAL_SCENES_2" \
+      --report "$WORK/eval/compare_seed202.json" --flow-samples 8 --flow-unrefined "" --flow-fallback "" \
+      --rrt-time-limits "" --cem-budgets 5 --seed "$SEED" --quiet
+  fi
   if [[ "$EVAL_TRAY_LIMIT" != 0 ]]; then
     limit=()
     [[ -n "$EVAL_TRAY_LIMIT" ]] && limit=(--limit "$EVAL_TRAY_LIMIT")
@@ -148,11 +160,15 @@ compare() {  # stage 4: the one-run comparisons (see the header)
   fi
 }
 stage evaluate compare
+SEED_2_REPORT=()
+[[ -n "$EVAL_SCENES_2" && -f "$WORK/eval/compare_seed202.json" ]] && \
+  SEED_2_REPORT=(--compare-seed-2 "$WORK/eval/compare_seed202.json")
 TRAY_REPORT=()
 [[ -f "$WORK/eval/compare_tray_poses.json" && "$EVAL_TRAY_LIMIT" != 0 ]] && \
   TRAY_REPORT=(--compare-tray-poses "$WORK/eval/compare_tray_poses.json")
 python -m flow_planner_eval.pipeline_meta --work "$WORK" --data "$WORK/expert.npz" \
-  --checkpoint "$WORK/default.safetensors" --compare "$WORK/eval/compare.json" "${TRAY_REPORT[@]}" \
+  --checkpoint "$WORK/default.safetensors" --compare "$WORK/eval/compare.json" "${SEED_2_REPORT[@]}" \
+  "${TRAY_REPORT[@]}" \
   --times "$TIMES" --episodes "$EPISODES" --shards "$SHARDS" --train-command "${TRAIN_CMD[*]}" \
   --out "$WORK/default.json"
 if (( SHIP )); then

@@ -1,15 +1,16 @@
 """The default checkpoint's metadata file (written by tools/pipeline.sh):
 
     python -m flow_planner_eval.pipeline_meta --data expert.npz --checkpoint default.safetensors
-        [--compare compare.json] [--compare-tray-poses compare_tray.json]
+        [--compare compare.json] [--compare-seed-2 compare_seed202.json] [--compare-tray-poses compare_tray.json]
         [--flow flow.json --cem cem.json --straight straight.json] --times stage_times.txt --train-command "..."
         --out default.json
 
 Records the data set (trajectories, episodes, success rate, content hash as the training code computes it, file
 SHA-256), the training command and result (epochs, final train / validation loss, parameters, samples/s), the
 checkpoint's size and SHA-256, the per-stage wall times, and the evaluation:
-- `evaluation.held_out_scenes` / `evaluation.tray_poses`: the one-run comparisons (`evaluate_compare` reports,
-  flow_planner_eval.compare) on the held-out cluttered scenes and on the tray poses: per planner
+- `evaluation.held_out_scenes` / `evaluation.held_out_seed_2` / `evaluation.tray_poses`: the one-run comparisons
+  (`evaluate_compare` reports, flow_planner_eval.compare) on the held-out cluttered scenes (family seed 101), on
+  those of a second held-out family seed (202: generalisation beyond one seed) and on the tray poses: per planner
   configuration its table row (success overall and per template, collisions, published limit violations, jerk,
   clearance, planning time p50/p95, seconds per episode), the ratios, the targets and the markdown table;
 - `evaluation.flow`, `evaluation.cem`, `evaluation.straight`: the summary of each planner's evaluate report
@@ -156,6 +157,9 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         evaluation["held_out_scenes"] = comparison_summary(held_out)
         for name, report in _comparison_reports(held_out).items():
             evaluation[name] = evaluation_summary(report)
+    seed_2 = getattr(args, "compare_seed_2", None)
+    if seed_2 and Path(seed_2).is_file():
+        evaluation["held_out_seed_2"] = comparison_summary(json.loads(Path(seed_2).read_text()))
     tray = getattr(args, "compare_tray_poses", None)
     if tray and Path(tray).is_file():
         evaluation["tray_poses"] = comparison_summary(json.loads(Path(tray).read_text()))
@@ -191,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cem", default=None)
     parser.add_argument("--straight", default=None, help="the straight-line baseline's evaluate report")
     parser.add_argument("--compare", default=None, help="evaluate_compare report on the held-out cluttered scenes")
+    parser.add_argument(
+        "--compare-seed-2", default=None, help="evaluate_compare report on a second held-out family seed's scenes"
+    )
     parser.add_argument("--compare-tray-poses", default=None, help="evaluate_compare report on the tray poses")
     parser.add_argument("--times", default=None)
     parser.add_argument("--episodes", type=int, default=None)
@@ -205,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         meta["notes"] = list(args.note)
     write_report(args.out, meta)
     print(json.dumps(meta.get("evaluation", {}).get("comparison", {}), indent=1))
-    for key in ("held_out_scenes", "tray_poses"):
+    for key in ("held_out_scenes", "held_out_seed_2", "tray_poses"):
         if meta.get("evaluation", {}).get(key, {}).get("markdown"):
             print(f"{key}:\n{meta['evaluation'][key]['markdown']}")
     print(f"metadata: {args.out}")

@@ -138,9 +138,12 @@ def test_pipeline_metadata_holds_the_comparison_table(tmp_path: Path) -> None:
     write_report(tmp_path / "compare.json", comparison)
     tray = _comparison(tmp_path) | {"episodes_file": "config/eval_episodes.yaml"}
     write_report(tmp_path / "tray.json", tray)
+    seed_2 = _comparison(tmp_path) | {"episodes_file": "config/eval_scenes_seed202.yaml"}
+    write_report(tmp_path / "seed202.json", seed_2)
     out = tmp_path / "default.json"
     argv = ["--data", str(data), "--checkpoint", str(checkpoint), "--compare", str(tmp_path / "compare.json"),
-            "--compare-tray-poses", str(tmp_path / "tray.json"), "--out", str(out)]  # fmt: skip
+            "--compare-seed-2", str(tmp_path / "seed202.json"), "--compare-tray-poses", str(tmp_path / "tray.json"),
+            "--out", str(out)]  # fmt: skip
     assert pipeline_meta.main(argv) == 0
     meta = json.loads(out.read_text())
     evaluation = meta["evaluation"]
@@ -151,6 +154,8 @@ def test_pipeline_metadata_holds_the_comparison_table(tmp_path: Path) -> None:
     assert held_out["summary"]["flow-8"]["per_template"]["barrier"]["successes"] == 2
     assert held_out["targets"]["flow"] == "flow-8" and "| **flow-8** |" in held_out["markdown"]
     assert evaluation["tray_poses"]["episodes_file"] == "config/eval_episodes.yaml"
+    assert evaluation["held_out_seed_2"]["episodes_file"] == "config/eval_scenes_seed202.yaml"
+    assert set(evaluation["held_out_seed_2"]["summary"]) == set(held_out["summary"])
     # The keys of the separate evaluate reports stay: flow, cem, straight and their comparison.
     assert evaluation["flow"]["success_rate"] == 1.0 and evaluation["straight"]["success_rate"] == 0.5
     assert evaluation["cem"]["planning_time_p50"] == pytest.approx(comparison["summary"]["cem-5"]["planning_time_p50"])

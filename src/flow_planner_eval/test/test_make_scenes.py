@@ -81,3 +81,31 @@ def test_too_few_valid_scenes_writes_nothing(tmp_path: Path, capsys: pytest.Capt
     assert main(["--seed", "0", "--count", "50", "--max-indices", "3", "--quiet", "--out", str(out)]) == 1
     assert "nothing written" in capsys.readouterr().err
     assert not out.exists()
+
+
+WORKSPACE = Path(__file__).resolve().parents[3]
+
+
+def test_every_shipped_episodes_file_parses() -> None:
+    from flow_planner_eval.episodes_file import collector_workspace, load_episodes
+
+    box = collector_workspace(WORKSPACE / "config" / "collector.yaml")
+    files = sorted((WORKSPACE / "config").glob("eval_*.yaml"))
+    assert {"eval_scenes_40.yaml", "eval_scenes_seed202.yaml"} <= {f.name for f in files}
+    for path in files:
+        assert len(load_episodes(path, *box)) > 0, path.name
+
+
+@pytest.mark.parametrize(("name", "seed"), [("eval_scenes_40.yaml", 101), ("eval_scenes_seed202.yaml", 202)])
+def test_held_out_scene_files_are_their_seeds_valid_scenes(name: str, seed: int) -> None:
+    """The held-out files are exactly make_scenes' output of their family seed (8 valid scenes per template,
+    interleaved barrier, bar, platform, handle_box, empty, barrier, ...), so every scene is a valid scene of it."""
+    from flow_planner_eval.make_scenes import scene_yaml
+
+    order = ("barrier", "bar", "platform", "handle_box", "empty")
+    assert set(order) == set(TEMPLATES)
+    per_template = {t: generate(seed, 8, template=t)[0] for t in order}
+    expected = "".join(scene_yaml(per_template[t][i]) for i in range(8) for t in order)
+    text = (WORKSPACE / "config" / name).read_text()
+    assert f"FamilyConfig(seed={seed})" in text and f"--seed {seed}" in text
+    assert text.split("\nepisodes:\n", 1)[1] == expected
