@@ -42,6 +42,7 @@ import numpy as np
 
 from data_collector_ros.grip_follower import GripFollower
 from data_collector_ros.plan_cost import TERMS, CostLimits, CostWeights, PhaseContext, PlanCost
+from data_collector_ros.routes import Route
 from flow_planner_common.motion import TrajectoryBasis, reference_trajectory
 from flow_planner_common.robot import NUM_ARM_JOINTS, NUM_JOINTS, PHASE_CARRY
 
@@ -108,10 +109,11 @@ class CEMPlanner:
         goal_positions: np.ndarray,
         rng: np.random.Generator,
         init_mean: np.ndarray | None = None,
-        routes: Sequence[np.ndarray] | Callable[[], Sequence[np.ndarray]] = (),
+        routes: Sequence[Route] | Callable[[], Sequence[Route]] = (),
     ) -> CEMPlan:
         """Plan one phase from context.start_positions/velocities to goal_positions (12,); `routes`: knot offsets
-        (num_knots, 12) to restart from when the search from the straight line finds nothing feasible. A carry's
+        (num_knots, 12), or reference motions (positions, velocities (60, 12)) to search around, to restart from
+        when the search from the straight line finds nothing feasible. A carry's
         right arm goal is moved to keep the start's grip (with `hold_grip`): the plan's `goal` says where it ends."""
         started = time.perf_counter()
         basis = self.basis(context.dt)
@@ -129,7 +131,8 @@ class CEMPlanner:
         if not best.feasible and self.cost.endpoint_problem(context, goal) is not None:
             routes = ()  # the start or the goal itself fails the planner's check: no route can help
         for route in routes if not best.feasible else ():
-            found = self._search(context, reference, rng, route, self.config.route_iterations, self.config.route_std)
+            around, mean = (route, None) if isinstance(route, tuple) else (reference, route)  # a motion or knots
+            found = self._search(context, around, rng, mean, self.config.route_iterations, self.config.route_std)
             total_iterations += found.iterations
             total_evaluations += found.evaluations
             if (found.feasible, -found.cost) > (best.feasible, -best.cost):
@@ -171,8 +174,10 @@ class CEMPlanner:
             evaluations += len(knots)
             order = np.argsort(report.total, kind="stable")
             previous = np.inf if best is None else best[0]
-            if report.total[order[0]] < previous:
-                i = int(order[0])
+            feasible = np.flatnonzero(report.feasible[order])  # the best plan seen: feasible first, then cost
+            pick = int(order[feasible[0]]) if feasible.size else int(order[0])
+            if (best_report is None or (report.feasible[pick], -report.total[pick]) > (best_report[1], -best[0])):
+                i = pick
                 best = (float(report.total[i]), knots[i].copy(), i)
                 best_report = (report.terms[i].copy(), bool(report.feasible[i]))
                 best_pos, best_vel = positions[i].copy(), velocities[i].copy()

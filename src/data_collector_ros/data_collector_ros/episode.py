@@ -186,7 +186,8 @@ def cem_plan(
 
     def alternatives() -> list[np.ndarray]:
         return routes.routes(
-            task.phase, start.positions, start.velocities, task.goal, task.tray_start, task.tray_goal, task.seed
+            task.phase, start.positions, start.velocities, task.goal, task.tray_start, task.tray_goal, task.seed,
+            task.obstacles,
         )
 
     rng = np.random.default_rng([task.seed, task.phase])
