@@ -87,24 +87,50 @@ def time_grid(steps: int, device: torch.device | str = "cpu") -> torch.Tensor:
     return torch.linspace(0.0, 1.0, steps + 1, device=device)
 
 
+#: How a model's velocity at t = 0 depends on x when its network input ignores x there (time_scaled_input):
+#: "data" (predict_data: v = x1_hat(cond) - x) or "velocity" (v = g(cond)); see `integrate`.
+SHARED_STARTS = ("data", "velocity")
+
+
 def integrate(
-    velocity: VelocityFn, x0: torch.Tensor, cond: torch.Tensor, steps: int, method: str = "euler"
+    velocity: VelocityFn, x0: torch.Tensor, cond: torch.Tensor, steps: int, method: str = "euler",
+    shared_start: str | None = None,
 ) -> torch.Tensor:
-    """Integrate dx/dt = velocity(x, t, cond) from x0 at t = 0 to t = 1 with `steps` Euler or midpoint steps."""
+    """Integrate dx/dt = velocity(x, t, cond) from x0 at t = 0 to t = 1 with `steps` Euler or midpoint steps.
+
+    `shared_start` (SHARED_STARTS, for models whose network sees t·x: at t = 0 its output is a function of the
+    conditioning alone): the first evaluation runs once per distinct conditioning row, best-of-N samples of one
+    request sharing theirs, and is broadcast (exact: the same velocities, fewer network rows)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if shared_start is not None and shared_start not in SHARED_STARTS:
+        raise ValueError(f"shared_start must be one of {SHARED_STARTS} or None, got {shared_start!r}")
     times = time_grid(steps).tolist()  # Python floats: built on the CPU, no device sync (and CUDA-graph safe)
     x = x0
     batch = x0.shape[0]
     for t0, t1 in pairwise(times):
         h = t1 - t0
         t_now = torch.full((batch,), t0, device=x.device, dtype=x.dtype)
-        v = velocity(x, t_now, cond)
+        if t0 == 0.0 and shared_start is not None:
+            v = _velocity_at_start(velocity, x, cond, shared_start)
+        else:
+            v = velocity(x, t_now, cond)
         if method == "midpoint":
             t_mid = torch.full((batch,), t0 + 0.5 * h, device=x.device, dtype=x.dtype)
             v = velocity(x + 0.5 * h * v, t_mid, cond)
         x = x + h * v
     return x
+
+
+def _velocity_at_start(velocity: VelocityFn, x: torch.Tensor, cond: torch.Tensor, shared_start: str) -> torch.Tensor:
+    """velocity(x, 0, cond) evaluated on the distinct rows of `cond` only (see integrate's `shared_start`)."""
+    unique, inverse = torch.unique(cond, dim=0, return_inverse=True)
+    if unique.shape[0] == cond.shape[0]:
+        return velocity(x, torch.zeros(x.shape[0], device=x.device, dtype=x.dtype), cond)
+    rows = unique.shape[0]
+    # at t = 0 the network's input is 0·x: x = 0 gives the same output; for "data" it is x1_hat, as (x1_hat - 0) / 1
+    out = velocity(x.new_zeros((rows, *x.shape[1:])), torch.zeros(rows, device=x.device, dtype=x.dtype), unique)
+    return out[inverse] - x if shared_start == "data" else out[inverse]
 
 
 def sample_noise(

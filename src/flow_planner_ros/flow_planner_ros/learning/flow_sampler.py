@@ -70,6 +70,10 @@ class FlowSampler:
         self.default_method = str(flow_cfg.get("method", "euler"))
         self.reference = str(flow_cfg.get("reference", "none"))  # the model generates residuals to min_jerk
         self._session = self._export_onnx() if backend == "onnx" else None
+        # a network that sees t·x predicts from the conditioning alone at t = 0: one first step per request (flow.py)
+        self.shared_start = None
+        if getattr(self.model, "time_scaled_input", False):
+            self.shared_start = "data" if getattr(self.model, "predict_data", False) else "velocity"
 
     @classmethod
     def from_checkpoint(
@@ -217,7 +221,7 @@ class FlowSampler:
         if noise is None:
             noise = sample_noise(c.shape[0], self.horizon, self.checkpoint.channels, seed)
         x0 = noise.to(self.device)
-        x = integrate(self._velocity, x0, c, steps, method)
+        x = integrate(self._velocity, x0, c, steps, method, self.shared_start)
         out = (x * self._out_std + self._out_mean).double().cpu().numpy()
         positions, velocities = out[..., :NUM_JOINTS], out[..., NUM_JOINTS:]
         if self.reference == "min_jerk":
