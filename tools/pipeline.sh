@@ -15,8 +15,9 @@
 #               TRAIN_NPROC=N > 1: under torchrun with N processes on this machine (DDP), TRAIN_DEVICE=cuda on GPUs
 #   4. evaluate `evaluate_compare`, one run each, the same episodes for every planner configuration:
 #               on EVAL_SCENES (held-out cluttered scenes, family seed 101: never trained on) straight, flow
-#               best-of-1/8/32 (+ best-of-32 without refinement where the node has refine_iterations) and CEM with
-#               iteration budgets 1, 2, 5 (default), 10 -> WORK_DIR/eval/compare.{json,md,png} (+ one report per
+#               best-of-1/8/32 (+ best-of-32 without refinement where the node has refine_iterations, + best-of-8
+#               with the RRTConnect fallback), RRTConnect alone (2 s per phase) and CEM with iteration budgets 1, 2,
+#               5 (default), 10 -> WORK_DIR/eval/compare.{json,md,png} (+ one report per
 #               configuration, videos of straight, flow-8 and cem-5); then on EVAL_SCENES_2 (a second held-out
 #               family seed, 202: generalisation beyond one seed; neither training nor EVAL_SCENES uses it) straight,
 #               flow-8, cem-5 -> WORK_DIR/eval/compare_seed202.{json,md,png}; then on EVAL_EPISODES (today's flat
@@ -27,7 +28,8 @@
 # --ship copies default.safetensors and default.json into src/flow_planner_ros/checkpoints/ (rebuild to install).
 # Per-stage wall times go to WORK_DIR/stage_times.txt (and into the metadata).
 #
-# Environment overrides: EPISODES (3200: ~2000 valid family scenes, ~4000 trajectories), SHARDS (2), EPOCHS (30),
+# Environment overrides: EPISODES (16800: ~10 600 valid family scenes, ~20 000 successful trajectories), SHARDS (2),
+# EPOCHS (10: 5x the data of the 30-epoch recipe, more optimizer steps in all),
 # SEED (0; not 101 or 202, the held-out seeds),
 # EVAL_SCENES (config/eval_scenes_40.yaml), EVAL_LIMIT (all 40; 20 = config/eval_scenes.yaml's scenes),
 # EVAL_SCENES_2 (config/eval_scenes_seed202.yaml, all 40; empty = skip),
@@ -45,15 +47,15 @@ WORK=""
 for arg in "$@"; do
   case "$arg" in
     --ship) SHIP=1 ;;
-    -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
     -*) echo "pipeline: error: unknown option $arg" >&2; exit 2 ;;
     *) WORK="$arg" ;;
   esac
 done
 WORK="${WORK:-runs/pipeline}"
-EPISODES="${EPISODES:-3200}"
+EPISODES="${EPISODES:-16800}"
 SHARDS="${SHARDS:-2}"
-EPOCHS="${EPOCHS:-30}"
+EPOCHS="${EPOCHS:-10}"
 SEED="${SEED:-0}"
 EVAL_SCENES="${EVAL_SCENES:-config/eval_scenes_40.yaml}"
 EVAL_SCENES_2="${EVAL_SCENES_2-config/eval_scenes_seed202.yaml}"  # set but empty = skip
@@ -155,7 +157,8 @@ compare() {  # stage 4: the one-run comparisons (see the header)
     limit=()
     [[ -n "$EVAL_TRAY_LIMIT" ]] && limit=(--limit "$EVAL_TRAY_LIMIT")
     "$BIN_EV/evaluate_compare" --checkpoint "$WORK/default.safetensors" --episodes "$EVAL_EPISODES" \
-      --report "$WORK/eval/compare_tray_poses.json" --flow-samples 8 --flow-unrefined "" --cem-budgets 5 \
+      --report "$WORK/eval/compare_tray_poses.json" --flow-samples 8 --flow-unrefined "" --flow-fallback "" \
+      --rrt-time-limits "" --cem-budgets 5 \
       --seed "$SEED" --quiet "${limit[@]}"
   fi
 }
