@@ -4,6 +4,7 @@ and why the check refuses (the grip limit vs a clearance), with the check's figu
 
     python benchmarks/bench_expert_check.py                       # scene family seed 0, grid indices 0..59, 4 procs
     python benchmarks/bench_expert_check.py --count 200 --procs 8 --flat   # the flat grid (no obstacles)
+    python benchmarks/bench_expert_check.py --count 600 --procs 2 --template bar   # the bar scenes among 0..599
 
 Reports numbers only (no assertion).
 """
@@ -21,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 
-def run_shard(args: tuple[int, int, int, bool]) -> list[dict]:
-    start, count, seed, flat = args
+def run_shard(args: tuple[list[int], int, bool]) -> list[dict]:
+    indices, seed, flat = args
     from data_collector_ros.collector import CollectorConfig, ShardCollector
     from data_collector_ros.scene_family import FamilyConfig
 
@@ -41,9 +42,25 @@ def run_shard(args: tuple[int, int, int, bool]) -> list[dict]:
 
     with tempfile.TemporaryDirectory() as output:
         family = None if flat else FamilyConfig(seed=seed)
-        ShardCollector(CollectorConfig(Path(output), start, count, family=family), on_episode=on_episode,
-                       log=lambda _: None).run(progress=False)  # fmt: skip
+        collector = ShardCollector(CollectorConfig(Path(output), 0, 0, family=family), log=lambda _: None)
+        for grid_index in indices:  # the collector's own episodes (scene, validity filter, seed), index by index
+            outcomes, _ = collector.run_episode(grid_index)
+            if outcomes is not None:
+                on_episode(grid_index, outcomes)
     return rows
+
+
+def grid_indices(count: int, seed: int, flat: bool, template: str | None) -> list[int]:
+    """Grid indices 0..count-1, only those of `template` when given (the family's template slots)."""
+    if template is None:
+        return list(range(count))
+    from data_collector_ros.scene_family import FamilyConfig, cell_of
+
+    config = FamilyConfig(seed=seed)
+    if flat or template not in config.template_slots:
+        names = sorted(set(config.template_slots))
+        raise SystemExit(f"bench_expert_check: --template needs the family and one of {names}")
+    return [i for i in range(count) if config.template_slots[cell_of(config, i)[1][0]] == template]
 
 
 def main() -> None:
@@ -52,15 +69,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="the scene family's seed")
     parser.add_argument("--procs", type=int, default=4)
     parser.add_argument("--flat", action="store_true", help="the flat grid without obstacles instead of the family")
+    parser.add_argument("--template", default=None, help="only the grid indices of this template (e.g. bar)")
     args = parser.parse_args()
-    per = -(-args.count // args.procs)
-    jobs = [(s, min(per, args.count - s), args.seed, args.flat) for s in range(0, args.count, per)]
+    indices = grid_indices(args.count, args.seed, args.flat, args.template)
+    jobs = [(indices[p :: args.procs], args.seed, args.flat) for p in range(args.procs)]
     started = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(len(jobs)) as pool:
         rows = [r for shard in pool.map(run_shard, jobs) for r in shard]
     wall = time.perf_counter() - started
     episodes = len({r["grid_index"] for r in rows})
     what = "flat grid" if args.flat else f"scene family seed {args.seed}"
+    what += f", template {args.template}" if args.template else ""
     print(f"{what}, grid indices 0..{args.count - 1}: {episodes} episodes run ({wall:.0f} s wall, {args.procs} procs)")
     for phase, name in ((0, "reach"), (1, "carry")):
         of = [r for r in rows if r["phase"] == phase]
