@@ -113,8 +113,8 @@ class CEMPlanner:
     ) -> CEMPlan:
         """Plan one phase from context.start_positions/velocities to goal_positions (12,); `routes`: knot offsets
         (num_knots, 12), or reference motions (positions, velocities (60, 12)) to search around, to restart from
-        when the search from the straight line finds nothing feasible. A carry's
-        right arm goal is moved to keep the start's grip (with `hold_grip`): the plan's `goal` says where it ends."""
+        when the search from the straight line finds nothing feasible. A carry's right arm goal is moved to keep the
+        start's grip (with `hold_grip`): the plan's `goal` says where it ends."""
         started = time.perf_counter()
         basis = self.basis(context.dt)
         goal = np.asarray(goal_positions, dtype=float)
@@ -176,7 +176,7 @@ class CEMPlanner:
             previous = np.inf if best is None else best[0]
             feasible = np.flatnonzero(report.feasible[order])  # the best plan seen: feasible first, then cost
             pick = int(order[feasible[0]]) if feasible.size else int(order[0])
-            if (best_report is None or (report.feasible[pick], -report.total[pick]) > (best_report[1], -best[0])):
+            if best_report is None or (report.feasible[pick], -report.total[pick]) > (best_report[1], -best[0]):
                 i = pick
                 best = (float(report.total[i]), knots[i].copy(), i)
                 best_report = (report.terms[i].copy(), bool(report.feasible[i]))
