@@ -128,6 +128,7 @@ class TrayIK:
     ) -> tuple[np.ndarray, np.ndarray]:
         """One damped-least-squares run per row: targets (N, 2, 3) and (N, 2, 3, 3), seeds (N, 12) ->
         positions (N, 12) and converged (N,). Rows stop moving once converged; the run ends when all have."""
+        g = self.kinematics.geometry
         q = np.clip(np.asarray(seeds, dtype=float).reshape(-1, 2, NUM_ARM_JOINTS), self._lower, self._upper)
         target_pos = np.broadcast_to(target_pos, (len(q), 2, 3))
         target_rot = np.broadcast_to(target_rot, (len(q), 2, 3, 3))
@@ -135,9 +136,11 @@ class TrayIK:
         best = np.full(len(q), np.inf)  # each row's best error so far, and when it last improved by 1 %
         improved = np.zeros(len(q), dtype=np.int64)
         for iteration in range(self.max_iterations):
-            ee_p, ee_r, jac = self.jacobian(q.reshape(-1, NUM_JOINTS))
+            pos, rot = self.kinematics.forward_kinematics(q.reshape(-1, NUM_JOINTS))  # (N, 2, 7, 3), (..., 3, 3)
+            tool_p, tool_r = pos[:, :, -1], rot[:, :, -1]
+            ee_p = tool_p + apply_rotation(tool_r, np.broadcast_to(g.ee_pos, tool_p.shape))
             err_p = target_pos - ee_p
-            err_r = rotation_error(target_rot, ee_r)
+            err_r = rotation_error(target_rot, tool_r @ g.ee_rot)
             pe, re = np.linalg.norm(err_p, axis=-1), np.linalg.norm(err_r, axis=-1)  # (N, 2)
             # converged a little inside the tolerances, so the reported errors are safely within them
             done = np.all((pe <= 0.2 * self.position_tolerance) & (re <= 0.2 * self.rotation_tolerance), axis=-1)
@@ -147,7 +150,10 @@ class TrayIK:
             done |= iteration - improved >= STALL_ITERATIONS  # stuck in a local minimum or at a limit: give up
             if np.all(done):
                 break
-            jac = jac * self._weights[:, None]  # (N, 2, 6 rows, 6 joints)
+            axes = apply_rotation(rot[:, :, :NUM_ARM_JOINTS], np.broadcast_to(self._axes, (len(q), 2, 6, 3)))
+            lever = ee_p[:, :, None, :] - pos[:, :, :NUM_ARM_JOINTS]
+            jac = np.concatenate([np.cross(axes, lever), axes], axis=-1)  # (N, 2, 6 joints, 6 rows)
+            jac = np.swapaxes(jac, -1, -2) * self._weights[:, None]  # (N, 2, 6 rows, 6 joints)
             err = np.concatenate([err_p, err_r], axis=-1) * self._weights  # (N, 2, 6)
             lam = self.damping + 0.1 * np.sum(err * err, axis=-1)
             normal = jac @ np.swapaxes(jac, -1, -2) + lam[..., None, None] * eye
@@ -159,18 +165,6 @@ class TrayIK:
         pe, re = self.errors(q.reshape(-1, NUM_JOINTS), target_pos, target_rot)
         converged = np.all((pe <= self.position_tolerance) & (re <= self.rotation_tolerance), axis=-1)
         return q.reshape(-1, NUM_JOINTS), converged
-
-    def jacobian(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """End-effector poses (N, 2, 3), (N, 2, 3, 3) and each arm's end-effector Jacobian (N, 2, 6, 6): rows
-        linear velocity of the end-effector point then angular velocity (world frame), columns the arm's joints."""
-        g = self.kinematics.geometry
-        pos, rot = self.kinematics.forward_kinematics(positions)  # (N, 2, 7, 3), (..., 3, 3)
-        tool_p, tool_r = pos[:, :, -1], rot[:, :, -1]
-        ee_p = tool_p + apply_rotation(tool_r, np.broadcast_to(g.ee_pos, tool_p.shape))
-        axes = apply_rotation(rot[:, :, :NUM_ARM_JOINTS], np.broadcast_to(self._axes, (len(pos), 2, 6, 3)))
-        lever = ee_p[:, :, None, :] - pos[:, :, :NUM_ARM_JOINTS]
-        jac = np.concatenate([np.cross(axes, lever), axes], axis=-1)  # (N, 2, 6 joints, 6 rows)
-        return ee_p, tool_r @ g.ee_rot, np.swapaxes(jac, -1, -2)
 
     def solve(
         self,
