@@ -54,13 +54,13 @@ def grid_indices(count: int, seed: int, flat: bool, template: str | None) -> lis
     """Grid indices 0..count-1, only those of `template` when given (the family's template slots)."""
     if template is None:
         return list(range(count))
-    from data_collector_ros.scene_family import FamilyConfig, cell_of
+    from data_collector_ros.scene_family import FamilyConfig, template_of
 
     config = FamilyConfig(seed=seed)
     if flat or template not in config.template_slots:
         names = sorted(set(config.template_slots))
         raise SystemExit(f"bench_expert_check: --template needs the family and one of {names}")
-    return [i for i in range(count) if config.template_slots[cell_of(config, i)[1][0]] == template]
+    return [i for i in range(count) if template_of(config, i) == template]
 
 
 def main() -> None:

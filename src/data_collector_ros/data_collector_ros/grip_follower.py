@@ -16,9 +16,8 @@ import torch
 from flow_planner_common.robot import JOINT_POSITION_LIMITS, NUM_ARM_JOINTS, NUM_JOINTS
 from flow_planner_common.sphere_checker import SphereChecker
 from flow_planner_common.tool_frames import ee_poses_from
+from flow_planner_common.tray_ik import ROTATION_WEIGHT
 
-#: Weight of the rotation error (rad) against the position error (m) in the least-squares step (as tray_ik).
-ROTATION_WEIGHT = 0.3
 #: Steps end when every right end effector is this close to where the grip puts it (m; rad for the rotation / 10).
 TOLERANCE = 1e-4
 

@@ -119,6 +119,11 @@ def cell_of(config: FamilyConfig, grid_index: int) -> tuple[int, tuple[int, ...]
     return pass_number, tuple(int(v) for v in np.unravel_index(cell, dims))
 
 
+def template_of(config: FamilyConfig, grid_index: int) -> str:
+    """The template of a grid index's scene (without building the scene)."""
+    return config.template_slots[cell_of(config, grid_index)[1][0]]
+
+
 #: The straight reach's end-effector path for a tray start pose: (H, 2, 3) positions of the left and right tool
 #: (data_collector_ros.scene_validity.StraightReach computes it with IK and forward kinematics).
 ReachPath = Callable[[np.ndarray], np.ndarray]

@@ -99,7 +99,7 @@ def generate(
     0, 1, ... until `count` valid scenes (of `template`, if given) or `max_indices` indices. Deterministic."""
     import data_collector_ros  # noqa: F401  (sets MUJOCO_GL before mujoco is imported)
     from data_collector_ros.ik import IKSolver
-    from data_collector_ros.scene_family import scene_for_index
+    from data_collector_ros.scene_family import scene_for_index, template_of
     from data_collector_ros.scene_validity import StraightReach, check_scene
     from data_collector_ros.simulation import Simulation
 
@@ -113,7 +113,7 @@ def generate(
     for index in range(limit):
         if len(scenes) >= count:
             break
-        if template is not None and family.template_slots[_slot(family, index)] != template:
+        if template is not None and template_of(family, index) != template:
             continue
         scene = rounded(scene_for_index(family, index, reach))
         check = check_scene(sim, ik, scene, seed=index)
@@ -125,12 +125,6 @@ def generate(
             verdict = "valid" if check.valid else f"skipped: {check.reason}"
             log(f"grid index {index:5d} {scene.template:10s} {verdict}")
     return scenes, skipped
-
-
-def _slot(family: FamilyConfig, index: int) -> int:
-    from data_collector_ros.scene_family import cell_of
-
-    return cell_of(family, index)[1][0]
 
 
 def write_scenes(path: str | Path, scenes: list[SceneEpisode], header: str) -> Path:
