@@ -15,7 +15,7 @@ from data_collector_ros.cem import CEMConfig
 from data_collector_ros.collector import CollectorConfig
 from data_collector_ros.episode import EpisodeConfig
 from data_collector_ros.grid import GridConfig
-from data_collector_ros.scene_family import FamilyConfig
+from data_collector_ros.scene_family import TEMPLATES, FamilyConfig
 from flow_planner_common.parameters import ParameterError, ParameterSpec, checked_value, parameters_yaml
 from flow_planner_common.robot import DEFAULT_DT, HORIZON
 
@@ -29,6 +29,9 @@ COLLECTOR_PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("seed", 0, "shuffles the grid and seeds every episode (seed, grid index)", 0, read_only=True),
     ParameterSpec("scenes", "family", "family = cluttered scenes (scene_family.py); flat = the old tray-pose grid "
                   "(grid_*, workspace_*)", choices=("family", "flat"), read_only=True),
+    ParameterSpec("templates", list(TEMPLATES), "family scenes: the templates the grid cycles through (a subset "
+                  "collects more of the hard ones, e.g. [bar]; it changes which scene each grid index is, so give "
+                  "such a run its own start_index range)", read_only=True),
     ParameterSpec("grid_nx", 10, "flat scenes: a stratified grid of grid_nx x grid_ny cells over the workspace box; "
                   "one pass = grid_nx * grid_ny indices", 1, 1000, read_only=True),
     ParameterSpec("grid_ny", 10, "flat scenes: cells of the grid along y", 1, 1000, read_only=True),
@@ -105,10 +108,13 @@ def config_from_parameters(values: Mapping[str, object]) -> CollectorConfig:
         num_knots=p["cem_knots"],
         init_std=p["cem_init_std"],
     )
+    templates = tuple(p["templates"]) if isinstance(p["templates"], list) else ()
+    if not templates or not all(isinstance(t, str) and t in TEMPLATES for t in templates):
+        raise ParameterError(f"templates must be a non-empty list of {', '.join(TEMPLATES)} (got {p['templates']})")
     rate = p["joint_states_rate"]
     episode = EpisodeConfig(dt=p["dt"], state_every=max(1, round(1.0 / (rate * SIM_TIMESTEP))) if rate > 0 else 10**9)
     return CollectorConfig(
-        family=FamilyConfig(seed=p["seed"]) if p["scenes"] == "family" else None,
+        family=FamilyConfig(seed=p["seed"], templates=templates) if p["scenes"] == "family" else None,
         output_dir=Path(p["output_dir"]),
         start_index=p["start_index"],
         count=p["count"],

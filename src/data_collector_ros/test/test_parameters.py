@@ -102,12 +102,25 @@ def test_the_shipped_collector_values_build_the_default_config() -> None:
         ({"output_dir": " "}, "output_dir must not be empty"),
         ({"workspace_x": [0.4]}, "workspace_x must be [min, max]"),
         ({"no_such_parameter": 1}, "unknown collector parameter(s): no_such_parameter"),
+        ({"templates": []}, "templates must be a non-empty list of empty, barrier"),
+        ({"templates": ["bar", "maze"]}, "templates must be a non-empty list"),
+        ({"templates": "bar"}, "templates must be a non-empty list"),
     ],
 )
 def test_bad_collector_values_are_refused_with_the_parameter_named(values: dict, problem: str) -> None:
     with pytest.raises(ParameterError) as refused:
         config_from_parameters(values)
     assert problem in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_templates_subset_collects_only_those_scenes() -> None:
+    from data_collector_ros.scene_family import template_of
+
+    family = config_from_parameters({"templates": ["bar"]}).family
+    assert family.templates == ("bar",)
+    assert {template_of(family, i) for i in range(100_000, 100_050)} == {"bar"}
+    default = config_from_parameters({}).family
+    assert {template_of(default, i) for i in range(200)} == set(default.templates)
 
 
 def test_rules_across_parameters_still_apply_after_the_checks() -> None:
