@@ -1,4 +1,5 @@
-"""train --data FILE|DIR --config YAML --out CKPT [--epochs N] [--device cpu|cuda] [--resume]: train a flow model.
+"""train --data FILE|DIR --config YAML --out CKPT [--epochs N] [--device cpu|cuda] [--resume] [--init CKPT]
+[--learning-rate LR]: train a flow model, or fine-tune one (--init) on more data.
 
 Writes CKPT (safetensors: EMA weights + normalization + metadata), CKPT.state.safetensors (resume) and
 CKPT.log.csv (per-epoch losses).
@@ -11,6 +12,7 @@ Rank 0 alone logs and writes the files; the global batch is config's batch_size 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from flow_planner_ros.cli.common import check_output_file, run_cli
 
@@ -24,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--resume", action="store_true", help="continue from CKPT.state.safetensors if present")
     parser.add_argument("--seed", type=int, default=None, help="override training.seed")
+    parser.add_argument("--init", default=None, metavar="CKPT",
+                        help="fine-tune this checkpoint (same model and flow config; its normalization is kept)")
+    parser.add_argument("--learning-rate", type=float, default=None, help="override training.learning_rate (peak)")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     args = parser.parse_args(argv)
 
@@ -32,8 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         from flow_planner_ros.learning.training import log_path, state_path, train
         from flow_planner_ros.learning.training_config import load_config
 
-        overrides = {"training": {"seed": args.seed}} if args.seed is not None else None
+        training = {"seed": args.seed, "learning_rate": args.learning_rate}
+        overrides = {"training": {k: v for k, v in training.items() if v is not None}}
         config = load_config(args.config, overrides)
+        if args.init is not None and not Path(args.init).is_file():
+            raise FileNotFoundError(f"--init: no checkpoint file {args.init}")
         if args.epochs is not None and args.epochs < 1:
             raise ValueError("--epochs must be >= 1")
         check_output_file(args.out, "--out")
@@ -42,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx = distributed.setup(args.device)
         try:
             result = train(args.data, config, args.out, args.epochs, args.device, args.resume, not args.no_progress,
-                           dist_ctx=ctx)  # fmt: skip
+                           dist_ctx=ctx, init=args.init)  # fmt: skip
         finally:
             distributed.teardown(ctx)
         if not ctx.is_main:

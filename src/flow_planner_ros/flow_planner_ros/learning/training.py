@@ -1,4 +1,4 @@
-"""Training loop: AdamW, warmup + cosine LR, EMA, gradient clipping, validation loss, CSV log, resume.
+"""Training loop: AdamW, warmup + cosine LR, EMA, gradient clipping, validation loss, CSV log, resume, fine-tuning.
 
 Outputs, next to `out` (a `.safetensors` checkpoint holding the EMA weights, see checkpoint.py):
 - `<out>.state.safetensors`: raw weights, EMA weights, optimizer tensors, RNG state + JSON progress (resume);
@@ -27,8 +27,10 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from flow_planner_ros.learning.checkpoint import (
+    Checkpoint,
     CheckpointError,
     atomic_save_safetensors,
+    load_checkpoint,
     make_meta,
     read_safetensors,
     save_checkpoint,
@@ -146,12 +148,28 @@ def save_state(
     atomic_save_safetensors(state_path(out), tensors, {STATE_KEY: json.dumps({**progress, "optimizer": opt_info})})
 
 
+def _init_checkpoint(init: str | Path, config: dict[str, Any]) -> Checkpoint:
+    """The checkpoint to fine-tune, refused (CheckpointError) unless its model and flow sections are `config`'s."""
+    base = load_checkpoint(init)
+    for section in ("model", "flow"):
+        if base.meta[section] != config[section]:
+            raise CheckpointError(
+                f"{init}: its {section} section differs from the training config's; fine-tuning needs the same "
+                f"(checkpoint: {json.dumps(base.meta[section], sort_keys=True)})"
+            )
+    return base
+
+
 def train(
     data_path: str | Path, config: dict[str, Any], out: str | Path, epochs: int | None = None, device: str = "cpu",
     resume: bool = False, progress_bar: bool = True, log: Any = print, dist_ctx: DistContext | None = None,
+    init: str | Path | None = None,
 ) -> TrainResult:
     """Train a velocity model on `data_path` with `config` (see config.py) and write the checkpoint `out`.
 
+    `init`: a checkpoint to fine-tune (its weights and its normalization, not stats fitted to this data: the
+    model's inputs keep their meaning); its model and flow sections must be `config`'s. A resumable state file
+    of `out` takes precedence (a resumed fine-tuning continues where it stopped).
     With `dist_ctx` from distributed.setup() under torchrun this is one rank of a DDP job (its device is used)."""
     ctx = dist_ctx or DistContext(device=device)
     if ctx.enabled:
@@ -179,12 +197,18 @@ def train(
     val_data = data.subset(val_idx).with_suffix_starts(suffixes)
     if config["flow"]["reference"] == "min_jerk":
         train_data, val_data = train_data.relative_to_reference(), val_data.relative_to_reference()
-    normalizer = Normalizer.fit(train_data.positions, train_data.velocities, train_data.cond, obstacles=obstacles)
-    normalizer = normalizer.with_noise_scale(float(config["flow"].get("noise_scale", 1.0)))
+    base = _init_checkpoint(init, config) if init is not None else None
+    if base is not None:
+        normalizer = base.normalizer
+    else:
+        normalizer = Normalizer.fit(train_data.positions, train_data.velocities, train_data.cond, obstacles=obstacles)
+        normalizer = normalizer.with_noise_scale(float(config["flow"].get("noise_scale", 1.0)))
     train_ds, val_ds = FlowDataset(train_data, normalizer), FlowDataset(val_data, normalizer)
     horizon, channels, cond_dim = train_ds.x.shape[1], train_ds.x.shape[2], train_ds.cond.shape[1]
 
     model = build_model(config["model"], channels, cond_dim, horizon).to(device)
+    if base is not None:
+        model.load_state_dict(base.model.state_dict())
     ema = copy.deepcopy(model).requires_grad_(False)
     # The module that runs forward and backward: DDP averages the gradients over the ranks during backward.
     net: nn.Module = model
@@ -295,6 +319,10 @@ def train(
                 "only_success": bool(tcfg["only_success"]), "config": config["training"],
                 "samples_per_s": samples_per_s, "elapsed_s": elapsed,
             }
+            if base is not None:  # what it was fine-tuned from, by that checkpoint's own training record
+                training_meta["init"] = {"checkpoint": str(init), **{
+                    k: base.meta.get("training", {}).get(k) for k in ("data_hash", "data_path", "epochs", "val_loss")
+                }}
             meta = make_meta(config["model"], config["flow"], use_phase, data.dt, training_meta)
             save_checkpoint(out, ema, normalizer, meta)
             save_state(out, model, ema, opt, generator, {

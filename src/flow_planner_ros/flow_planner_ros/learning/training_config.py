@@ -141,6 +141,8 @@ def _check(cfg: dict[str, Any]) -> None:
             raise ConfigError(f"training.{key} must be an integer >= 1")
     for key in ("learning_rate", "weight_decay", "grad_clip", "val_fraction", "ema_decay"):
         _finite_float(cfg, "training", key)
+    if float(t["learning_rate"]) <= 0:
+        raise ConfigError("training.learning_rate must be > 0")
     if not 0 <= float(t["val_fraction"]) < 1:
         raise ConfigError("training.val_fraction must be in [0, 1)")
     if not 0 <= float(t["ema_decay"]) < 1:

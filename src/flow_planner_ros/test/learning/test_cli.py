@@ -50,6 +50,12 @@ def test_bad_inputs_give_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capt
         (diagnose_cli.main, ["--checkpoint", str(pt), "--data", str(data), "--report", str(tmp_path / "r.json")],
          "not a safetensors checkpoint"),
         (synthetic_cli.main, ["--num", "0", "--out", str(tmp_path / "x.npz")], "--num must be >= 1"),
+        (train_cli.main, ["--data", str(data), "--init", str(tmp_path / "none.safetensors"), "--out",
+                          str(tmp_path / "o")], "--init: no checkpoint file"),
+        (train_cli.main, ["--data", str(data), "--init", str(pt), "--out", str(tmp_path / "o"), "--no-progress"],
+         "not a safetensors checkpoint"),
+        (train_cli.main, ["--data", str(data), "--learning-rate", "-1", "--out", str(tmp_path / "o")],
+         "learning_rate must be > 0"),
     ]
     for main, argv, message in cases:
         assert main(argv) == 2

@@ -81,6 +81,35 @@ def test_resume_continues_from_saved_state(synthetic_path, tmp_path) -> None:
     assert meta["training"]["epochs"] == 2
 
 
+def test_fine_tuning_starts_from_the_checkpoint_and_keeps_its_normalization(trained, tmp_path) -> None:
+    """train(init=...) starts from the given checkpoint's weights and keeps its normalization (not stats fitted to
+    the new data), and records where it started; a model config that differs is refused before any work."""
+    import pytest
+    from safetensors.torch import load_file
+
+    from flow_planner_ros.learning.checkpoint import CheckpointError, load_checkpoint
+    from flow_planner_ros.learning.synthetic import write_synthetic_dataset
+    from flow_planner_ros.learning.training import train
+    from flow_planner_ros.learning.training_config import load_config
+
+    base = load_checkpoint(trained[0])
+    subset = write_synthetic_dataset(tmp_path / "other.npz", 200, seed=1)  # other data, other statistics
+    sections = {"model": base.meta["model"], "flow": base.meta["flow"]}
+    cfg = load_config(None, {**sections, "training": {"learning_rate": 1e-9, "batch_size": 64, "warmup_steps": 5}})
+    out = tmp_path / "tuned.safetensors"
+    result = train(subset, cfg, out, epochs=1, progress_bar=False, log=lambda *_: None, init=trained[0])
+    tuned = load_checkpoint(out)
+    for key, value in base.normalizer.to_dict().items():
+        np.testing.assert_array_equal(tuned.normalizer.to_dict()[key], value)
+    weights, before = load_file(str(out)), load_file(str(trained[0]))
+    gap = max(float((weights[k] - before[k]).abs().max()) for k in before if k.startswith("model."))
+    assert gap < 1e-5, gap  # a learning rate of 1e-9: the fine-tuned weights are the checkpoint's
+    assert tuned.meta["training"]["init"]["checkpoint"] == str(trained[0]) and result.global_step > 0
+    other = load_config(None, {**sections, "model": {**base.meta["model"], "unet": {"hidden_dims": [8, 16]}}})
+    with pytest.raises(CheckpointError, match="model section differs"):
+        train(subset, other, tmp_path / "other.safetensors", epochs=1, progress_bar=False, init=trained[0])
+
+
 def test_requests_batched_into_one_model_call_sample_what_each_alone_would(trained, synthetic_path) -> None:
     """Dynamic batching: plan_many draws each request's samples from its own seeded noise, so they equal the
     request's own `plan` (different goals, sample counts, seeds and step counts in one call)."""
