@@ -59,15 +59,20 @@ class RouteConfig:
 Route = np.ndarray | tuple[np.ndarray, np.ndarray]
 #: Horizontal room (m) kept between the tray and a box above it before the tray rises past the box.
 OVERHEAD_CLEARANCE = 0.04
+#: m: how far a turn of the tray moves its ends and the tools per radian (slide_timings)
+TURN_LEVER = 0.3
+#: Weights of the slide, the rise and the move to the goal in slide_timings.
+SLIDE_WEIGHT = np.array([2.0, 1.0, 1.0])
 
 
 def overhead_slides(
     tray_start: np.ndarray, tray_goal: np.ndarray, obstacles: Sequence[Box], geometry: RobotGeometry
 ) -> list[tuple[np.ndarray, float]]:
-    """For each box above the resting tray (the `bar` template): where the tray must slide to, along the straight
-    path's horizontal direction, for its footprint to leave the box's by OVERHEAD_CLEARANCE ((2,) xy of its centre),
-    and how much it rises while sliding (m: half the gap between the tray and the box, at most 2 cm). A box that
-    does not overlap the tray's footprint from above, or a carry without horizontal motion, gives nothing."""
+    """For each box above the resting tray (the `bar` template): where the tray can slide to, along the straight
+    path's horizontal direction and against it, for its footprint to leave the box's by OVERHEAD_CLEARANCE ((2,) xy
+    of its centre), and how much it rises while sliding (m: half the gap between the tray and the box, at most
+    2 cm); the shorter whole tray path (slide, then on to the goal) first. A box that does not overlap the tray's
+    footprint from above, or a carry without horizontal motion, gives nothing."""
     start, goal = np.asarray(tray_start, dtype=float), np.asarray(tray_goal, dtype=float)
     way = goal[:2] - start[:2]
     length = float(np.linalg.norm(way))
@@ -83,9 +88,37 @@ def overhead_slides(
         corners = _footprint(np.zeros((1, 3)), np.asarray(box.size)[None] / 2, np.asarray(box.center[:2]), box.yaw)
         if bottom < tray_top or not _overlap(tray, corners, u) or not _overlap(tray, corners, across):
             continue
-        slide = float(np.max(corners @ u) - np.min(tray @ u)) + OVERHEAD_CLEARANCE  # m along u until clear
-        slides.append((start[:2] + slide * u, min(0.02, max(0.0, (bottom - tray_top) / 2))))
-    return slides
+        lift = min(0.02, max(0.0, (bottom - tray_top) / 2))
+        for d in (u, -u):  # towards the goal, or away from it and back past the box after rising
+            slide = float(np.max(corners @ d) - np.min(tray @ d)) + OVERHEAD_CLEARANCE  # m along d until clear
+            clear_xy = start[:2] + slide * d
+            slides.append((slide + float(np.linalg.norm(goal[:2] - clear_xy)), clear_xy, lift))
+    return [(clear_xy, lift) for _, clear_xy, lift in sorted(slides, key=lambda item: item[0])]
+
+
+def slide_timings(
+    tray_start: np.ndarray, tray_goal: np.ndarray, clear_xy: np.ndarray, lift: float
+) -> tuple[tuple[float, float], ...]:
+    """`switches` for slide_then_rise: each of the three motions gets time in proportion to its length (the same
+    peak speed in each; a 30 cm slide in a fixed share of the horizon drove joints past their speed limits), or to
+    its length's square root (the same peak acceleration), the slide's length counted twice (SLIDE_WEIGHT: it
+    threads the slot between table and box, where the sweep of a fast motion raises the required clearance);
+    every motion at least 15 % of the horizon. The last
+    motion's length counts the turn to the goal's yaw at TURN_LEVER (the wrists turn with the tray). Then the
+    fixed timing that suits short slides."""
+    start, goal = np.asarray(tray_start, dtype=float), np.asarray(tray_goal, dtype=float)
+    turn = abs(np.angle(np.exp(2j * (np.arctan2(goal[6], goal[3]) - np.arctan2(start[6], start[3])))))
+    lengths = np.array([
+        np.hypot(np.linalg.norm(np.asarray(clear_xy) - start[:2]), lift),
+        abs(goal[2] - start[2] - lift),
+        np.linalg.norm(goal[:2] - np.asarray(clear_xy)) + TURN_LEVER * turn,
+    ])  # fmt: skip
+    timings = [(0.35, 0.7)]
+    for weight in (lengths * SLIDE_WEIGHT, np.sqrt(lengths) * SLIDE_WEIGHT):
+        share = np.maximum(weight / max(float(weight.sum()), 1e-9), 0.15)
+        share /= share.sum()
+        timings.insert(-1, (float(share[0]), float(share[0] + share[1])))
+    return tuple(timings)
 
 
 def slide_then_rise(
@@ -93,9 +126,11 @@ def slide_then_rise(
     horizon: int,
 ) -> np.ndarray:
     """Level tray poses (horizon, 7) at s = (k + 1) / horizon in three minimum-jerk motions from rest to rest: slide
-    to `clear_xy` rising by `lift` until s = switches[0], rise to the goal's height until s = switches[1], then move
-    across to the goal (back, where the tray had to pass it to clear the box) while turning to the goal's yaw (a
-    long tray turning under the box would swing its ends into it)."""
+    to `clear_xy` rising by `lift` until s = switches[0] (the tray first rises off the table: the rise takes the
+    first half of that time and the slide starts a quarter in, so a tray that moves is already clear of the table),
+    rise to the goal's height until s = switches[1], then move across to the goal (back, where the tray had to pass
+    it to clear the box) while turning to the goal's yaw (a long tray turning under the box would swing its ends
+    into it)."""
     start, goal = np.asarray(tray_start, dtype=float), np.asarray(tray_goal, dtype=float)
     s = np.arange(1, horizon + 1) / horizon
     knots = [start[:3], np.array([*clear_xy, start[2] + lift]), np.array([*clear_xy, goal[2]]), goal[:3]]
@@ -104,7 +139,14 @@ def slide_then_rise(
     poses[:, :3] = start[:3]
     for i in range(3):
         blend, _ = min_jerk_blend(np.clip((s - bounds[i]) / (bounds[i + 1] - bounds[i]), 0.0, 1.0))
-        poses[:, :3] += blend[:, None] * (knots[i + 1] - knots[i])
+        step = knots[i + 1] - knots[i]
+        if i == 0:  # lift off in [0, switches[0] / 2], slide in [switches[0] / 4, switches[0]]
+            lifting, _ = min_jerk_blend(np.clip(s / (bounds[1] / 2), 0.0, 1.0))
+            sliding, _ = min_jerk_blend(np.clip((s - bounds[1] / 4) / (0.75 * bounds[1]), 0.0, 1.0))
+            poses[:, :2] += sliding[:, None] * step[:2]
+            poses[:, 2] += lifting * step[2]
+        else:
+            poses[:, :3] += blend[:, None] * step
     yaw0, yaw1 = (2 * np.arctan2(p[6], p[3]) for p in (start, goal))
     yaw = yaw0 + blend * np.angle(np.exp(1j * (yaw1 - yaw0)))  # turns in the last part, above the box
     poses[:, 3:] = np.stack([np.cos(yaw / 2), 0 * yaw, 0 * yaw, np.sin(yaw / 2)], axis=-1)
@@ -177,13 +219,13 @@ class RouteBuilder:
         obstacles: Sequence[Box],
     ) -> list[Route]:
         """Reference motions (positions, velocities (H, 12)) that carry the tray out from under each box above it
-        and only then up (overhead_slides, slide_then_rise: two timings): both arms by the
+        and only then up (overhead_slides, slide_then_rise, two slide_timings each): both arms by the
         numpy tray IK at every waypoint (each tool keeps its start pose in the tray's frame: no grip change),
         seeded by the straight joint-space line; velocities by central differences (zero at the end). A path whose
         IK does not converge at every waypoint is left out."""
         basis, paths = self.basis, []
         for clear_xy, lift in overhead_slides(tray_start, tray_goal, obstacles, self.geometry):
-            for switches in ((0.35, 0.7), (0.45, 0.8)):
+            for switches in slide_timings(tray_start, tray_goal, clear_xy, lift):
                 poses = slide_then_rise(tray_start, tray_goal, clear_xy, lift, switches, basis.horizon)
                 targets = self.tray_ik.carry_targets(start_positions, tray_start, poses)
                 positions, converged = self.tray_ik.solve_batch(*targets, straight)

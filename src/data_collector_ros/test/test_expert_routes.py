@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from data_collector_ros.grip_follower import GripFollower
-from data_collector_ros.routes import OVERHEAD_CLEARANCE, _footprint, overhead_slides, slide_then_rise
+from data_collector_ros.routes import (
+    OVERHEAD_CLEARANCE,
+    TURN_LEVER,
+    _footprint,
+    overhead_slides,
+    slide_then_rise,
+    slide_timings,
+)
 from flow_planner_common.kinematics import RobotGeometry
 from flow_planner_common.motion import TrajectoryBasis, reference_trajectory
 from flow_planner_common.obstacles import Box
@@ -51,21 +58,46 @@ def test_the_right_arm_follows_the_left_without_changing_the_grip(carry) -> None
     assert np.mean(moved == 0.0) > 0.9 and moved.max() < 1e-3
 
 
-def test_a_bar_over_the_tray_gives_a_slide_that_clears_it_and_other_boxes_none() -> None:
+def test_a_bar_over_the_tray_gives_slides_that_clear_it_and_other_boxes_none() -> None:
     geometry = RobotGeometry.load()
     slides = overhead_slides(TRAY_START, TRAY_GOAL, [BAR], geometry)
-    assert len(slides) == 1
-    clear_xy, lift = slides[0]
-    direction = np.array([0.0, -1.0])
-    tray = _footprint(geometry.tray_center, geometry.tray_half, clear_xy, 0.0)
+    assert len(slides) == 2  # towards the goal (the shorter whole path, first) and away from it
     bar = _footprint(np.zeros((1, 3)), np.array(BAR.size)[None] / 2, np.array(BAR.center[:2]), BAR.yaw)
-    # the tray's trailing edge is OVERHEAD_CLEARANCE past the bar's far side
-    assert np.min(tray @ direction) - np.max(bar @ direction) == pytest.approx(OVERHEAD_CLEARANCE, abs=1e-9)
-    assert 0.0 < lift <= 0.02
+    lengths = []
+    for (clear_xy, lift), direction in zip(slides, (np.array([0.0, -1.0]), np.array([0.0, 1.0])), strict=True):
+        tray = _footprint(geometry.tray_center, geometry.tray_half, clear_xy, 0.0)
+        # the tray's trailing edge is OVERHEAD_CLEARANCE past the bar's far side
+        assert np.min(tray @ direction) - np.max(bar @ direction) == pytest.approx(OVERHEAD_CLEARANCE, abs=1e-9)
+        assert 0.0 < lift <= 0.02
+        lengths.append(np.linalg.norm(clear_xy - TRAY_START[:2]) + np.linalg.norm(TRAY_GOAL[:2] - clear_xy))
+    assert lengths[0] < lengths[1]
     on_table = Box((0.5, -0.2, 0.8), (0.05, 0.3, 0.1), 0.0)  # a barrier: below the tray's top
     beside = Box((0.9, 0.0, 0.86), (0.07, 0.25, 0.03), 0.0)  # above the table, but not over the tray
     assert overhead_slides(TRAY_START, TRAY_GOAL, [on_table, beside], geometry) == []
     assert overhead_slides(TRAY_START, TRAY_START, [BAR], geometry) == []  # no horizontal motion
+
+
+def test_slide_timings_share_the_horizon_by_length_and_the_tray_lifts_before_it_slides() -> None:
+    clear_xy, lift = overhead_slides(TRAY_START, TRAY_GOAL, [BAR], RobotGeometry.load())[0]
+    timings = slide_timings(TRAY_START, TRAY_GOAL, clear_xy, lift)
+    assert timings[-1] == (0.35, 0.7) and len(timings) == 3
+    for first, second in timings:
+        assert first >= 0.15 - 1e-9 and second - first >= 0.15 - 1e-9 and 1 - second >= 0.15 - 1e-9
+    # in proportion to the lengths: the slide counted twice, the last motion with the 0.6 rad turn at TURN_LEVER
+    lengths = np.array([
+        2 * np.hypot(np.linalg.norm(clear_xy - TRAY_START[:2]), lift),
+        TRAY_GOAL[2] - TRAY_START[2] - lift,
+        np.linalg.norm(TRAY_GOAL[:2] - clear_xy) + TURN_LEVER * 0.6,
+    ])  # fmt: skip
+    if np.all(lengths / lengths.sum() >= 0.15):
+        assert timings[0] == pytest.approx(tuple(np.cumsum(lengths / lengths.sum())[:2]))
+    poses = slide_then_rise(TRAY_START, TRAY_GOAL, clear_xy, lift, timings[0], 60)
+    s = np.arange(1, 61) / 60
+    still = s <= timings[0][0] / 4  # the first quarter of the slide's time: straight up, not across
+    np.testing.assert_allclose(poses[still, :2], np.broadcast_to(TRAY_START[:2], (np.count_nonzero(still), 2)))
+    assert np.all(np.diff(poses[still, 2]) > 0)
+    lifted = s >= timings[0][0] / 2  # the lift is done half-way through the slide's time
+    assert np.all(poses[lifted & (s <= timings[0][0]), 2] == pytest.approx(TRAY_START[2] + lift))
 
 
 def test_the_tray_path_slides_low_then_rises_then_turns() -> None:
