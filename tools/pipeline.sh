@@ -13,6 +13,13 @@
 #   2. merge    -> WORK_DIR/expert.npz (validated, stacked)
 #   3. train    config/flow_config.yaml, EPOCHS epochs -> WORK_DIR/default.safetensors (+ .log.csv);
 #               TRAIN_NPROC=N > 1: under torchrun with N processes on this machine (DDP), TRAIN_DEVICE=cuda on GPUs
+#   3b. finetune (FINETUNE_EPISODES > 0, the default): collect FINETUNE_EPISODES more grid indices from
+#               FINETUNE_START on, of the family's FINETUNE_TEMPLATES only (collector parameter `templates`: the
+#               templates every planner fails most) -> WORK/expert_extra; merge them with a replay of stage 1 (its
+#               trajectories of grid indices < REPLAY_EPISODES) -> WORK/finetune.npz; fine-tune the stage-3
+#               checkpoint on it (`train --init`, FINETUNE_EPOCHS at peak learning rate FINETUNE_LR; the
+#               normalization stays the checkpoint's) -> WORK/finetuned.safetensors: the model stages 4-5 evaluate,
+#               describe and ship
 #   4. evaluate `evaluate_compare`, one run each, the same episodes for every planner configuration:
 #               on EVAL_SCENES (held-out cluttered scenes, family seed 101: never trained on) straight, flow
 #               best-of-1/8/32 (+ best-of-32 without refinement where the node has refine_iterations, + best-of-8
@@ -35,7 +42,9 @@
 # EVAL_SCENES_2 (config/eval_scenes_seed202.yaml, all 40; empty = skip),
 # EVAL_EPISODES (config/eval_episodes.yaml), EVAL_TRAY_LIMIT (all 20; 0 = skip), VIDEO_EPISODES (2),
 # ROS_DOMAIN_ID (one derived from the PID), COLLECT (ros | ray), RAY_ADDRESS (none: a local Ray instance),
-# TRAIN_NPROC (1), TRAIN_DEVICE (cpu), SCENES (family: the cluttered scene family | flat: the old tray-pose grid).
+# TRAIN_NPROC (1), TRAIN_DEVICE (cpu), SCENES (family: the cluttered scene family | flat: the old tray-pose grid),
+# FINETUNE_EPISODES (2400; 0 = no stage 3b), FINETUNE_TEMPLATES (bar; comma-separated), FINETUNE_START (100000),
+# REPLAY_EPISODES (2800), FINETUNE_EPOCHS (4), FINETUNE_LR (0.001).
 # Stage 4 takes ~20-25 min on a 2-core CPU, plus ~5.5 min for EVAL_SCENES_2 (40 x (1.7 + 1.7 + 4.4) s + start-up;
 # README, Evaluation: the cost per episode of each configuration).
 set -euo pipefail
@@ -68,6 +77,12 @@ COLLECT="${COLLECT:-ros}"
 RAY_ADDRESS="${RAY_ADDRESS:-}"
 TRAIN_NPROC="${TRAIN_NPROC:-1}"
 TRAIN_DEVICE="${TRAIN_DEVICE:-cpu}"
+FINETUNE_EPISODES="${FINETUNE_EPISODES:-2400}"
+FINETUNE_TEMPLATES="${FINETUNE_TEMPLATES:-bar}"
+FINETUNE_START="${FINETUNE_START:-100000}"
+REPLAY_EPISODES="${REPLAY_EPISODES:-2800}"
+FINETUNE_EPOCHS="${FINETUNE_EPOCHS:-4}"
+FINETUNE_LR="${FINETUNE_LR:-0.001}"
 export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( $$ % 100 + 1 ))}"
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 
@@ -80,10 +95,25 @@ BIN_EV="install/flow_planner_eval/lib/flow_planner_eval"
 for exe in "$BIN_DC/collector" "$BIN_DC/collect_ray" "$BIN_DC/merge" "$BIN_FP/train" "$BIN_EV/evaluate_compare"; do
   [[ -x "$exe" ]] || { echo "pipeline: error: $exe missing: colcon build the workspace first" >&2; exit 2; }
 done
-for n in "$EPISODES" "$SHARDS" "$EPOCHS" "$TRAIN_NPROC"; do
+for n in "$EPISODES" "$SHARDS" "$EPOCHS" "$TRAIN_NPROC" "$FINETUNE_EPOCHS"; do
   [[ "$n" =~ ^[1-9][0-9]*$ ]] || {
-    echo "pipeline: error: EPISODES, SHARDS, EPOCHS, TRAIN_NPROC must be positive integers" >&2; exit 2; }
+    echo "pipeline: error: EPISODES, SHARDS, EPOCHS, TRAIN_NPROC, FINETUNE_EPOCHS must be positive integers" >&2
+    exit 2; }
 done
+for n in "$FINETUNE_EPISODES" "$FINETUNE_START" "$REPLAY_EPISODES"; do
+  [[ "$n" =~ ^[0-9]+$ ]] || {
+    echo "pipeline: error: FINETUNE_EPISODES, FINETUNE_START, REPLAY_EPISODES must be integers >= 0" >&2; exit 2; }
+done
+if (( FINETUNE_EPISODES > 0 )) && [[ "$SCENES" == flat ]]; then
+  echo "pipeline: error: SCENES=flat has no templates to collect more of: set FINETUNE_EPISODES=0" >&2; exit 2
+fi
+if (( FINETUNE_EPISODES > 0 && FINETUNE_START < EPISODES )); then  # the extra scenes need grid indices of their own
+  echo "pipeline: error: FINETUNE_START ($FINETUNE_START) must be >= EPISODES ($EPISODES)" >&2; exit 2
+fi
+[[ "$FINETUNE_TEMPLATES" =~ ^[a-z_]+(,[a-z_]+)*$ ]] || {
+  echo "pipeline: error: FINETUNE_TEMPLATES must be comma-separated template names (e.g. bar,barrier)" >&2; exit 2; }
+[[ "$FINETUNE_LR" =~ ^[0-9]*\.?[0-9]+([eE]-?[0-9]+)?$ ]] || {
+  echo "pipeline: error: FINETUNE_LR must be a positive number" >&2; exit 2; }
 [[ "$COLLECT" == ros || "$COLLECT" == ray ]] || { echo "pipeline: error: COLLECT must be ros or ray" >&2; exit 2; }
 [[ "$SCENES" == family || "$SCENES" == flat ]] || { echo "pipeline: error: SCENES must be family or flat" >&2; exit 2; }
 [[ "$SEED" =~ ^[0-9]+$ ]] || { echo "pipeline: error: SEED must be an integer >= 0" >&2; exit 2; }
@@ -108,20 +138,32 @@ stage() {  # stage NAME COMMAND...: run, time, log
   echo "== pipeline: $name done in $(( SECONDS - t0 )) s" >&2
 }
 
-collect() {
-  local per=$(( (EPISODES + SHARDS - 1) / SHARDS )) pids=() s start count
+collect() {  # collect [DIR FIRST COUNT LOG_PREFIX EXTRA_ROS_ARGS...]: SHARDS collector processes over the indices
+  local dir="${1:-$WORK/expert}" first="${2:-0}" total="${3:-$EPISODES}" log="${4:-collect}"
+  shift $(( $# < 4 ? $# : 4 ))
+  local per=$(( (total + SHARDS - 1) / SHARDS )) pids=() s start count
   for (( s = 0; s < SHARDS; s++ )); do
-    start=$(( s * per )); count=$(( EPISODES - start < per ? EPISODES - start : per ))
+    start=$(( s * per )); count=$(( total - start < per ? total - start : per ))
     (( count > 0 )) || continue
-    "$BIN_DC/collector" --ros-args --params-file config/collector.yaml -p output_dir:="$WORK/expert" \
-      -p start_index:=$start -p count:=$count -p seed:="$SEED" -p scenes:="$SCENES" -p progress:=false \
-      > "$WORK/collect_$s.log" 2>&1 &
+    "$BIN_DC/collector" --ros-args --params-file config/collector.yaml -p output_dir:="$dir" \
+      -p start_index:=$(( first + start )) -p count:=$count -p seed:="$SEED" -p scenes:="$SCENES" \
+      -p progress:=false "$@" > "$WORK/${log}_$s.log" 2>&1 &
     pids+=($!)
   done
   local failed=0
   for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
-  if (( failed )); then echo "pipeline: error: a collector shard failed (see $WORK/collect_*.log)" >&2; exit 1; fi
-  grep -h "^collector: done" "$WORK"/collect_[0-9]*.log >&2 || true
+  if (( failed )); then echo "pipeline: error: a collector shard failed (see $WORK/${log}_*.log)" >&2; exit 1; fi
+  grep -h "^collector: done" "$WORK/${log}"_[0-9]*.log >&2 || true
+}
+
+replay() {  # the fine-tuning's replay: links to the stage-1 trajectories of grid indices < REPLAY_EPISODES
+  rm -rf "$WORK/replay"; mkdir -p "$WORK/replay"
+  local f index
+  for f in "$WORK"/expert/traj_*.npz; do
+    index="${f##*/traj_}"; index="${index%%_*}"
+    (( 10#$index < REPLAY_EPISODES )) && ln -s "../expert/${f##*/}" "$WORK/replay/${f##*/}"
+  done
+  return 0
 }
 
 collect_ray() {  # the same grid indices and files as collect(), as Ray tasks
@@ -142,21 +184,33 @@ if (( TRAIN_NPROC > 1 )); then  # DDP on this machine (torchrun picks a free por
   TRAIN_CMD=(python -m torch.distributed.run --standalone --nproc_per_node "$TRAIN_NPROC" "${TRAIN_CMD[@]}")
 fi
 stage train "${TRAIN_CMD[@]}"
+MODEL="$WORK/default.safetensors"
+if (( FINETUNE_EPISODES > 0 )); then  # stage 3b: more of the hard templates, then fine-tune on them + a replay
+  stage collect_extra collect "$WORK/expert_extra" "$FINETUNE_START" "$FINETUNE_EPISODES" collect_extra \
+    -p "templates:=[$FINETUNE_TEMPLATES]"
+  stage replay replay
+  stage merge_finetune "$BIN_DC/merge" --input "$WORK/replay" "$WORK/expert_extra" --output "$WORK/finetune.npz"
+  FINETUNE_CMD=("$BIN_FP/train" --data "$WORK/finetune.npz" --config config/flow_config.yaml --init "$MODEL"
+                --out "$WORK/finetuned.safetensors" --epochs "$FINETUNE_EPOCHS" --learning-rate "$FINETUNE_LR"
+                --seed "$SEED" --device "$TRAIN_DEVICE" --resume --no-progress)
+  stage finetune "${FINETUNE_CMD[@]}"
+  MODEL="$WORK/finetuned.safetensors"
+fi
 compare() {  # stage 4: the one-run comparisons (see the header)
   local limit=() video=()
   [[ -n "${EVAL_LIMIT:-}" ]] && limit=(--limit "$EVAL_LIMIT")
   (( VIDEO_EPISODES > 0 )) && video=(--video "$WORK/eval" --video-episodes "$VIDEO_EPISODES")
-  "$BIN_EV/evaluate_compare" --checkpoint "$WORK/default.safetensors" --episodes "$EVAL_SCENES" \
+  "$BIN_EV/evaluate_compare" --checkpoint "$MODEL" --episodes "$EVAL_SCENES" \
     --report "$WORK/eval/compare.json" --seed "$SEED" --quiet "${limit[@]}" "${video[@]}"
   if [[ -n "$EVAL_SCENES_2" ]]; then  # a second held-out family seed: straight, flow-8, cem-5 only
-    "$BIN_EV/evaluate_compare" --checkpoint "$WORK/default.safetensors" --episodes "$EVAL_SCENES_2" \
+    "$BIN_EV/evaluate_compare" --checkpoint "$MODEL" --episodes "$EVAL_SCENES_2" \
       --report "$WORK/eval/compare_seed202.json" --flow-samples 8 --flow-unrefined "" --flow-fallback "" \
       --rrt-time-limits "" --cem-budgets 5 --seed "$SEED" --quiet
   fi
   if [[ "$EVAL_TRAY_LIMIT" != 0 ]]; then
     limit=()
     [[ -n "$EVAL_TRAY_LIMIT" ]] && limit=(--limit "$EVAL_TRAY_LIMIT")
-    "$BIN_EV/evaluate_compare" --checkpoint "$WORK/default.safetensors" --episodes "$EVAL_EPISODES" \
+    "$BIN_EV/evaluate_compare" --checkpoint "$MODEL" --episodes "$EVAL_EPISODES" \
       --report "$WORK/eval/compare_tray_poses.json" --flow-samples 8 --flow-unrefined "" --flow-fallback "" \
       --rrt-time-limits "" --cem-budgets 5 \
       --seed "$SEED" --quiet "${limit[@]}"
@@ -169,14 +223,21 @@ SEED_2_REPORT=()
 TRAY_REPORT=()
 [[ -f "$WORK/eval/compare_tray_poses.json" && "$EVAL_TRAY_LIMIT" != 0 ]] && \
   TRAY_REPORT=(--compare-tray-poses "$WORK/eval/compare_tray_poses.json")
+FINETUNE_META=()
+if (( FINETUNE_EPISODES > 0 )); then
+  EXTRA_END=$(( FINETUNE_START + FINETUNE_EPISODES ))
+  FINETUNE_META=(--finetuned "$MODEL" --finetune-data "$WORK/finetune.npz" --finetune-command "${FINETUNE_CMD[*]}"
+    --finetune-collector "grid indices [$FINETUNE_START, $EXTRA_END) of the templates [$FINETUNE_TEMPLATES], family \
+seed $SEED, $SHARDS shards; replay: the stage-1 trajectories of grid indices < $REPLAY_EPISODES")
+fi
 python -m flow_planner_eval.pipeline_meta --work "$WORK" --data "$WORK/expert.npz" \
   --checkpoint "$WORK/default.safetensors" --compare "$WORK/eval/compare.json" "${SEED_2_REPORT[@]}" \
-  "${TRAY_REPORT[@]}" \
+  "${TRAY_REPORT[@]}" "${FINETUNE_META[@]}" \
   --times "$TIMES" --episodes "$EPISODES" --shards "$SHARDS" --train-command "${TRAIN_CMD[*]}" \
   --out "$WORK/default.json"
 if (( SHIP )); then
   mkdir -p src/flow_planner_ros/checkpoints
-  install -m 644 "$WORK/default.safetensors" src/flow_planner_ros/checkpoints/default.safetensors
+  install -m 644 "$MODEL" src/flow_planner_ros/checkpoints/default.safetensors
   install -m 644 "$WORK/default.json" src/flow_planner_ros/checkpoints/default.json
   echo "== pipeline: shipped to src/flow_planner_ros/checkpoints/ (colcon build flow_planner_ros to install)" >&2
 fi

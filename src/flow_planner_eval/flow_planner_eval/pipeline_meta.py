@@ -1,13 +1,15 @@
 """The default checkpoint's metadata file (written by tools/pipeline.sh):
 
     python -m flow_planner_eval.pipeline_meta --data expert.npz --checkpoint default.safetensors
+        [--finetuned finetuned.safetensors --finetune-data finetune.npz --finetune-command "..."]
         [--compare compare.json] [--compare-seed-2 compare_seed202.json] [--compare-tray-poses compare_tray.json]
         [--flow flow.json --cem cem.json --straight straight.json] --times stage_times.txt --train-command "..."
         --out default.json
 
 Records the data set (trajectories, episodes, success rate, content hash as the training code computes it, file
 SHA-256), the training command and result (epochs, final train / validation loss, parameters, samples/s), the
-checkpoint's size and SHA-256, the per-stage wall times, and the evaluation:
+checkpoint's size and SHA-256, the fine-tuning (`finetuning`: its data set, command and result) when the shipped
+checkpoint is a fine-tuned one, the per-stage wall times, and the evaluation:
 - `evaluation.held_out_scenes` / `evaluation.held_out_seed_2` / `evaluation.tray_poses`: the one-run comparisons
   (`evaluate_compare` reports, flow_planner_eval.compare) on the held-out cluttered scenes (family seed 101), on
   those of a second held-out family seed (202: generalisation beyond one seed) and on the tray poses: per planner
@@ -102,11 +104,10 @@ def _comparison_reports(comparison: dict[str, Any]) -> dict[str, dict[str, Any]]
     return {key: reports[name] for key, name in names.items() if name in reports}
 
 
-def build(args: argparse.Namespace) -> dict[str, Any]:
-    from flow_planner_ros.learning.checkpoint import load_checkpoint
+def dataset_summary(data_path: Path) -> dict[str, Any]:
+    """A merged data set: trajectories, episodes, successes per phase, the training code's content hash, SHA-256."""
     from flow_planner_ros.learning.dataset import TrajectoryData
 
-    data_path, ckpt_path = Path(args.data), Path(args.checkpoint)
     with np.load(data_path, allow_pickle=False) as data:
         success, phase = data["success"].astype(bool), data["phase"].astype(int)
         grid = data["grid_index"]
@@ -123,26 +124,58 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
             "file_bytes": data_path.stat().st_size,
         }
     dataset["hash"] = TrajectoryData.load(data_path, use_phase=False, only_success=True).hash
-    dataset["collector"] = {"episodes": args.episodes, "shards": args.shards, "config": "config/collector.yaml"}
-    checkpoint = load_checkpoint(ckpt_path)
-    training = dict(checkpoint.meta.get("training", {}))
-    training.pop("val_episodes", None)
-    meta: dict[str, Any] = {
-        "checkpoint": {"file": "default.safetensors", "sha256": sha256(ckpt_path), "bytes": ckpt_path.stat().st_size},
-        "dataset": dataset,
-        "training": {
-            "command": args.train_command,
-            "config": "config/flow_config.yaml",
-            "epochs": training.get("epochs"),
-            "final_train_loss": training.get("train_loss"),
-            "final_val_loss": training.get("val_loss"),
-            "num_parameters": training.get("num_parameters"),
-            "samples_per_s": training.get("samples_per_s"),
-            "elapsed_s": training.get("elapsed_s"),
-            "data_hash": training.get("data_hash"),
-            "model": checkpoint.meta.get("model"),
-            "flow": checkpoint.meta.get("flow"),
-        },
+    return dataset
+
+
+def training_summary(checkpoint_meta: dict[str, Any], command: str) -> dict[str, Any]:
+    """What a checkpoint's own training record says (epochs, losses, speed, data hash, model and flow config)."""
+    training = checkpoint_meta.get("training", {})
+    return {
+        "command": command,
+        "config": "config/flow_config.yaml",
+        "epochs": training.get("epochs"),
+        "final_train_loss": training.get("train_loss"),
+        "final_val_loss": training.get("val_loss"),
+        "num_parameters": training.get("num_parameters"),
+        "samples_per_s": training.get("samples_per_s"),
+        "elapsed_s": training.get("elapsed_s"),
+        "data_hash": training.get("data_hash"),
+        "model": checkpoint_meta.get("model"),
+        "flow": checkpoint_meta.get("flow"),
+    }
+
+
+def build(args: argparse.Namespace) -> dict[str, Any]:
+    """The metadata of --checkpoint (trained on --data), or of --finetuned (that checkpoint fine-tuned on
+    --finetune-data; the shipped file then). --base-meta: the checkpoint's data set and training as an earlier run's
+    metadata recorded them, for a fine-tuning run that no longer has that data (--data is then not read)."""
+    from flow_planner_ros.learning.checkpoint import load_checkpoint
+
+    ckpt_path = Path(args.checkpoint)
+    base_meta = json.loads(Path(args.base_meta).read_text()) if getattr(args, "base_meta", None) else None
+    if base_meta is not None:
+        dataset, training = base_meta["dataset"], base_meta["training"]
+    else:
+        if not args.data:
+            raise SystemExit("pipeline_meta: error: --data (or --base-meta) is required")
+        dataset = dataset_summary(Path(args.data))
+        dataset["collector"] = {"episodes": args.episodes, "shards": args.shards, "config": "config/collector.yaml"}
+        training = training_summary(load_checkpoint(ckpt_path).meta, args.train_command)
+    shipped = ckpt_path
+    meta: dict[str, Any] = {"dataset": dataset, "training": training}
+    finetuned = getattr(args, "finetuned", None)
+    if finetuned:
+        shipped = Path(finetuned)
+        tuned = load_checkpoint(shipped).meta
+        meta["finetuning"] = {
+            "from": {"file": ckpt_path.name, "sha256": sha256(ckpt_path)},
+            "dataset": {**dataset_summary(Path(args.finetune_data)), "collector": args.finetune_collector},
+            "training": {**training_summary(tuned, args.finetune_command),
+                         "learning_rate": tuned.get("training", {}).get("config", {}).get("learning_rate")},
+        }  # fmt: skip
+    meta = {
+        "checkpoint": {"file": "default.safetensors", "sha256": sha256(shipped), "bytes": shipped.stat().st_size},
+        **meta,
         "host": {"machine": platform.machine(), "python": sys.version.split()[0]},
     }
     if args.times and Path(args.times).is_file():
@@ -189,8 +222,13 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pipeline_meta", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True)
+    parser.add_argument("--data", default=None, help="the merged data set --checkpoint was trained on")
     parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--base-meta", default=None, help="an earlier run's metadata of --checkpoint (no --data)")
+    parser.add_argument("--finetuned", default=None, help="--checkpoint fine-tuned (the checkpoint shipped)")
+    parser.add_argument("--finetune-data", default=None, help="the merged data set of the fine-tuning")
+    parser.add_argument("--finetune-command", default="")
+    parser.add_argument("--finetune-collector", default="", help="how the fine-tuning data was collected")
     parser.add_argument("--flow", default=None)
     parser.add_argument("--cem", default=None)
     parser.add_argument("--straight", default=None, help="the straight-line baseline's evaluate report")
@@ -207,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--note", action="append", default=[], help="a free-text note (repeatable)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
+    if args.finetuned and not args.finetune_data:
+        parser.error("--finetuned needs --finetune-data")
     meta = build(args)
     if args.note:
         meta["notes"] = list(args.note)

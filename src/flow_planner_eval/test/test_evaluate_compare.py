@@ -171,6 +171,21 @@ def test_pipeline_metadata_holds_the_comparison_table(tmp_path: Path) -> None:
     assert pipeline_meta.main(argv) == 0
     evaluation = json.loads(out.read_text())["evaluation"]
     assert set(evaluation) == {"flow", "cem", "comparison"}
+    # A fine-tuned checkpoint: the base's data and training from its earlier metadata, the fine-tuning's own.
+    more = write_synthetic_dataset(tmp_path / "more.npz", 32, seed=1)
+    tuned = tmp_path / "tuned.safetensors"
+    train(more, load_config(None, overrides), tuned, progress_bar=False, log=lambda *_: None, init=checkpoint)
+    argv = ["--checkpoint", str(checkpoint), "--base-meta", str(out), "--finetuned", str(tuned), "--finetune-data",
+            str(more), "--finetune-command", "train --init", "--out", str(tmp_path / "tuned.json")]  # fmt: skip
+    assert pipeline_meta.main(argv) == 0
+    tuned_meta = json.loads((tmp_path / "tuned.json").read_text())
+    assert tuned_meta["dataset"]["trajectories"] == 64 and tuned_meta["finetuning"]["dataset"]["trajectories"] == 32
+    assert tuned_meta["checkpoint"]["sha256"] == pipeline_meta.sha256(tuned)
+    assert tuned_meta["finetuning"]["from"]["sha256"] == pipeline_meta.sha256(checkpoint)
+    assert tuned_meta["finetuning"]["training"]["command"] == "train --init"
+    with pytest.raises(SystemExit):  # --finetuned without its data
+        pipeline_meta.main(["--checkpoint", str(checkpoint), "--data", str(data), "--finetuned", str(tuned),
+                            "--out", str(tmp_path / "x.json")])  # fmt: skip
 
 
 def _default_checkpoint() -> Path | None:
