@@ -3,7 +3,9 @@
 `SphereChecker.clearance` takes (..., 12) joint positions, a scene's boxes and the tray (resting at a pose, or
 carried by both tools at the mean of their poses, exactly as `flow_planner_common.kinematics`) and returns per
 configuration the smallest signed distance (m, < 0 = penetration) of each category in `kinematics.CATEGORIES`
-order, a (..., 6) tensor, +inf where a category has no pair. Conservative against the MJCF geoms (what MuJoCo's
+order, a (..., 6) tensor, +inf where a category has no pair. One call may also hold several scenes (the planner's
+concurrent requests): boxes (G, M, 7) and/or G grasps for positions (G, ..., 12), scene g for positions[g], with
+the same numbers as G calls of one scene each. Conservative against the MJCF geoms (what MuJoCo's
 collision detection sees): where they are apart the value is at most their distance (by the padding and more),
 where they touch it is negative, so "distance > 0" never hides a contact; a penetration's depth is the deepest
 sphere's, which can be less than MuJoCo's penetration depth of the whole geom.
@@ -207,16 +209,21 @@ class SphereChecker:
         return ArmKinematics(self.geometry).grasp_from_start(start, pose)
 
     @staticmethod
-    def carried_tray(pos: torch.Tensor, rot: torch.Tensor, grasp: TrayGrasp) -> tuple[torch.Tensor, torch.Tensor]:
+    def carried_tray(
+        pos: torch.Tensor, rot: torch.Tensor, grasp: TrayGrasp | Sequence[TrayGrasp]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Carried tray body poses from forward_kinematics' output: (..., 3) positions and (..., 3, 3) rotations;
         with a two-tool grasp the mean of the poses each tool's grasp gives the tray (kinematics.mean_rotation),
-        else the left tool's."""
+        else the left tool's. A sequence of G grasps: grasp g for pos[g] (pos (G, ..., 2, 7, 3))."""
         poses = []
-        for arm, (offset, turn) in enumerate(grasp.tool_parts()):
+        for arm, (offset, turn) in enumerate(grasp_tensors(grasp, pos.dtype, pos.device)):  # (G, 3), (G, 3, 3)
             tool_p, tool_r = pos[..., arm, -1, :], rot[..., arm, -1, :, :]
-            offset = torch.as_tensor(offset, dtype=pos.dtype, device=pos.device)
-            turn = torch.as_tensor(turn, dtype=rot.dtype, device=rot.device)
-            poses.append((tool_p + (tool_r @ offset[:, None])[..., 0], tool_r @ turn))
+            if isinstance(grasp, TrayGrasp):
+                offset, turn = offset[0], turn[0]
+            else:  # one grasp per leading index
+                ones = (1,) * (tool_p.dim() - 2)
+                offset, turn = offset.view(-1, *ones, 3), turn.view(-1, *ones, 3, 3)
+            poses.append((tool_p + (tool_r @ offset[..., None])[..., 0], tool_r @ turn))
         if len(poses) == 1:
             return poses[0]
         (left_p, left_r), (right_p, right_r) = poses
@@ -237,79 +244,108 @@ class SphereChecker:
         obstacles: Tensorish | Sequence[Box] = (),
         obstacle_mask: Tensorish | None = None,
         tray_pose: Tensorish | None = None,
-        grasp: TrayGrasp | None = None,
+        grasp: TrayGrasp | Sequence[TrayGrasp] | None = None,
     ) -> torch.Tensor:
         """(..., 6) clearances (m) of (..., 12) configurations in kinematics.CATEGORIES order.
 
         obstacles: boxes, or an (M, 7) array (centre, full size, yaw) with an optional (M,) mask. The tray: resting
         at `tray_pose` (x y z qw qx qy qz), carried with `grasp` (by both tools: the mean of their poses, or rigidly
-        with the left tool when the grasp has no right part: TrayGrasp), or absent."""
+        with the left tool when the grasp has no right part: TrayGrasp), or absent.
+
+        Per-scene batches (one call for several scenes): obstacles (G, M, 7) with a (G, M) mask and/or a sequence
+        of G grasps (all two-tool or all left-only) check positions (G, ..., 12), scene g for positions[g]."""
         if tray_pose is not None and grasp is not None:
             raise ValueError("give tray_pose (resting tray) or grasp (carried tray), not both")
         q, batch, device = self._configurations(positions)
         n = q.shape[0]
+        boxes, box_offset = self._boxes(obstacles, obstacle_mask)  # (G|1, B, 7) with the table last, (G|1, B, 1)
+        parts = None if grasp is None else grasp_tensors(grasp, self.dtype, self.device)  # per tool: (G|1, ...)
+        _scene_count(batch, boxes.shape[0], 1 if parts is None else parts[0][0].shape[0])
         centres, rots, poss = self._chain(q, keep_bodies=False)  # (4, 2S, C)
-        boxes, box_offset = self._boxes(obstacles, obstacle_mask)  # (B, 7) with the table last, (B, 1)
         rot, centre, half = _box_frames(boxes)
         inf = torch.full((n,), math.inf, dtype=self.dtype, device=self.device)
 
-        per_box = self._sphere_box(centres, rot, centre, half).add_(box_offset)  # (B, C)
+        per_box = _per_configuration(self._sphere_box(centres, rot, centre, half).add_(box_offset), n)  # (B, C)
         table = torch.minimum(per_box[-1], (centres[2] - self._floor).amin(dim=0))
         if self.first_body_table is not None:
             table.clamp_max_(self.first_body_table)
-        values = [self._arm_arm(centres), table, per_box[:-1].amin(dim=0) if len(boxes) > 1 else inf, inf, inf, inf]
-        if tray_pose is not None or grasp is not None:
-            if grasp is not None:  # by both tools (the mean of their poses), or rigidly with the left one
-                held = []
-                for arm, (offset, turn) in enumerate(grasp.tool_parts()):
-                    tool_rt, tool_p = rots[-1][arm], poss[-1][arm, 0]  # (3, 3, C) transposed, (3, C)
-                    turn_t = self._tensor(np.asarray(turn).T)  # the tray's (p, (R_tool G)^T) from this tool
-                    held.append((tool_p + (tool_rt * self._tensor(offset)[:, None, None]).sum(dim=0),
-                                 torch.matmul(turn_t, tool_rt.reshape(3, 3 * n)).view(3, 3, n)))  # fmt: skip
-                tray_p, tray_rt = held[0]
-                if len(held) == 2:
-                    tray_p = 0.5 * (tray_p + held[1][0])
-                    mean_t = tray_rt + held[1][1]  # (R_left G_left + R_right G_right)^T: its rows are the columns
-                    tray_rt = _mean_rotation(mean_t[0], mean_t[1], mean_t[2], dim=0)  # rows: R's columns
+        multiple = boxes.shape[1] > 1
+        values = [self._arm_arm(centres), table, per_box[:-1].amin(dim=0) if multiple else inf, inf, inf, inf]
+        if tray_pose is not None or parts is not None:
+            if parts is not None:  # by both tools (the mean of their poses), or rigidly with the left one
+                tray_rt, tray_p = self._held_tray(rots[-1], poss[-1][:, 0], parts)
             else:
                 pose = self._input(tray_pose)
-                tray_rt = _quat_to_matrix(pose[3:7]).t()[..., None]  # (3, 3, 1)
-                tray_p = pose[:3, None]  # (3, 1)
+                count = 1 if boxes.shape[0] == 1 else n  # one pose, repeated per configuration for several scenes
+                tray_rt = _quat_to_matrix(pose[3:7]).t()[..., None].expand(3, 3, count)  # (3, 3, 1|C)
+                tray_p = pose[:3, None].expand(3, count)  # (3, 1|C)
             values[_ARM_TRAY] = self._arm_tray(centres, tray_rt, tray_p)
-            gaps = self._tray_boxes(tray_rt, tray_p, rot, centre, half).add_(box_offset)  # (B, C|1)
-            values[_TRAY_TABLE] = gaps[-1].expand(n)
-            if len(boxes) > 1:
-                values[_TRAY_OBSTACLE] = gaps[:-1].amin(dim=0).expand(n)
+            gaps = self._tray_boxes(tray_rt, tray_p, rot, centre, half).add_(box_offset)  # (G|1, B, C|1)
+            gaps = _per_configuration(gaps, n)  # (B, C)
+            values[_TRAY_TABLE] = gaps[-1]
+            if multiple:
+                values[_TRAY_OBSTACLE] = gaps[:-1].amin(dim=0)
         return torch.stack(values, dim=-1).reshape(*batch, len(CATEGORIES)).to(device)
 
+    def _held_tray(
+        self, tool_rt: torch.Tensor, tool_p: torch.Tensor, parts: list[tuple[torch.Tensor, torch.Tensor]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The carried tray's transposed rotation (3, 3, C) and position (3, C) from the tools' (2, 3, 3, C)
+        transposed rotations and (2, 3, C) positions and grasp_tensors' parts (G|1 scenes, C / G configurations
+        each): the mean of the poses both tools give it (carried_tray), or the left tool's."""
+        n = tool_rt.shape[-1]
+        held = []
+        for arm, (offset, turn) in enumerate(parts):  # the tray's (p, (R_tool G)^T) from this tool
+            groups = offset.shape[0]
+            rt = tool_rt[arm].reshape(3, 3, groups, n // groups)
+            position = tool_p[arm] + (rt * offset.t()[:, None, :, None]).sum(dim=0).reshape(3, n)
+            held.append((position, torch.einsum("gji,jkgc->ikgc", turn, rt).reshape(3, 3, n)))
+        tray_p, tray_rt = held[0]
+        if len(held) == 2:
+            tray_p = 0.5 * (tray_p + held[1][0])
+            mean_t = tray_rt + held[1][1]  # (R_left G_left + R_right G_right)^T: its rows are the columns
+            tray_rt = _mean_rotation(mean_t[0], mean_t[1], mean_t[2], dim=0)  # rows: R's columns
+        return tray_rt, tray_p
+
     def _boxes(self, obstacles: Tensorish | Sequence[Box], mask: Tensorish | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(M + 1, 7) boxes, the table last, and (M + 1, 1) offsets: +inf for masked-out boxes (replaced by the
-        table so that their numbers stay finite), else 0."""
+        """(G, M + 1, 7) boxes per scene (G = 1 unless obstacles are (G, M, 7)), the table last, and (G, M + 1, 1)
+        offsets: +inf for masked-out boxes (replaced by the table so that their numbers stay finite), else 0."""
         if len(obstacles) and isinstance(obstacles[0], Box):
             obstacles = np.array([b.as_array() for b in obstacles])
-        array = self._input(obstacles).reshape(-1, BOX_DIM)
-        table, zero = self._table[None], torch.zeros((1, 1), dtype=self.dtype, device=self.device)
+        array = self._input(obstacles)
+        array = array if array.dim() == 3 else array.reshape(1, -1, BOX_DIM)
+        if array.shape[-1] != BOX_DIM:
+            raise ValueError(f"expected (M, {BOX_DIM}) or (G, M, {BOX_DIM}) obstacles, got {tuple(array.shape)}")
+        groups, count = array.shape[:2]
+        table = self._table.expand(groups, 1, BOX_DIM)
+        zero = torch.zeros((1, 1, 1), dtype=self.dtype, device=self.device)
         if mask is None:
-            return torch.cat([array, table]), zero.expand(array.shape[0] + 1, 1)
-        used = torch.as_tensor(mask, device=self.device).reshape(-1, 1).bool()
-        offset = torch.cat([torch.where(used, zero, math.inf), zero])
-        return torch.cat([torch.where(used, array, table), table]), offset
+            return torch.cat([array, table], dim=1), zero.expand(groups, count + 1, 1)
+        used = torch.as_tensor(mask, device=self.device).bool()
+        used = used.reshape(groups if used.dim() > 1 else 1, count, 1)
+        offset = torch.cat([torch.where(used, zero, math.inf).expand(groups, count, 1), zero.expand(groups, 1, 1)], 1)
+        return torch.cat([torch.where(used, array, table), table], dim=1), offset
 
     def _sphere_box(
         self, centres: torch.Tensor, rot: torch.Tensor, centre: torch.Tensor, half: torch.Tensor
     ) -> torch.Tensor:
-        """(B, C) smallest signed distance of the spheres to each box: the exact box SDF minus the radius."""
-        boxes, n = rot.shape[0], centres.shape[-1]
-        axes = rot.transpose(1, 2).transpose(0, 1)  # (3, B, 3): axis k of box b
-        shift = -(axes * centre).sum(dim=-1, keepdim=True)  # (3, B, 1)
-        weight = torch.cat([axes, shift], dim=-1).reshape(3 * boxes, 4)  # local_k = axis_k . (x - c)
-        half = half.t().reshape(3 * boxes, 1)
+        """(G, B, C / G) smallest signed distance of the spheres (4, 2S, C) to each box of G scenes (frames (G, B,
+        ...); configurations g C / G to (g + 1) C / G see scene g): the exact box SDF minus the radius."""
+        groups, boxes = rot.shape[:2]
+        n = centres.shape[-1]
+        per = n // groups
+        axes = rot.transpose(-1, -2).transpose(1, 2)  # (G, 3, B, 3): axis k of box b
+        shift = -(axes * centre[:, None]).sum(dim=-1, keepdim=True)  # (G, 3, B, 1)
+        weight = torch.cat([axes, shift], dim=-1).reshape(groups, 3 * boxes, 4)  # local_k = axis_k . (x - c)
+        half = half.transpose(1, 2).reshape(groups, 3 * boxes, 1)
         offset = torch.cat([self._neg_radius[None].expand(boxes - 1, -1, -1), self._table_offset[None]])  # (B, 2S, 1)
         best = None
         for part in self._tiles(3 * boxes * n):
-            local = torch.matmul(weight, centres[:, part].reshape(4, -1))  # (3B, s C)
-            sdf = _box_sdf(local.abs_().sub_(half).view(3, -1)).view(boxes, -1, n).add_(offset[:, part])
-            best = sdf.amin(dim=1) if best is None else torch.minimum(best, sdf.amin(dim=1), out=best)
+            spheres = centres[:, part].reshape(4, -1, groups, per).permute(2, 0, 1, 3).reshape(groups, 4, -1)
+            local = torch.matmul(weight, spheres)  # (G, 3B, s C / G)
+            sdf = _box_sdf(local.abs_().sub_(half).view(groups, 3, -1)).view(groups, boxes, -1, per)
+            least = sdf.add_(offset[:, part]).amin(dim=2)
+            best = least if best is None else torch.minimum(best, least, out=best)
         return best
 
     def _tiles(self, elements_per_sphere: int) -> list[slice]:
@@ -366,38 +402,75 @@ class SphereChecker:
     def _tray_boxes(
         self, tray_rt: torch.Tensor, tray_p: torch.Tensor, rot: torch.Tensor, centre: torch.Tensor, half: torch.Tensor
     ) -> torch.Tensor:
-        """(B, C) separating-axis gap (face axes of both boxes) between the tray's boxes and each static box."""
-        n = tray_rt.shape[-1]
-        rot_t = rot.transpose(1, 2)
-        # rel[m, i, j] = (R_m^T R_tray)[i, j]: the tray's axis j in box m's frame, (B, 3, 3, C)
-        rel = torch.matmul(rot_t, tray_rt.transpose(0, 1).reshape(3, 3 * n)).view(-1, 3, 3, n)
+        """(G, B, C / G) separating-axis gap (face axes of both boxes) between the tray's boxes, (3, 3, C) transposed
+        rotations and (3, C) positions, and each static box of G scenes (frames (G, B, ...), as _sphere_box)."""
+        groups = rot.shape[0]
+        per = tray_rt.shape[-1] // groups
+        tray_rt = tray_rt.reshape(3, 3, groups, per).permute(2, 0, 1, 3)  # (G, 3, 3, K)
+        tray_p = tray_p.reshape(3, groups, per).transpose(0, 1)[:, None]  # (G, 1, 3, K)
+        rot_t = rot.transpose(-1, -2)  # (G, B, 3, 3)
+        # rel[g, m, i, j] = (R_m^T R_tray)[i, j]: the tray's axis j in box m's frame, (G, B, 3, 3, K)
+        rel = torch.matmul(rot_t, tray_rt.transpose(1, 2).reshape(groups, 1, 3, 3 * per)).view(groups, -1, 3, 3, per)
         absrel = rel.abs()
         tray_c, tray_h = self._tray_center, self._tray_half  # (T, 3) in the tray frame
-        # the tray boxes' centres in box m's frame, and the gaps along box m's axes: (B, 3, T, C)
-        origin = torch.matmul(rot_t, tray_p[None] - centre[:, :, None])  # (B, 3, C)
-        t = torch.matmul(tray_c, rel).add_(origin[:, :, None, :])
-        gap_box = t.abs_().sub_(half[:, :, None, None]).sub_(torch.matmul(tray_h, absrel))
-        # box m's centre in the tray boxes' frames, and the gaps along the tray's axes: (B, 3, T, C)
-        offset = centre[:, :, None] - tray_p[None]  # (B, 3, C) world
-        v = (offset[:, None] * tray_rt[None]).sum(dim=2)[:, :, None, :] - tray_c.t()[None, :, :, None]
-        reach = torch.matmul(half[:, None, :], absrel.view(-1, 3, 3 * n)).view(-1, 3, 1, n)
-        gap_tray = v.abs_().sub_(tray_h.t()[None, :, :, None]).sub_(reach)
-        return torch.maximum(gap_box.amax(dim=1), gap_tray.amax(dim=1)).amin(dim=1)
+        # the tray boxes' centres in box m's frame, and the gaps along box m's axes: (G, B, 3, T, K)
+        origin = torch.matmul(rot_t, tray_p - centre[..., None])  # (G, B, 3, K)
+        t = torch.matmul(tray_c, rel).add_(origin[..., None, :])
+        gap_box = t.abs_().sub_(half[..., None, None]).sub_(torch.matmul(tray_h, absrel))
+        # box m's centre in the tray boxes' frames, and the gaps along the tray's axes: (G, B, 3, T, K)
+        offset = centre[..., None] - tray_p  # (G, B, 3, K) world
+        v = (offset[:, :, None] * tray_rt[:, None]).sum(dim=-2)[..., None, :] - tray_c.t()[:, :, None]
+        reach = torch.matmul(half[:, :, None, :], absrel.view(groups, -1, 3, 3 * per)).view(groups, -1, 3, 1, per)
+        gap_tray = v.abs_().sub_(tray_h.t()[:, :, None]).sub_(reach)
+        return torch.maximum(gap_box.amax(dim=2), gap_tray.amax(dim=2)).amin(dim=2)
 
 
 # ---------------------------------------------------------------------- helpers
+def grasp_tensors(
+    grasp: TrayGrasp | Sequence[TrayGrasp], dtype: torch.dtype, device: torch.device
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per tool part (TrayGrasp.tool_parts) the tray's positions (G, 3) and rotations (G, 3, 3) in that tool's
+    frame: G = 1 for one grasp, else one row per grasp of the sequence (all two-tool or all left-only)."""
+    grasps = [grasp] if isinstance(grasp, TrayGrasp) else list(grasp)
+    if not grasps or not all(isinstance(g, TrayGrasp) for g in grasps):
+        raise ValueError("expected a TrayGrasp or a non-empty sequence of them")
+    if len({g.two_tool for g in grasps}) > 1:
+        raise ValueError("the grasps of one call must all be two-tool or all left-only")
+    return [
+        tuple(torch.as_tensor(np.stack(values), dtype=dtype, device=device) for values in zip(*part, strict=True))
+        for part in zip(*(g.tool_parts() for g in grasps), strict=True)
+    ]
+
+
+def _scene_count(batch: tuple[int, ...], *counts: int) -> int:
+    """The number of scenes G of a call (1: one scene for all configurations), from the obstacles' and grasps'
+    leading counts; ValueError unless each is 1 or G and the positions' batch (G, ...) has G first."""
+    groups = max(counts)
+    if any(c not in (1, groups) for c in counts):
+        raise ValueError(f"per-scene obstacles and grasps disagree on the number of scenes: {counts}")
+    if groups > 1 and (not batch or batch[0] != groups):
+        raise ValueError(f"{groups} scenes need positions ({groups}, ..., {NUM_JOINTS}), got batch shape {batch}")
+    return groups
+
+
+def _per_configuration(values: torch.Tensor, n: int) -> torch.Tensor:
+    """(G, B, C / G or 1) per scene -> (B, C) per configuration (scene g's configurations after scene g - 1's)."""
+    groups, boxes = values.shape[:2]
+    return values.expand(groups, boxes, n // groups).transpose(0, 1).reshape(boxes, n)
+
+
 def _box_frames(boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(B, 7) boxes (centre, full size, yaw) -> rotations (B, 3, 3), centres (B, 3), half sizes (B, 3)."""
-    yaw = boxes[:, 6]
+    """(..., B, 7) boxes (centre, full size, yaw) -> rotations (..., B, 3, 3), centres (..., B, 3), half sizes."""
+    yaw = boxes[..., 6]
     cos, sin = torch.cos(yaw), torch.sin(yaw)
     zero, one = torch.zeros_like(yaw), torch.ones_like(yaw)
-    rot = torch.stack([cos, -sin, zero, sin, cos, zero, zero, zero, one], dim=-1).reshape(-1, 3, 3)
-    return rot, boxes[:, 0:3], boxes[:, 3:6] / 2
+    rot = torch.stack([cos, -sin, zero, sin, cos, zero, zero, zero, one], dim=-1).reshape(*yaw.shape, 3, 3)
+    return rot, boxes[..., 0:3], boxes[..., 3:6] / 2
 
 
 def _box_sdf(excess: torch.Tensor) -> torch.Tensor:
-    """(P,) box SDF from `excess` (3, P) = |local| - half per axis (contiguous; overwritten)."""
-    x, y, z = excess
+    """(..., P) box SDF from `excess` (..., 3, P) = |local| - half per axis (overwritten)."""
+    x, y, z = excess.unbind(-2)
     inside = torch.maximum(x, y)
     inside = torch.maximum(inside, z, out=inside).clamp_max_(0.0)
     excess.clamp_min_(0.0).square_()
