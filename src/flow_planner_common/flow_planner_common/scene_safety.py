@@ -6,6 +6,8 @@ conservative against MuJoCo: every clearance is a lower bound of the MJCF geoms'
 says, per candidate, every category whose clearance falls below what is required, e.g. "arm_obstacle: clearance
 -3.2 mm < 10.0 mm required at step 41". A candidate with a reason is never selected (trajectory_safety.select_best),
 so nothing that collides is published. Only the (N, H, C) clearances and requirements come back to the host.
+`SceneSafety.check_many` checks the candidates of several bound checks (concurrent requests, each with its own scene,
+start and thresholds) in one checker call per phase, with the numbers each check gives alone.
 
 Checked categories: arm_arm, arm_table (table and floor), arm_obstacle always; with a carried tray (scene.grasp: the
 tray held by both tools, at the mean of the poses their grasps give it, the grasps taken at the start state from
@@ -47,13 +49,14 @@ Required clearance per category c and waypoint k:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from flow_planner_common.clearance_rules import CLEARANCE_FLOOR, endpoint_thresholds
-from flow_planner_common.kinematics import CATEGORIES, RobotGeometry
+from flow_planner_common.kinematics import CATEGORIES, RobotGeometry, TrayGrasp
 from flow_planner_common.plan_scene import PlanScene
 from flow_planner_common.sphere_checker import SphereChecker
 from flow_planner_common.tool_frames import grip_change
@@ -113,10 +116,36 @@ class ClearanceCheck:
                 need = self.required[i, k, c]
                 what = "margin" if np.isclose(need, self.margin) else "required"
                 out.append(
-                    f"{name}: clearance {self.clearance[i, k, c] * 1e3:.1f} mm < {need * 1e3:.1f} mm {what} "
-                    f"at step {k}"
+                    f"{name}: clearance {self.clearance[i, k, c] * 1e3:.1f} mm < {need * 1e3:.1f} mm {what} at step {k}"
                 )
         return out
+
+
+@dataclass(frozen=True)
+class SceneBatch:
+    """The scenes of one batched checker call, per candidate: boxes (N, M, 7) with their mask (N, M) (scenes with
+    fewer boxes padded by masked-out rows) and N grasps (all carries) or None (all reaches). Stands in for a PlanScene
+    in SceneSafety's clearances and sweep."""
+
+    boxes: np.ndarray
+    mask: np.ndarray
+    grasp: tuple[TrayGrasp, ...] | None = None
+
+    @classmethod
+    def of(cls, scenes: Sequence[PlanScene], counts: Sequence[int]) -> SceneBatch:
+        """Scene i repeated for its counts[i] candidates; ValueError when some carry a tray and some do not."""
+        if len({s.grasp is None for s in scenes}) > 1:
+            raise ValueError("one batch holds either reaches (no grasp) or carries (a grasp), not both")
+        tables = [np.asarray(s.boxes, dtype=float).reshape(-1, 7) for s in scenes]
+        boxes = np.zeros((len(scenes), max(len(t) for t in tables), 7))
+        mask = np.zeros(boxes.shape[:2], dtype=bool)
+        for i, (table, scene) in enumerate(zip(tables, scenes, strict=True)):
+            boxes[i, : len(table)] = table
+            mask[i, : len(table)] = np.asarray(scene.mask, dtype=bool).reshape(-1)
+        grasp = None
+        if scenes[0].grasp is not None:
+            grasp = tuple(s.grasp for s, n in zip(scenes, counts, strict=True) for _ in range(n))
+        return cls(np.repeat(boxes, counts, axis=0), np.repeat(mask, counts, axis=0), grasp)
 
 
 class SceneSafety:
@@ -139,7 +168,7 @@ class SceneSafety:
     def device(self) -> torch.device:
         return self.checker.device
 
-    def categories(self, scene: PlanScene) -> tuple[str, ...]:
+    def categories(self, scene: PlanScene | SceneBatch) -> tuple[str, ...]:
         if scene.grasp is None:
             return WITHOUT_TRAY
         return (*WITH_TRAY, GRIP) if self.max_grip_change > 0 else WITH_TRAY
@@ -151,7 +180,9 @@ class SceneSafety:
         grip's slack is measured from `start` (default: the configurations' own first one)."""
         return self._clearances(positions, scene, start, kinematics).double().cpu().numpy()
 
-    def _clearances(self, positions, scene: PlanScene, start=None, kinematics: Kinematics = None) -> torch.Tensor:
+    def _clearances(
+        self, positions, scene: PlanScene | SceneBatch, start=None, kinematics: Kinematics = None
+    ) -> torch.Tensor:
         positions = self.checker._input(positions)
         values = self.checker.clearance(positions, scene.boxes, scene.mask, grasp=scene.grasp)
         values = values[..., [_CATEGORY_INDEX[c] for c in self.categories(scene) if c != GRIP]]
@@ -201,7 +232,50 @@ class SceneSafety:
         """Reasons (by candidate index) of the candidates `indices` of a batch that are not clear enough."""
         return self.bind(start, goal, scene).rejections(positions, indices)
 
-    def sweep(self, positions, start, scene: PlanScene, kinematics: Kinematics = None) -> torch.Tensor:
+    def check_many(self, checks: Sequence[SceneCheck], positions: Sequence[np.ndarray]) -> list[ClearanceCheck]:
+        """`checks[i].check(positions[i])` for several bound checks (own scene, start and thresholds) and their
+        candidates (N_i, H, 12) with one horizon H: one checker call over every candidate of every check, one per
+        phase (reaches, carries; two-tool and left-only grasps apart), so the same numbers as one by one."""
+        _validate_batch(self, checks, positions)
+        results: list[ClearanceCheck | None] = [None] * len(checks)
+        for group in _phase_groups(checks):
+            checked = self._check_group([checks[i] for i in group], [positions[i] for i in group])
+            for i, result in zip(group, checked, strict=True):
+                results[i] = result
+        return results
+
+    def _check_group(self, checks: Sequence[SceneCheck], positions: Sequence[np.ndarray]) -> list[ClearanceCheck]:
+        """check_many of checks of one phase: their candidates concatenated, each with its check's scene, start and
+        thresholds (a single check shares its scene with its candidates: SceneCheck.check)."""
+        if len(checks) == 1:
+            return [checks[0].check(positions[0])]
+        counts = [len(p) for p in positions]
+        candidates = torch.cat([self.checker._input(p) for p in positions])  # (N, H, 12)
+        starts = torch.cat([self.checker._input(c.start).expand(n, 1, -1) for c, n in zip(checks, counts, strict=True)])
+        thresholds = torch.cat([self.checker._input(c.thresholds).expand(n, 1, -1)
+                                for c, n in zip(checks, counts, strict=True)])  # fmt: skip
+        scenes = SceneBatch.of([c.scene for c in checks], counts)
+        clearance, required = self._evaluate(candidates, starts, scenes, thresholds)
+        bounds = np.cumsum(counts)[:-1]
+        categories = self.categories(scenes)
+        return [ClearanceCheck(categories, c, r, self.margin, self.max_grip_change) for c, r in zip(
+            np.split(clearance.double().cpu().numpy(), bounds), np.split(required.double().cpu().numpy(), bounds),
+            strict=True)]  # fmt: skip
+
+    def _evaluate(
+        self, positions: torch.Tensor, start: torch.Tensor, scene: PlanScene | SceneBatch, thresholds: torch.Tensor,
+        kinematics: Kinematics = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """(N, H, C) clearances and required clearances (thresholds (C,) or (N, 1, C) plus the sweep beyond the
+        margin, not for the grip) of candidates (N, H, 12) from `start` ((12,), or (N, 1, 12) per candidate)."""
+        if kinematics is None:
+            kinematics = self.kinematics(positions, start)  # one pass for the grip and the sweep
+        clearance = self._clearances(positions, scene, start, kinematics)
+        sweep = self.sweep(positions, start, scene, kinematics)  # (N, H)
+        not_grip = clearance.new_tensor([c != GRIP for c in self.categories(scene)])
+        return clearance, thresholds + (sweep - self.margin).clamp_min(0.0)[..., None] * not_grip
+
+    def sweep(self, positions, start, scene: PlanScene | SceneBatch, kinematics: Kinematics = None) -> torch.Tensor:
         """(N, H) half the largest displacement of any robot (or carried tray) point to the neighbouring waypoints (m).
 
         Per rigid body, a point u from its origin moves at most |dp| + angle * |u| between two poses (the rotation
@@ -239,17 +313,11 @@ class SceneCheck:
         """Clearances and required clearances of candidates (N, H, 12) from `start` to `goal`: computed on the
         checker's device, only the (N, H, C) results come back. `kinematics`: SceneSafety.kinematics of these
         positions from `start`, when the caller has it already."""
-        safety, scene = self.safety, self.scene
-        positions = safety.checker._input(positions)
-        categories = safety.categories(scene)
-        if kinematics is None:
-            kinematics = safety.kinematics(positions, self.start)  # one pass for the grip and the sweep
-        clearance = safety._clearances(positions, scene, self.start, kinematics)
-        sweep = safety.sweep(positions, self.start, scene, kinematics)  # (N, H)
-        not_grip = clearance.new_tensor([c != GRIP for c in categories])
-        required = clearance.new_tensor(self.thresholds) + (sweep - safety.margin).clamp_min(0.0)[..., None] * not_grip
-        return ClearanceCheck(categories, clearance.double().cpu().numpy(), required.double().cpu().numpy(),
-                              safety.margin, safety.max_grip_change)  # fmt: skip
+        safety, checker = self.safety, self.safety.checker
+        positions, start, thresholds = (checker._input(v) for v in (positions, self.start, self.thresholds))
+        clearance, required = safety._evaluate(positions, start, self.scene, thresholds, kinematics)
+        return ClearanceCheck(safety.categories(self.scene), clearance.double().cpu().numpy(),
+                              required.double().cpu().numpy(), safety.margin, safety.max_grip_change)  # fmt: skip
 
     def rejections(self, positions: np.ndarray, indices: np.ndarray) -> dict[int, list[str]]:
         """Reasons (by candidate index) of the candidates `indices` of a batch that are not clear enough."""
@@ -258,6 +326,33 @@ class SceneCheck:
             return {}
         result = self.check(positions[indices])
         return {int(i): result.reasons(n) for n, i in enumerate(indices) if not result.passed[n]}
+
+
+def _validate_batch(safety: SceneSafety, checks: Sequence[SceneCheck], positions: Sequence[np.ndarray]) -> None:
+    """ValueError unless check_many's input is one non-empty (N_i, H, 12) batch, one H, per check of `safety`."""
+    if len(checks) == 0:
+        raise ValueError("check_many: no checks given")
+    if len(checks) != len(positions):
+        raise ValueError(f"check_many: {len(checks)} checks but {len(positions)} candidate batches")
+    horizons = set()
+    for i, (check, batch) in enumerate(zip(checks, positions, strict=True)):
+        if not isinstance(check, SceneCheck) or check.safety is not safety:
+            raise ValueError(f"check_many: check {i} is not a SceneCheck bound by this SceneSafety")
+        shape = tuple(batch.shape)
+        if len(shape) != 3 or shape[0] == 0 or shape[2] != len(check.start):
+            raise ValueError(f"check_many: candidates {i} must be (N > 0, H, {len(check.start)}), got {shape}")
+        horizons.add(shape[1])
+    if len(horizons) > 1:
+        raise ValueError(f"check_many: candidates of different horizons {sorted(horizons)}")
+
+
+def _phase_groups(checks: Sequence[SceneCheck]) -> list[list[int]]:
+    """Indices of `checks` grouped by what the checker computes for them: no tray, a two-tool or a left-only grasp."""
+    groups: dict[object, list[int]] = {}
+    for i, check in enumerate(checks):
+        grasp = check.scene.grasp
+        groups.setdefault(None if grasp is None else grasp.two_tool, []).append(i)
+    return list(groups.values())
 
 
 def endpoint_clearance_problem(endpoint: np.ndarray, categories: tuple[str, ...], safety: SceneSafety) -> str | None:
@@ -269,8 +364,10 @@ def endpoint_clearance_problem(endpoint: np.ndarray, categories: tuple[str, ...]
             return f"the {which} state is in collision ({', '.join(bad)}; at most {-CLEARANCE_FLOOR * 1e3:.0f} mm)"
     if GRIP in categories and endpoint[1, -1] < CLEARANCE_FLOOR:
         moved = (safety.max_grip_change - endpoint[1, -1]) * 1e3
-        return (f"the goal state pulls the grasps apart (the right tool {moved:.1f} mm from its grasp in the left "
-                f"tool's frame; max_grip_change {safety.max_grip_change * 1e3:.1f} mm)")
+        return (
+            f"the goal state pulls the grasps apart (the right tool {moved:.1f} mm from its grasp in the left "
+            f"tool's frame; max_grip_change {safety.max_grip_change * 1e3:.1f} mm)"
+        )
     return None
 
 
