@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -25,6 +26,7 @@ from flow_planner_common.robot import HORIZON, PHASE_CARRY, PHASE_REACH
 from flow_planner_common.scene_safety import (
     DEFAULT_CLEARANCE_MARGIN,
     DEFAULT_MAX_GRIP_CHANGE,
+    ClearanceCheck,
     SceneCheck,
     SceneSafety,
 )
@@ -148,9 +150,7 @@ class PlanningPipeline:
         self.limits = limits
         self.max_projection_change = max_projection_change
         self.horizon = int(getattr(generator, "horizon", HORIZON))
-        self.projection = (
-            SmoothProjection(smoothing_knots, generator.dt, self.horizon) if smoothing_knots > 0 else None
-        )
+        self.projection = SmoothProjection(smoothing_knots, generator.dt, self.horizon) if smoothing_knots > 0 else None
         checkpoint = getattr(generator, "checkpoint", None)
         self.sees_obstacles = bool(getattr(checkpoint, "obstacles", False))
         # A phase-conditioned model learns reach and carry apart: the request says which (carrying_tray = carry).
@@ -223,8 +223,10 @@ class PlanningPipeline:
         self, items: Sequence[tuple[PlanRequest, PlanScene, Callable[[], ContinuationPrefix] | None]]
     ) -> list[PlanResult]:
         """`plan` for several requests (request, scene, prefix) at once: their samples come from one model call per
-        step count (dynamic batching, the sampler's `plan_many` where it has one); each is then projected, checked
-        and, if none is clear, refined on its own. Each result's planning time counts from the batch's start."""
+        step count (dynamic batching, the sampler's `plan_many` where it has one), are projected, and those of the
+        requests without a prefix get their scene check in one checker call per phase (SceneSafety.check_many);
+        each request then selects, refines if none is clear, and falls back on its own (a request joining a running
+        plan is checked after its join). Each result's planning time counts from the batch's start."""
         started = time.perf_counter()
         results: list[PlanResult | None] = [None] * len(items)
         prepared: list[tuple[int, SceneCheck, tuple[np.ndarray, np.ndarray], SampleRequest]] = []
@@ -243,12 +245,41 @@ class PlanningPipeline:
             sample = SampleRequest(start, request.start_velocities, goal, request.num_samples,
                                    request.integration_steps, request.seed, phase, reference, obstacles)  # fmt: skip
             prepared.append((i, check, reference, sample))
-        for (i, check, reference, _), (positions, velocities) in zip(
-            prepared, self._sample([p[3] for p in prepared]), strict=True
-        ):
+        samples = self._sample([p[3] for p in prepared])
+        projected = [self._project(*sample, p[2]) for p, sample in zip(prepared, samples, strict=True)]
+        first = self._first_checks([p[1] for p in prepared], projected, [items[p[0]][2] is None for p in prepared])
+        for (i, check, reference, _), candidates, checked in zip(prepared, projected, first, strict=True):
             request, _, prefix = items[i]
-            results[i] = self._finish(request, prefix, check, reference, positions, velocities, started)
+            results[i] = self._finish(request, prefix, check, reference, candidates, started, checked)
         return results
+
+    def _project(
+        self, positions: np.ndarray, velocities: np.ndarray, reference: tuple[np.ndarray, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray, dict[int, list[str]]]:
+        """A request's samples projected onto smooth motions through its start and goal, and the reasons of those
+        the projection had to move too far."""
+        if self.projection is None:
+            return positions, velocities, {}
+        positions, velocities, change = self.projection(positions, reference)
+        too_far = np.flatnonzero(change > self.max_projection_change)
+        return positions, velocities, {int(i): ["sample too far from a smooth motion through start and goal"]
+                                       for i in too_far}  # fmt: skip
+
+    def _first_checks(
+        self,
+        checks: Sequence[SceneCheck],
+        candidates: Sequence[tuple[np.ndarray, np.ndarray, dict[int, list[str]]]],
+        shared: Sequence[bool],
+    ) -> list[ClearanceCheck | None]:
+        """The scene check of every projected candidate of the requests marked `shared` (no prefix), in one
+        checker call per phase; None for the others."""
+        chosen = [k for k, share in enumerate(shared) if share]
+        result: list[ClearanceCheck | None] = [None] * len(checks)
+        if chosen:
+            checked = self.safety.check_many([checks[k] for k in chosen], [candidates[k][0] for k in chosen])
+            for k, check in zip(chosen, checked, strict=True):
+                result[k] = check
+        return result
 
     def _sample(self, requests: list[SampleRequest]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Every request's samples: one batched call where the generator has `plan_many`."""
@@ -271,17 +302,14 @@ class PlanningPipeline:
         prefix: Callable[[], ContinuationPrefix] | None,
         check: SceneCheck,
         reference: tuple[np.ndarray, np.ndarray],
-        positions: np.ndarray,
-        velocities: np.ndarray,
+        candidates: tuple[np.ndarray, np.ndarray, dict[int, list[str]]],
         started: float,
+        checked: ClearanceCheck | None = None,
     ) -> PlanResult:
-        """Project a request's samples, check them, select the best; refine when none is clear."""
-        far: dict[int, list[str]] = {}
-        if self.projection is not None:
-            positions, velocities, change = self.projection(positions, reference)
-            too_far = np.flatnonzero(change > self.max_projection_change)
-            far = {int(i): ["sample too far from a smooth motion through start and goal"] for i in too_far}
-        sampled = self._select(positions, velocities, request, prefix, check, far)
+        """Select the best of a request's projected samples (positions, velocities, those too far), their scene
+        check `checked` when it was done already; refine when none is clear."""
+        positions, velocities, far = candidates
+        sampled = self._select(positions, velocities, request, prefix, check, far, checked)
         if sampled[2].index is not None:
             return self._result(*sampled, started)
         if self.refiner.iterations > 0:
@@ -329,18 +357,18 @@ class PlanningPipeline:
         prefix: Callable[[], ContinuationPrefix] | None,
         check: SceneCheck,
         refused: dict[int, list[str]],
+        checked: ClearanceCheck | None = None,
     ) -> tuple[np.ndarray, np.ndarray, Selection]:
-        """Join the candidates to a running plan (if any), check them all and select the best."""
+        """Join the candidates to a running plan (if any), check them all and select the best. `checked`: the scene
+        check of all these candidates from the request's start, done already (it does not apply after a join)."""
         start, goal = request.start_positions, request.goal_positions
         if prefix is not None:
             join = prefix()
             positions, velocities = join_candidates(positions, velocities, request, join, self.dt)
             start = join.anchor
             check = self.safety.bind(start, goal, check.scene)  # the candidates now start where the running plan is
-
-        def scene_check(indices: np.ndarray) -> dict[int, list[str]]:
-            return check.rejections(positions, indices)
-
+            checked = None
+        scene_check = _checked_reader(checked) if checked is not None else partial(check.rejections, positions)
         selection = select_best(positions, velocities, start, goal, self.dt, self.limits, refused, scene_check)
         return positions, velocities, selection
 
@@ -353,3 +381,13 @@ class PlanningPipeline:
         if selection.index is None:
             return PlanResult(None, None, selection, elapsed, sampled)
         return PlanResult(positions[selection.index], velocities[selection.index], selection, elapsed, sampled)
+
+
+def _checked_reader(checked: ClearanceCheck) -> Callable[[np.ndarray], dict[int, list[str]]]:
+    """select_best's scene_check from a check of all candidates: the reasons of those among `indices` that fail."""
+    passed = checked.passed
+
+    def scene_check(indices: np.ndarray) -> dict[int, list[str]]:
+        return {int(i): checked.reasons(int(i)) for i in indices if not passed[i]}
+
+    return scene_check
