@@ -5,6 +5,7 @@ scene, in one run.
 
     python benchmarks/bench_collision.py [--candidates 32] [--repeats 20] [--threads 2] [--device cpu|cuda]
                                          [--scenes 500] [--configs-per-scene 20] [--json FILE]
+    python benchmarks/bench_collision.py --batched-requests 4 --candidates 8 [--repeats 20] [--threads 1]
 
 Throughput: CEM-like candidates (the minimum-jerk line from home to a perturbed goal, bent by smooth random offsets),
 a scene of MAX_OBSTACLES boxes around the arms, configurations per second of each path for the reach (tray resting)
@@ -15,6 +16,10 @@ Accuracy: the sphere checker's clearances at margin 0 against MuJoCo's contacts 
 data_collector_ros.collision_judge (family scenes, tray resting and carried, configurations near home / the scene's IK
 solutions and anywhere): false "free" (MuJoCo has a contact the checker misses; must be 0) and the false-positive rate
 (MuJoCo free, the checker colliding).
+
+--batched-requests R (only this, then exit): the planner's scene check (SceneSafety) of R concurrent requests,
+`--candidates` each, every request with its own scene, checked one request at a time (SceneCheck.check) and in one
+call (SceneSafety.check_many), reaches and carries: ms per round (best and median of `--repeats`), numbers only.
 """
 
 from __future__ import annotations
@@ -36,7 +41,9 @@ from data_collector_ros.scene import GROUP_LEFT, GROUP_RIGHT, GROUP_TRAY, SceneI
 from flow_planner_common.kinematics import CATEGORIES, TrayGrasp
 from flow_planner_common.motion import min_jerk_waypoints
 from flow_planner_common.obstacles import MAX_OBSTACLES, Box
+from flow_planner_common.plan_scene import PlanScene
 from flow_planner_common.robot import DEFAULT_DT, HOME_POSITIONS, HORIZON, NUM_JOINTS
+from flow_planner_common.scene_safety import SceneSafety
 from flow_planner_common.sphere_checker import SphereChecker
 
 TRAY_POSE = np.array([0.5, 0.0, 0.76, 1.0, 0.0, 0.0, 0.0])
@@ -137,6 +144,31 @@ def verdicts(cases: list, checkers: dict[str, Callable[..., np.ndarray]]) -> dic
     }  # fmt: skip
 
 
+def bench_batched(requests: int, count: int, repeats: int, seed: int) -> None:
+    """ms of the scene check of `requests` requests (own scene, `count` candidates each): one by one vs one call."""
+    rng = np.random.default_rng(seed)
+    safety = SceneSafety()
+    grasp = safety.checker.grasp_from_start(HOME_POSITIONS, TRAY_POSE)
+    for phase, held in (("reach", None), ("carry", grasp)):
+        checks, batches = [], []
+        for _ in range(requests):
+            positions = candidates(rng, count)
+            checks.append(safety.bind(HOME_POSITIONS, positions[0, -1], PlanScene.from_boxes(scene(rng, safety.checker),
+                                                                                              held)))  # fmt: skip
+            batches.append(positions)
+        paths = {
+            "one by one": lambda checks=checks, batches=batches: [
+                c.check(p) for c, p in zip(checks, batches, strict=True)
+            ],
+            "one call": lambda checks=checks, batches=batches: safety.check_many(checks, batches),
+        }
+        for name, run in paths.items():
+            run()
+            seen = [timed(run) * 1e3 for _ in range(repeats)]
+            print(f"{phase} {requests} x {count} x {HORIZON} {name}: best {min(seen):.2f} ms, "
+                  f"median {np.median(seen):.2f} ms")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", type=int, default=32)
@@ -147,8 +179,12 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=500, help="family scenes for the accuracy comparison")
     parser.add_argument("--configs-per-scene", type=int, default=20)
     parser.add_argument("--json", help="write the numbers to this file")
+    parser.add_argument("--batched-requests", type=int, default=0, help="only time the planner's batched check")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.batched_requests > 0:
+        bench_batched(args.batched_requests, args.candidates, args.repeats, args.seed)
+        return
     rng = np.random.default_rng(args.seed)
     spheres = SphereChecker()
     boxes = scene(rng, spheres)
