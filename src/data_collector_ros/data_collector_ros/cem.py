@@ -19,7 +19,7 @@ less than `tolerance` (relative) in an iteration. Everything random comes from t
 
 Grip (carries). Both tools hold one tray, so the right arm cannot move freely: with `hold_grip` every carry
 candidate's right arm is replaced by the one that keeps its end effector where it was at the start in the left end
-effector's frame (data_collector_ros.grip_follower: a few damped-least-squares steps per waypoint from
+effector's frame (flow_planner_common.grip_follower: a few damped-least-squares steps per waypoint from
 the candidate's own right arm, velocities through the Jacobians), so every carry is grip-consistent by construction
 and the search spends its samples on the left arm's (the tray's) path alone: the right arm's knots get no noise.
 
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, replace
 import mujoco
 import numpy as np
 
-from data_collector_ros.grip_follower import GripFollower
+from flow_planner_common.grip_follower import GripFollower
 from data_collector_ros.plan_cost import TERMS, CostLimits, CostWeights, PhaseContext, PlanCost
 from data_collector_ros.routes import Route
 from flow_planner_common.motion import TrajectoryBasis, reference_trajectory

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data_collector_ros.grip_follower import GripFollower
+from flow_planner_common.grip_follower import GripFollower
 from data_collector_ros.routes import (
     OVERHEAD_CLEARANCE,
     TURN_LEVER,

@@ -5,7 +5,9 @@ in the left end effector's frame that it had at the start. `GripFollower.follow`
 paths) and replaces every waypoint's right arm by the one that does: damped least squares on the right arm's
 end-effector Jacobian (each hinge's world axis), a few steps from the candidate's own right arm, all candidates and
 waypoints in one batch; the right arm's velocity is the left end effector's twist carried to the right's point,
-through the right arm's Jacobian. The CEM expert's search then only decides the left arm's (the tray's) path.
+through the right arm's Jacobian. The CEM expert's search then only decides the left arm's (the tray's) path, and
+the planner moves the right arm of its sampled and refined carries the same way before its check (the model learns
+the grip only approximately: over a long carry its samples drift by centimetres).
 """
 
 from __future__ import annotations
