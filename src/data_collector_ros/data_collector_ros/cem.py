@@ -40,9 +40,9 @@ from dataclasses import dataclass, field, replace
 import mujoco
 import numpy as np
 
-from flow_planner_common.grip_follower import GripFollower
 from data_collector_ros.plan_cost import TERMS, CostLimits, CostWeights, PhaseContext, PlanCost
 from data_collector_ros.routes import Route
+from flow_planner_common.grip_follower import GripFollower
 from flow_planner_common.motion import TrajectoryBasis, reference_trajectory
 from flow_planner_common.robot import NUM_ARM_JOINTS, NUM_JOINTS, PHASE_CARRY
 

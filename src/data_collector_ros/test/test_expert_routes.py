@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flow_planner_common.grip_follower import GripFollower
 from data_collector_ros.routes import (
     OVERHEAD_CLEARANCE,
     TURN_LEVER,
@@ -16,6 +15,7 @@ from data_collector_ros.routes import (
     slide_then_rise,
     slide_timings,
 )
+from flow_planner_common.grip_follower import GripFollower
 from flow_planner_common.kinematics import RobotGeometry
 from flow_planner_common.motion import TrajectoryBasis, reference_trajectory
 from flow_planner_common.obstacles import Box
