@@ -349,12 +349,15 @@ class SphereChecker:
         return best
 
     def _tiles(self, elements_per_sphere: int) -> list[slice]:
-        """Slices of the 2S spheres: on one CPU thread such that one tile's arrays fit in its cache (TILE_ELEMENTS),
+        """Slices of the 2S spheres, a few at a time on one CPU thread (_slices)."""
+        return self._slices(2 * self.sphere_count, elements_per_sphere)
+
+    def _slices(self, total: int, elements_each: int) -> list[slice]:
+        """Slices of `total` items: on one CPU thread such that one slice's arrays fit in its cache (TILE_ELEMENTS),
         else all at once (several threads split each op already: tiles measured slower there)."""
-        total = 2 * self.sphere_count
         size = total
         if self.device.type == "cpu" and torch.get_num_threads() == 1:
-            size = max(1, min(total, TILE_ELEMENTS // elements_per_sphere))
+            size = max(1, min(total, TILE_ELEMENTS // elements_each))
         return [slice(lo, min(lo + size, total)) for lo in range(0, total, size)]
 
     def _arm_arm(self, centres: torch.Tensor) -> torch.Tensor:
@@ -375,7 +378,11 @@ class SphereChecker:
         r_right = (self.radius[1, :, None] * u_right * -2.0).expand(1, count, centres.shape[-1])
         a = torch.cat([left * u_left, left_sq, ones, r_left]).permute(2, 1, 0).contiguous()  # (C, S, 6)
         b = torch.cat([right * (u_right * -2.0), u_right.expand_as(ones), right_sq, r_right]).permute(2, 0, 1)
-        h = torch.bmm(a, b.contiguous()).view(a.shape[0], -1).amin(dim=1).sub_(self._gram_eps)  # (C,)
+        b = b.contiguous()
+        h = torch.empty(a.shape[0], dtype=self.dtype, device=self.device)  # (C,), a few configurations at a time
+        for part in self._slices(a.shape[0], count * count):
+            torch.amin(torch.bmm(a[part], b[part]).view(-1, count * count), dim=1, out=h[part])
+        h.sub_(self._gram_eps)
         x = torch.where(h >= 0.0, h / self._kappa, h)
         root = (2.0 / self._least_sum * x).add_(1.0).clamp_min_(0.0).sqrt_()
         return (2.0 * x).div_(root.add_(1.0))
