@@ -162,11 +162,15 @@ def bench_batched(requests: int, count: int, repeats: int, seed: int) -> None:
             ],
             "one call": lambda checks=checks, batches=batches: safety.check_many(checks, batches),
         }
-        for name, run in paths.items():
+        seen: dict[str, list[float]] = {name: [] for name in paths}
+        for run in paths.values():
             run()
-            seen = [timed(run) * 1e3 for _ in range(repeats)]
-            print(f"{phase} {requests} x {count} x {HORIZON} {name}: best {min(seen):.2f} ms, "
-                  f"median {np.median(seen):.2f} ms")  # fmt: skip
+        for _ in range(repeats):  # alternating, so that other load on the machine slows both alike
+            for name, run in paths.items():
+                seen[name].append(timed(run) * 1e3)
+        for name, times in seen.items():
+            print(f"{phase} {requests} x {count} x {HORIZON} {name}: best {min(times):.2f} ms, "
+                  f"median {np.median(times):.2f} ms")  # fmt: skip
 
 
 def main() -> None:
