@@ -108,7 +108,7 @@ class PlannerNode(Node):
             smoothing_knots=s.smoothing_knots, max_projection_change=s.max_projection_change,
             clearance_margin=s.clearance_margin, max_grip_change=s.max_grip_change,
             refine_iterations=s.refine_iterations, refine_samples=s.refine_samples,
-            fallback_planner=s.fallback_planner, fallback_time_limit=s.fallback_time_limit,
+            fallback_planner=s.fallback_planner, fallback_time_limit=s.fallback_time_limit, hold_grip=s.hold_grip,
         )  # fmt: skip
         self.policy = RequestPolicy.from_settings(s, self.sampler.default_steps)
         self._pose_goals = PoseGoals(self.pipeline.safety)  # target_tray_pose goals: IK + the pipeline's goal check
@@ -161,7 +161,7 @@ class PlannerNode(Node):
             max_projection_change=settings.max_projection_change, clearance_margin=settings.clearance_margin,
             max_grip_change=settings.max_grip_change, refine_iterations=settings.refine_iterations,
             refine_samples=settings.refine_samples, fallback_planner=settings.fallback_planner,
-            fallback_time_limit=settings.fallback_time_limit,
+            fallback_time_limit=settings.fallback_time_limit, hold_grip=settings.hold_grip,
         )  # fmt: skip
         return SetParametersResult(successful=True)
 

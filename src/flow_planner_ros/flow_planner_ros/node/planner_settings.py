@@ -59,6 +59,9 @@ PLANNER_PARAMETERS: tuple[ParameterSpec, ...] = (
                   "(kinematic checker; see scene_safety)", 0.0, 0.05),
     ParameterSpec("max_grip_change", DEFAULT_MAX_GRIP_CHANGE, "m; while carrying, the right tool may move at most "
                   "this far from its grasp relative to the left tool (both hold the tray); 0 = no limit", 0.0, 0.5),
+    ParameterSpec("hold_grip", True, "while carrying, the right arm of every sample and refined candidate follows "
+                  "the left from the start's grip before the check (as the expert's carries do; the model learns "
+                  "the grip only approximately)"),
     ParameterSpec("refine_iterations", refinement.DEFAULT_ITERATIONS, "CEM iterations that bend the samples when "
                   "none is collision-free (0 = off: such a request fails)", 0, 50),
     ParameterSpec("refine_samples", refinement.DEFAULT_SAMPLES, "candidates per refinement iteration", 4, 256),
@@ -122,6 +125,7 @@ class PlannerSettings:
     max_projection_change: float
     clearance_margin: float
     max_grip_change: float
+    hold_grip: bool
     refine_iterations: int
     refine_samples: int
     fallback_planner: str

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from flow_planner_common.grip_follower import GripFollower
 from flow_planner_common.motion import reference_trajectory
 from flow_planner_common.plan_scene import EMPTY_SCENE, PlanScene
 from flow_planner_common.robot import HORIZON, PHASE_CARRY, PHASE_REACH
@@ -129,8 +130,11 @@ class PlanningPipeline:
     clearance_margin (m), max_grip_change (m): scene_safety's margin and grip limit. refine_iterations (0 = off),
     refine_samples: the refinement's CEM iterations and candidates per iteration (refinement.Refiner; its basis has
     smoothing_knots bumps, 4 if 0). fallback_planner ("none" | "rrt"), fallback_time_limit (s): the planner that
-    gets a request none of the samples and refined candidates could serve. `configure` changes any of these but
-    smoothing_knots between plans.
+    gets a request none of the samples and refined candidates could serve. hold_grip: in a carry, the right arm of
+    every sample and refined candidate follows the left from the start's grip before the check
+    (flow_planner_common.grip_follower, as the expert's carries do): the model learns the grip only approximately,
+    and over a long carry its samples drift by centimetres. `configure` changes any of these but smoothing_knots
+    between plans.
     """
 
     def __init__(
@@ -145,6 +149,7 @@ class PlanningPipeline:
         max_grip_change: float = DEFAULT_MAX_GRIP_CHANGE,
         fallback_planner: str = "none",
         fallback_time_limit: float = 1.0,
+        hold_grip: bool = True,
     ) -> None:
         self.generator = generator
         self.limits = limits
@@ -162,6 +167,8 @@ class PlanningPipeline:
             self.safety, limits, generator.dt, self.horizon, num_knots=smoothing_knots or 4,
             iterations=refine_iterations, samples=refine_samples,
         )  # fmt: skip
+        self.grip = GripFollower(self.safety.checker)
+        self.hold_grip = bool(hold_grip)
         self.fallback: RRTPlanner | None = None
         self.fallback_time_limit = float(fallback_time_limit)
         self.configure(fallback_planner=fallback_planner)
@@ -180,8 +187,11 @@ class PlanningPipeline:
         refine_samples: int | None = None,
         fallback_planner: str | None = None,
         fallback_time_limit: float | None = None,
+        hold_grip: bool | None = None,
     ) -> None:
         """Change the settings that may change between plans (None keeps a value)."""
+        if hold_grip is not None:
+            self.hold_grip = bool(hold_grip)
         if max_projection_change is not None:
             self.max_projection_change = float(max_projection_change)
         if clearance_margin is not None:
@@ -246,12 +256,22 @@ class PlanningPipeline:
                                    request.integration_steps, request.seed, phase, reference, obstacles)  # fmt: skip
             prepared.append((i, check, reference, sample))
         samples = self._sample([p[3] for p in prepared])
-        projected = [self._project(*sample, p[2]) for p, sample in zip(prepared, samples, strict=True)]
+        projected = []
+        for (_, check, reference, _), sample in zip(prepared, samples, strict=True):
+            positions, velocities, far = self._project(*sample, reference)
+            projected.append((*self._held(positions, velocities, check), far))
         first = self._first_checks([p[1] for p in prepared], projected, [items[p[0]][2] is None for p in prepared])
         for (i, check, reference, _), candidates, checked in zip(prepared, projected, first, strict=True):
             request, _, prefix = items[i]
             results[i] = self._finish(request, prefix, check, reference, candidates, started, checked)
         return results
+
+    def _held(self, positions: np.ndarray, velocities: np.ndarray, check: SceneCheck) -> tuple[np.ndarray, np.ndarray]:
+        """Carry candidates with the right arm following the left from the start's grip (hold_grip); others as
+        they are."""
+        if not self.hold_grip or check.scene.grasp is None:
+            return positions, velocities
+        return self.grip.follow(positions, velocities, check.start)
 
     def _project(
         self, positions: np.ndarray, velocities: np.ndarray, reference: tuple[np.ndarray, np.ndarray]
@@ -316,8 +336,8 @@ class PlanningPipeline:
             start, goal = request.start_positions, request.goal_positions
             refined = self.refiner.refine(positions, reference, start, goal, check.scene, seed=request.seed,
                                           check=check)  # fmt: skip
-            result = self._result(*self._select(refined.positions, refined.velocities, request, prefix, check, {}),
-                                  started, sampled=sampled[2])  # fmt: skip
+            held = self._held(refined.positions, refined.velocities, check)
+            result = self._result(*self._select(*held, request, prefix, check, {}), started, sampled=sampled[2])
         else:
             result = self._result(*sampled, started)
         if result.success or self.fallback is None:
