@@ -42,6 +42,7 @@ from flow_planner_common.scene_safety import (
     SceneSafety,
 )
 from flow_planner_common.sphere_checker import SphereChecker
+from flow_planner_common.threads import limit_threads
 from flow_planner_common.tool_frames import ee_poses_from, grip_change
 
 TERMS: tuple[str, ...] = ("goal", "collision", "limits", "jerk", "tilt", "grip")
@@ -115,7 +116,7 @@ class PlanCost:
         self.limits = limits or CostLimits()
         self.checker = checker or SphereChecker()
         self.safety = SceneSafety(self.limits.check_margin, self.checker, self.limits.check_max_grip_change)
-        torch.set_num_threads(EXPERT_TORCH_THREADS)
+        limit_threads(EXPERT_TORCH_THREADS)
 
     def evaluate(self, positions: np.ndarray, velocities: np.ndarray, context: PhaseContext) -> CostReport:
         """Score (N, 60, 12) candidates (velocities: their time derivatives at the waypoints)."""

@@ -23,6 +23,7 @@ import torch
 
 from flow_planner_common.obstacles import BOX_DIM, MAX_OBSTACLES
 from flow_planner_common.robot import NUM_JOINTS
+from flow_planner_common.threads import limit_threads
 from flow_planner_ros.learning.checkpoint import Checkpoint, load_checkpoint
 from flow_planner_ros.learning.conditioning import make_cond, reference_from_cond
 from flow_planner_ros.learning.flow import METHODS, integrate, sample_noise
@@ -81,7 +82,7 @@ class FlowSampler:
     ) -> FlowSampler:
         """Load `path` (see checkpoint.py); raises CheckpointError on a bad or mismatched file."""
         if num_threads:
-            torch.set_num_threads(num_threads)
+            limit_threads(num_threads)
         return cls(load_checkpoint(path, device), device, backend)
 
     @property
