@@ -45,6 +45,7 @@ THIRD_PARTY = {
     "scipy": ("python3-scipy", "scipy"),
     "ray": ("python3-ray-pip", "ray"),
     "ompl": ("python3-ompl-pip", "ompl"),
+    "threadpoolctl": ("python3-threadpoolctl", "threadpoolctl"),
 }
 
 
