@@ -16,7 +16,9 @@ union of the spheres contains the geom; the checker adds its padding to the radi
 Per geom the fewest spheres whose protrusion (how far the cover reaches beyond the geom at most) is within
 `TOLERANCE`; where no cover of at most `MAX_PER_GEOM` spheres is, the one that protrudes least (the tool box, a
 shape spheres cover badly). Fewer spheres make the checker faster, a smaller protrusion makes it report fewer
-contacts MuJoCo does not have.
+contacts MuJoCo does not have. Each sphere also records the geom it covers, and each geom is recorded exactly
+(`exact_shape`: its frame in the body, box half sizes, disc and ball radii) for the checker's separating-axis bound
+against boxes, where the cover protrudes.
 """
 
 from __future__ import annotations
@@ -107,28 +109,61 @@ def spheres_from_model(model: mujoco.MjModel) -> RobotSpheres:
     for joints, tool_name in zip((LEFT_ARM_JOINTS, RIGHT_ARM_JOINTS), TOOL_BODIES, strict=True):
         bodies = [int(model.jnt_bodyid[_id(model, mujoco.mjtObj.mjOBJ_JOINT, n)]) for n in joints]
         chain = [*bodies, _id(model, mujoco.mjtObj.mjOBJ_BODY, tool_name)]
-        body_of, centres, radii = [], [], []
+        body_of, centres, radii, geom_of = [], [], [], []
+        shapes: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, float, float]] = []
         for geom in range(model.ngeom):
             body = int(model.geom_bodyid[geom])
             if body not in chain or not _collides(model, geom):
                 continue
-            local, big, _ = geom_cover(int(model.geom_type[geom]), model.geom_size[geom])
+            kind, size = int(model.geom_type[geom]), model.geom_size[geom]
+            local, big, _ = geom_cover(kind, size)
             rot, pos = _mat(model.geom_quat[geom]), model.geom_pos[geom]
             for centre in local:
                 body_of.append(chain.index(body))
                 centres.append(pos + rot @ centre)
                 radii.append(big)
+                geom_of.append(len(shapes))
+            shapes.append((chain.index(body), pos, rot, *exact_shape(kind, size)))
         order = sorted(range(len(body_of)), key=lambda i: body_of[i])  # stable: geom order within a body
-        arms.append(([body_of[i] for i in order], [centres[i] for i in order], [radii[i] for i in order]))
-    if arms[0][0] != arms[1][0]:
-        raise ValueError("both arms must have the same spheres on the same bodies")
-    # rounded to DIGITS decimals (the text stays the same across platforms); radii up by at least the centres' rounding
+        arms.append(([body_of[i] for i in order], [centres[i] for i in order], [radii[i] for i in order],
+                     [geom_of[i] for i in order], shapes))  # fmt: skip
+    if arms[0][0] != arms[1][0] or [s[0] for s in arms[0][4]] != [s[0] for s in arms[1][4]]:
+        raise ValueError("both arms must have the same spheres and geoms on the same bodies")
+    # rounded to DIGITS decimals (the text stays the same across platforms); sizes up by at least their rounding
     scale = 10.0**DIGITS
+
+    def up(values: list) -> np.ndarray:
+        return np.ceil(np.array(values, dtype=np.float64) * scale + 0.5) / scale
+
+    def near(values: list) -> np.ndarray:
+        return np.round(np.array(values, dtype=np.float64), DIGITS) + 0.0
+
+    shapes = [a[4] for a in arms]
     return RobotSpheres(
         body=np.array([a[0] for a in arms], dtype=np.int64),
-        center=np.round(np.array([a[1] for a in arms], dtype=np.float64), DIGITS) + 0.0,
-        radius=np.ceil(np.array([a[2] for a in arms], dtype=np.float64) * scale + 0.5) / scale,
+        center=near([a[1] for a in arms]),
+        radius=up([a[2] for a in arms]),
+        geom=np.array([a[3] for a in arms], dtype=np.int64),
+        geom_body=np.array([[s[0] for s in arm] for arm in shapes], dtype=np.int64),
+        geom_center=near([[s[1] for s in arm] for arm in shapes]),
+        geom_rot=near([[s[2] for s in arm] for arm in shapes]),
+        geom_half=up([[s[3] for s in arm] for arm in shapes]),
+        geom_disc=up([[s[4] for s in arm] for arm in shapes]),
+        geom_ball=up([[s[5] for s in arm] for arm in shapes]),
     )
+
+
+def exact_shape(kind: int, size: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """A geom as the Minkowski sum of a box (half sizes), a disc in its xy plane (radius) and a ball (radius), in its
+    own frame: a box is the box, a cylinder a disc swept along z, a capsule a ball swept along z."""
+    if kind == mujoco.mjtGeom.mjGEOM_BOX:
+        return np.array(size[:3], dtype=float), 0.0, 0.0
+    along = np.array([0.0, 0.0, float(size[1])])
+    if kind == mujoco.mjtGeom.mjGEOM_CYLINDER:
+        return along, float(size[0]), 0.0
+    if kind == mujoco.mjtGeom.mjGEOM_CAPSULE:
+        return along, 0.0, float(size[0])
+    raise ValueError(f"geom type {kind}: only capsules, cylinders and boxes on the arms")
 
 
 def main() -> None:

@@ -25,6 +25,15 @@ class RobotSpheres:
     body: np.ndarray  # (2, S) int, body index 0..6 (6 = tool)
     center: np.ndarray  # (2, S, 3) m, body frame
     radius: np.ndarray  # (2, S) m, unpadded
+    geom: np.ndarray  # (2, S) int, the geom (index of the geom_* rows) the sphere covers
+    # The covered geoms exactly, each the Minkowski sum of a box, a disc in its xy plane and a ball in its own frame
+    # (a box, a cylinder, a capsule): the checker's separating-axis bound against boxes where spheres protrude.
+    geom_body: np.ndarray  # (2, K) int, body index 0..6
+    geom_center: np.ndarray  # (2, K, 3) m, body frame
+    geom_rot: np.ndarray  # (2, K, 3, 3) its axes (columns) in the body frame
+    geom_half: np.ndarray  # (2, K, 3) m, the box's half sizes (cylinder, capsule: (0, 0, half length))
+    geom_disc: np.ndarray  # (2, K) m, the disc's radius (cylinder), else 0
+    geom_ball: np.ndarray  # (2, K) m, the ball's radius (capsule), else 0
 
     def to_json(self) -> str:
         """Deterministic JSON text (floats round-trip exactly)."""
@@ -41,9 +50,25 @@ class RobotSpheres:
             body=np.asarray(data["body"], dtype=np.int64),
             center=np.asarray(data["center"], dtype=np.float64).reshape(2, -1, 3),
             radius=np.asarray(data["radius"], dtype=np.float64),
+            geom=np.asarray(data["geom"], dtype=np.int64),
+            geom_body=np.asarray(data["geom_body"], dtype=np.int64),
+            geom_center=np.asarray(data["geom_center"], dtype=np.float64).reshape(2, -1, 3),
+            geom_rot=np.asarray(data["geom_rot"], dtype=np.float64).reshape(2, -1, 3, 3),
+            geom_half=np.asarray(data["geom_half"], dtype=np.float64).reshape(2, -1, 3),
+            geom_disc=np.asarray(data["geom_disc"], dtype=np.float64),
+            geom_ball=np.asarray(data["geom_ball"], dtype=np.float64),
         )
-        if spheres.body.shape != spheres.radius.shape or spheres.body.shape != spheres.center.shape[:2]:
-            raise ValueError("robot spheres: body, center and radius disagree in shape")
+        per_sphere = (spheres.radius, spheres.geom, spheres.center[..., 0])
+        if any(v.shape != spheres.body.shape for v in per_sphere):
+            raise ValueError("robot spheres: body, center, radius and geom disagree in shape")
+        per_geom = (spheres.geom_center[..., 0], spheres.geom_rot[..., 0, 0], spheres.geom_half[..., 0],
+                    spheres.geom_disc, spheres.geom_ball)  # fmt: skip
+        if any(v.shape != spheres.geom_body.shape for v in per_geom):
+            raise ValueError("robot spheres: the geom_* fields disagree in shape")
+        if spheres.geom.min(initial=0) < 0 or spheres.geom.max(initial=0) >= spheres.geom_body.shape[1]:
+            raise ValueError("robot spheres: a sphere's geom index is out of range")
+        if not np.array_equal(np.take_along_axis(spheres.geom_body, spheres.geom, axis=1), spheres.body):
+            raise ValueError("robot spheres: a sphere and the geom it covers are on different bodies")
         if not (np.all(np.diff(spheres.body, axis=1) >= 0) and np.array_equal(spheres.body[0], spheres.body[1])):
             raise ValueError("robot spheres must be sorted by body, the same bodies for both arms")
         return spheres
