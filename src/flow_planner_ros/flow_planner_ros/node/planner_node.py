@@ -349,13 +349,28 @@ class PlannerNode(Node):
             self._finish(execution, "failed", lost)
             return
         limits = ExecutionLimits.from_settings(self.settings)
-        decision, message = execution.decide(self._now(), self._measured_positions(), limits)
-        if decision in (Decision.REACHED, Decision.FAILED):
+        decision, message = execution.decide(self._now(), self._measured_positions(), limits, received)
+        if decision is Decision.ABORT:
+            self._halt(execution, message)
+        elif decision in (Decision.REACHED, Decision.FAILED):
             self._finish(execution, decision.value, message)
         elif decision is Decision.FINAL_APPROACH:
             self._report(execution, "executing", message)
         elif decision is Decision.REPLAN:
             self._replan(execution)
+
+    def _halt(self, execution: Execution, message: str) -> None:
+        """An arm does not follow the plan: both arms stop smoothly from where they are measured, and it failed."""
+        state, dt = self._latest_state, self.sampler.dt
+        velocity = np.where(np.isfinite(state.velocities), state.velocities, 0.0)
+        try:
+            positions, velocities = stop_trajectory(
+                state.positions, velocity, dt, self.settings.stop_deceleration, self.settings.position_limits
+            )
+        except ValueError:  # no smooth stop from there (a non-finite state): hold where measured
+            positions, velocities = state.positions[None], np.zeros((1, state.positions.size))
+        self._publish(positions, velocities, self._now() + FRESH_PLAN_LEAD)
+        self._finish(execution, "failed", message)
 
     def _replan(self, execution: Execution) -> None:
         try:

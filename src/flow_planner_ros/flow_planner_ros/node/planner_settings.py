@@ -20,6 +20,7 @@ from flow_planner_common.parameters import ParameterError, ParameterSpec, checke
 from flow_planner_common.robot import HORIZON, JOINT_NAMES, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
 from flow_planner_common.scene_safety import DEFAULT_CLEARANCE_MARGIN, DEFAULT_MAX_GRIP_CHANGE
 from flow_planner_ros.planning import refinement
+from flow_planner_ros.planning.execution import DEFAULT_PATH_TOLERANCE
 from flow_planner_ros.planning.pipeline import FALLBACK_PLANNERS
 
 
@@ -50,6 +51,9 @@ PLANNER_PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("final_approach_distance", 0.1, "rad; closer to the goal than this, the running plan is executed "
                   "to its end instead of replanning", 0.0, math.pi),
     ParameterSpec("max_replans", 30, "replans per request; then the execution is reported failed", 0, 10000),
+    ParameterSpec("path_tolerance", DEFAULT_PATH_TOLERANCE, "rad; a measured joint farther than this from where the "
+                  "running plan commands it stops both arms and fails the execution (an arm that does not follow, "
+                  "e.g. its controller refused the trajectory); 0 = not checked", 0.0, math.pi),
     ParameterSpec("smoothing_knots", 4, "bumps per joint of the smooth projection through start and goal (the CEM "
                   "expert's resolution); 0 = raw samples", 0, 16, read_only=True),
     ParameterSpec("max_projection_change", 0.2, "rad; samples the projection had to move further are refused",
@@ -121,6 +125,7 @@ class PlannerSettings:
     goal_tolerance: float
     final_approach_distance: float
     max_replans: int
+    path_tolerance: float
     smoothing_knots: int
     max_projection_change: float
     clearance_margin: float

@@ -5,7 +5,13 @@ measured joint positions and acts on the decision; all times are the node clock'
     executing ──(elapsed ≥ execution_steps·dt, far from goal)──► replan ──(published)──► executing
         │  └─(within final_approach_distance, or a replan refused)──► final approach (run the plan to its end)
         ├──(every joint within goal_tolerance)──► reached
+        ├──(a joint farther than path_tolerance from where the plan commands it)──► abort (the node stops the arms)
         └──(plan ended + 10 waypoints, or max_replans)──► failed
+
+The path tolerance guards what a check cannot: each arm's controller accepts or rejects its trajectory on its own,
+so when one refuses (a late delivery whose first waypoints have passed) the other still runs, and in a carry the
+moving arm drags the tray held by both. The measured state, compared with the commanded one at the time it was
+measured, shows any arm that does not follow its plan.
 
 A replan joins the running plan where the controllers command it (planning.continuation.Join). Independently of
 the plan's progress, `JointStateWatchdog` fails an execution whose /joint_states stopped (older than
@@ -27,6 +33,10 @@ from flow_planner_ros.planning.request import PlanRequest
 
 #: Waypoints past a plan's end after which an execution that has not reached its goal has failed.
 OVERRUN_STEPS = 10
+#: rad; the planner's default path_tolerance. Executed plans track their commanded state within a few hundredths of
+#: a radian (a carry's welded tray pulls the wrists most); an arm whose controller refused its trajectory falls
+#: behind by the plan's own speed.
+DEFAULT_PATH_TOLERANCE = 0.25
 
 
 class Decision(Enum):
@@ -35,6 +45,7 @@ class Decision(Enum):
     FINAL_APPROACH = "final_approach"
     REACHED = "reached"
     FAILED = "failed"
+    ABORT = "abort"  # an arm does not follow the plan: stop both and fail
 
 
 @dataclass(frozen=True)
@@ -45,13 +56,15 @@ class ExecutionLimits:
     goal_tolerance: float
     final_approach_distance: float
     max_replans: int
+    path_tolerance: float = 0.0  # rad; 0 = not checked
 
     @classmethod
     def from_settings(cls, settings: object) -> ExecutionLimits:
         """From a PlannerSettings (duck-typed, like RequestPolicy.from_settings)."""
         return cls(
-            settings.execution_steps, settings.goal_tolerance, settings.final_approach_distance, settings.max_replans
-        )
+            settings.execution_steps, settings.goal_tolerance, settings.final_approach_distance, settings.max_replans,
+            settings.path_tolerance,
+        )  # fmt: skip
 
 
 @dataclass
@@ -92,9 +105,28 @@ class Execution:
             return None
         return float(np.max(np.abs(np.asarray(measured) - self.request.goal_positions)))
 
-    def decide(self, now: float, measured: np.ndarray | None, limits: ExecutionLimits) -> tuple[Decision, str]:
-        """What to do at time `now` given the measured positions, with a message for the status topic."""
+    def tracking_error(self, measured: np.ndarray, measured_at: float) -> tuple[float, int]:
+        """Largest distance (rad) of the measured positions from the commanded ones at the time they were measured,
+        and its joint's index."""
+        error = np.abs(np.asarray(measured, dtype=float) - self.state_at(measured_at)[0])
+        joint = int(np.argmax(error))
+        return float(error[joint]), joint
+
+    def decide(
+        self, now: float, measured: np.ndarray | None, limits: ExecutionLimits, measured_at: float | None = None
+    ) -> tuple[Decision, str]:
+        """What to do at time `now` given the measured positions (measured at `measured_at`, default now), with a
+        message for the status topic."""
         elapsed = now - self.published_at
+        at = now if measured_at is None else measured_at
+        if measured is not None and limits.path_tolerance > 0.0 and at >= self.published_at:
+            error, joint = self.tracking_error(measured, at)
+            if error > limits.path_tolerance:
+                return Decision.ABORT, (
+                    f"joint {joint} is {error:.3f} rad from where the plan commands it (path_tolerance "
+                    f"{limits.path_tolerance:g} rad): an arm does not follow its trajectory (a controller refused or "
+                    "lost it, or the arm is blocked); both arms stopped"
+                )
         error = self.goal_error(measured)
         described = "no /joint_states" if error is None else f"{error:.4f} rad from the goal"
         horizon = len(self.positions)

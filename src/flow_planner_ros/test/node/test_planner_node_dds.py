@@ -148,6 +148,37 @@ def test_receding_horizon_execution_reaches_the_goal_without_jumps(checkpoint, s
     assert steps.max() <= 2.0 * per_sample, (steps.max(), per_sample, times[worst + 1] - times[0], command_times)
 
 
+def test_an_arm_that_does_not_follow_its_plan_stops_both(checkpoint, start_process, client) -> None:
+    """The right arm's trajectories go to a topic no controller reads (as when its controller refuses them while the
+    left one accepts): the left arm starts, the right stays; the planner stops both and reports the execution failed."""
+    start_process(BRIDGE, "-p", "real_time_factor:=1.0")
+    planner = start_process(PLANNER, *planner_args(checkpoint, "-p", "right_controller_topic:=/nobody/joint_trajectory",
+                                                   "-p", "path_tolerance:=0.1"))  # fmt: skip
+    client.wait_for_service(planner)
+    start = client.wait_for_states()
+    goal = start + GOAL_OFFSET
+    client.wait_until_planner_has_states(goal)
+    response = client.plan(goal_positions=list(goal), num_samples=8, seed=3, execute=True)
+    assert response.success, response.message
+    end, final = time.monotonic() + 30, None
+    while time.monotonic() < end and final is None:
+        time.sleep(0.1)
+        with client.lock:
+            final = next((s for s in client.statuses if s.state in ("reached", "failed")), None)
+    assert final is not None and final.state == "failed", final
+    assert "does not follow its trajectory" in final.message and "both arms stopped" in final.message, final.message
+    time.sleep(1.5)  # the stop runs out
+    with client.lock:
+        states = np.array([q for _, q in client.states])
+        left = [msg for arm, _, msg in client.commands if arm == "left"]
+    half = NUM_JOINTS // 2
+    assert len(left) == 2, "the plan, then the stop"
+    assert np.abs(states[:, half:] - start[half:]).max() < 0.01, "the right arm was never commanded"
+    moved = np.abs(states[-1, :half] - start[:half]).max()
+    assert 0.05 < moved and np.abs(states[-1, :half] - goal[:half]).max() > 0.1, "the left arm stopped on its way"
+    assert np.abs(states[-1] - states[-20]).max() < 1e-3, "and stands still"
+
+
 def test_candidates_beyond_a_tight_limit_are_never_published(checkpoint, start_process, client) -> None:
     start_process(BRIDGE, "-p", "real_time_factor:=1.0")
     tight = ",".join(["0.05"] * NUM_JOINTS)

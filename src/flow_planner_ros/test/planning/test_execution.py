@@ -127,3 +127,22 @@ def test_the_watchdog_fails_an_execution_whose_joint_states_stopped() -> None:
     assert watchdog.check(10.55, received=10.05, timeout=0.5) is None
     lost = watchdog.check(10.58, received=10.05, timeout=0.5)
     assert lost is not None and "lost /joint_states" in lost and "0.53 s old" in lost and "0.50 s" in lost
+
+
+def test_an_arm_that_does_not_follow_aborts_within_the_path_tolerance() -> None:
+    run = execution()
+    tolerant = ExecutionLimits(60, goal_tolerance=0.02, final_approach_distance=0.1, max_replans=30, path_tolerance=0.1)
+    half = NUM_JOINTS // 2
+    for k in (5, 20, 40, 59, 70):  # following the plan: never
+        at = 10.0 + k * DEFAULT_DT
+        assert run.decide(at, run.state_at(at)[0], tolerant)[0] is not Decision.ABORT
+        late = at - 0.05  # a state measured 50 ms ago is compared with the plan 50 ms ago
+        assert run.decide(at, run.state_at(late)[0], tolerant, measured_at=late)[0] is not Decision.ABORT
+    stuck = run.state_at(10.0 + 30 * DEFAULT_DT)[0]
+    stuck[half:] = HOME_POSITIONS[half:]  # the right arm never left the start: 0.15 rad behind at half time
+    decision, message = run.decide(10.0 + 30 * DEFAULT_DT, stuck, tolerant)
+    assert decision is Decision.ABORT
+    assert "joint 6 is 0.150 rad from where the plan commands it (path_tolerance 0.1 rad)" in message
+    assert run.decide(10.0 + 30 * DEFAULT_DT, stuck, limits())[0] is not Decision.ABORT  # path_tolerance 0: off
+    # before the plan starts (its stamp) the arms hold the start: not judged
+    assert run.decide(9.99, HOME_POSITIONS + 0.5, tolerant, measured_at=9.99)[0] is Decision.WAIT
