@@ -107,23 +107,28 @@ def test_fifty_concurrent_calls_from_several_clients_are_all_answered_batched_as
             other.close()
 
 
-def test_receding_horizon_execution_reaches_the_goal_without_jumps(checkpoint, start_process, client) -> None:
-    start_process(BRIDGE, "-p", "real_time_factor:=1.0")
-    planner = start_process(PLANNER, *planner_args(checkpoint, "-p", "execution_steps:=15"))
+def _execute_to_the_end(client: Client, planner, timeout: float) -> tuple[np.ndarray, np.ndarray, object]:
+    """Execute a plan from the measured state to it + GOAL_OFFSET (seed 3): the start, the goal and the final status
+    (reached or failed) within `timeout` s."""
     client.wait_for_service(planner)
     start = client.wait_for_states()
     goal = start + GOAL_OFFSET
     client.wait_until_planner_has_states(goal)
     response = client.plan(goal_positions=list(goal), num_samples=8, seed=3, execute=True)
     assert response.success, response.message
-
-    end = time.monotonic() + 60
-    final_status = None
-    while time.monotonic() < end and final_status is None:
+    end, final = time.monotonic() + timeout, None
+    while time.monotonic() < end and final is None:
         time.sleep(0.1)
         with client.lock:
-            final_status = next((s for s in client.statuses if s.state in ("reached", "failed")), None)
-    assert final_status is not None, "execution did not finish within 60 s"
+            final = next((s for s in client.statuses if s.state in ("reached", "failed")), None)
+    assert final is not None, f"execution did not finish within {timeout:g} s"
+    return start, goal, final
+
+
+def test_receding_horizon_execution_reaches_the_goal_without_jumps(checkpoint, start_process, client) -> None:
+    start_process(BRIDGE, "-p", "real_time_factor:=1.0")
+    planner = start_process(PLANNER, *planner_args(checkpoint, "-p", "execution_steps:=15"))
+    _, goal, final_status = _execute_to_the_end(client, planner, timeout=60.0)
     time.sleep(0.3)
     with client.lock:
         states = [q for _, q in client.states]
@@ -154,18 +159,8 @@ def test_an_arm_that_does_not_follow_its_plan_stops_both(checkpoint, start_proce
     start_process(BRIDGE, "-p", "real_time_factor:=1.0")
     planner = start_process(PLANNER, *planner_args(checkpoint, "-p", "right_controller_topic:=/nobody/joint_trajectory",
                                                    "-p", "path_tolerance:=0.1"))  # fmt: skip
-    client.wait_for_service(planner)
-    start = client.wait_for_states()
-    goal = start + GOAL_OFFSET
-    client.wait_until_planner_has_states(goal)
-    response = client.plan(goal_positions=list(goal), num_samples=8, seed=3, execute=True)
-    assert response.success, response.message
-    end, final = time.monotonic() + 30, None
-    while time.monotonic() < end and final is None:
-        time.sleep(0.1)
-        with client.lock:
-            final = next((s for s in client.statuses if s.state in ("reached", "failed")), None)
-    assert final is not None and final.state == "failed", final
+    start, goal, final = _execute_to_the_end(client, planner, timeout=30.0)
+    assert final.state == "failed", final
     assert "does not follow its trajectory" in final.message and "both arms stopped" in final.message, final.message
     time.sleep(1.5)  # the stop runs out
     with client.lock:
