@@ -146,6 +146,7 @@ class SphereChecker:
                     half=self._tensor(sp.geom_half[arms, ks][:, axes]),
                     disc=self._tensor(sp.geom_disc[arms, ks]),
                     ball=self._tensor(sp.geom_ball[arms, ks] + self.padding + slack),
+                    has_disc=bool(np.any(sp.geom_disc[arms, ks] > 1e-6)),
                 ))  # fmt: skip
         position = {pair: i for i, pair in enumerate(order)}
         self._sphere_geom = torch.as_tensor([position[(arm, int(k))] for arm in range(2) for k in sp.geom[arm]],
@@ -408,7 +409,7 @@ class SphereChecker:
             cos = torch.bmm(weight[..., :3], axes).view(groups, boxes, 3, axes_n, count, per)  # e_j . g_m
             size = geoms.half.t()[:, :, None]  # (m, k, 1)
             disc, ball = geoms.disc[:, None], geoms.ball[:, None]  # (k, 1)
-            has_disc = bool((geoms.disc > 0).any())
+            has_disc = geoms.has_disc
             # along box axis j: |centre_j| - half_j - (sum_m h_m |cos_jm| + disc sqrt(1 - cos_jz^2) + ball)
             abs_cos = cos.abs()
             work = abs_cos[:, :, :, 0].mul(size[0])  # (G, B, 3, k, P), reused below
@@ -566,6 +567,7 @@ class GeomGroup:
     half: torch.Tensor
     disc: torch.Tensor
     ball: torch.Tensor
+    has_disc: bool  # any cylinder among them (known on the host: no device sync per call)
 
 
 def grasp_tensors(
