@@ -302,10 +302,7 @@ class PlannerNode(Node):
         """Cancel: a smooth stop from where the running plan is now, replacing it on the controllers."""
         execution, dt = run.execution, self.sampler.dt
         position, velocity, _ = execution.state_at(now)
-        positions, velocities = stop_trajectory(
-            position, velocity, dt, self.settings.stop_deceleration, self.settings.position_limits
-        )
-        self._publish(positions, velocities, now)
+        positions, velocities = self._publish_stop(position, velocity, now)
         run.last_trajectory = joint_trajectory(positions, velocities, self.settings.joint_names, dt)
         run.stop_until = now + len(positions) * dt
         if self._execution is execution:
@@ -313,6 +310,14 @@ class PlannerNode(Node):
         self._report(execution, "canceled", f"canceled: stopping within {len(positions) * dt:.2f} s")
 
     # -- execution --------------------------------------------------------------------------------------------
+    def _publish_stop(self, position: np.ndarray, velocity: np.ndarray, start: float) -> tuple[np.ndarray, np.ndarray]:
+        """A smooth stop from (position, velocity) to both arms, stamped `start`; its waypoints."""
+        positions, velocities = stop_trajectory(
+            position, velocity, self.sampler.dt, self.settings.stop_deceleration, self.settings.position_limits
+        )
+        self._publish(positions, velocities, start)
+        return positions, velocities
+
     def _publish(self, positions: np.ndarray, velocities: np.ndarray, start: float) -> None:
         """Both arms' trajectories, stamped `start` (node clock, s): when the controllers start them."""
         stamp = time_msg(start)
@@ -361,15 +366,8 @@ class PlannerNode(Node):
 
     def _halt(self, execution: Execution, message: str) -> None:
         """An arm does not follow the plan: both arms stop smoothly from where they are measured, and it failed."""
-        state, dt = self._latest_state, self.sampler.dt
-        velocity = np.where(np.isfinite(state.velocities), state.velocities, 0.0)
-        try:
-            positions, velocities = stop_trajectory(
-                state.positions, velocity, dt, self.settings.stop_deceleration, self.settings.position_limits
-            )
-        except ValueError:  # no smooth stop from there (a non-finite state): hold where measured
-            positions, velocities = state.positions[None], np.zeros((1, state.positions.size))
-        self._publish(positions, velocities, self._now() + FRESH_PLAN_LEAD)
+        state = self._latest_state  # finite (joint_state_in_order), velocities zero where the message had none
+        self._publish_stop(state.positions, state.velocities, self._now() + FRESH_PLAN_LEAD)
         self._finish(execution, "failed", message)
 
     def _replan(self, execution: Execution) -> None:
