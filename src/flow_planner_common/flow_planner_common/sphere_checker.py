@@ -57,6 +57,8 @@ GRAM_ROUNDING = 128.0
 TILE_ELEMENTS = 1 << 18
 #: Shortest vector (m) from a box to a geom's centre that gives the geom bound's fourth axis (_geom_gaps).
 MIN_AXIS_LENGTH = 1e-6
+#: A geom size (m) at most this is none: robot_spheres.json rounds sizes up, so a zero reads 1e-9 there.
+NO_SIZE = 1e-6
 
 _ARM_ARM, _ARM_TABLE, _ARM_OBSTACLE, _TRAY_OBSTACLE, _ARM_TRAY, _TRAY_TABLE = range(len(CATEGORIES))
 
@@ -130,7 +132,7 @@ class SphereChecker:
         # per sphere the index of its geom there.
         if not np.array_equal(sp.geom_body[0], sp.geom_body[1]):
             raise ValueError("both arms must have the same geoms on the same bodies")
-        round_geom = np.all(sp.geom_half[0, :, :2] <= 1e-6, axis=1)  # (K,)
+        round_geom = np.all(sp.geom_half[0, :, :2] <= NO_SIZE, axis=1)  # (K,)
         self._geom_groups: list[GeomGroup] = []
         order: list[tuple[int, int]] = []
         for used, axes in ((round_geom, [2]), (~round_geom, [0, 1, 2])):
@@ -146,7 +148,7 @@ class SphereChecker:
                     half=self._tensor(sp.geom_half[arms, ks][:, axes]),
                     disc=self._tensor(sp.geom_disc[arms, ks]),
                     ball=self._tensor(sp.geom_ball[arms, ks] + self.padding + slack),
-                    has_disc=bool(np.any(sp.geom_disc[arms, ks] > 1e-6)),
+                    has_disc=bool(np.any(sp.geom_disc[arms, ks] > NO_SIZE)),
                 ))  # fmt: skip
         position = {pair: i for i, pair in enumerate(order)}
         self._sphere_geom = torch.as_tensor([position[(arm, int(k))] for arm in range(2) for k in sp.geom[arm]],
