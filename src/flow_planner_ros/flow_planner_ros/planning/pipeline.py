@@ -131,7 +131,8 @@ class PlanningPipeline:
     refine_samples: the refinement's CEM iterations and candidates per iteration (refinement.Refiner; its basis has
     smoothing_knots bumps, 4 if 0). fallback_planner ("none" | "rrt"), fallback_time_limit (s): the planner that
     gets a request none of the samples and refined candidates could serve. hold_grip: in a carry, the right arm of
-    every sample and refined candidate follows the left from the start's grip before the check
+    every sample and refined candidate follows the left from the start's grip before the check (the refinement
+    then searches the left arm only and scores the held candidates)
     (flow_planner_common.grip_follower, as the expert's carries do): the model learns the grip only approximately,
     and over a long carry its samples drift by centimetres. `configure` changes any of these but smoothing_knots
     between plans.
@@ -334,10 +335,11 @@ class PlanningPipeline:
             return self._result(*sampled, started)
         if self.refiner.iterations > 0:
             start, goal = request.start_positions, request.goal_positions
+            follow = self.grip.follow if self.hold_grip and check.scene.grasp is not None else None
             refined = self.refiner.refine(positions, reference, start, goal, check.scene, seed=request.seed,
-                                          check=check)  # fmt: skip
-            held = self._held(refined.positions, refined.velocities, check)
-            result = self._result(*self._select(*held, request, prefix, check, {}), started, sampled=sampled[2])
+                                          check=check, follow=follow)  # fmt: skip
+            candidates = (refined.positions, refined.velocities)
+            result = self._result(*self._select(*candidates, request, prefix, check, {}), started, sampled=sampled[2])
         else:
             result = self._result(*sampled, started)
         if result.success or self.fallback is None:

@@ -1,10 +1,13 @@
 """The pipeline's fallback planner (fallback_planner rrt): a carry that every sample and every refined candidate of
-the shipped model fails (the tray would touch the barrier) is planned by OMPL RRTConnect, and its plan passes the
-same checks; without the fallback, or when the fallback fails too, the request fails with both accounts."""
+the shipped model fails (the tray would touch the barrier; hold_grip off, so the refinement searches both arms
+without the grip) is planned by OMPL RRTConnect, and its plan passes the same checks; without the fallback, or when
+the fallback fails too, the request fails with both accounts. With hold_grip (the default) the refinement, which
+searches the left arm and scores the held carries, plans the same carry itself."""
 
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +36,7 @@ def pipeline() -> PlanningPipeline:
     from flow_planner_ros.learning.flow_sampler import FlowSampler
 
     sampler = FlowSampler.from_checkpoint(CHECKPOINT, backend="onnx", num_threads=1)
-    return PlanningPipeline(sampler, LIMITS, fallback_time_limit=5.0)
+    return PlanningPipeline(sampler, LIMITS, fallback_time_limit=5.0, hold_grip=False)
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +72,22 @@ def test_rrt_plans_what_no_sample_or_refined_candidate_could(pipeline: PlanningP
                               pipeline.dt, LIMITS)  # fmt: skip
     assert limits == [[]]
     assert np.allclose(result.positions[-1], request.goal_positions, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [SEED, 1])
+def test_the_grip_held_refinement_plans_the_carry_itself(pipeline: PlanningPipeline, barrier_carry, seed) -> None:
+    request, scene = barrier_carry
+    pipeline.configure(hold_grip=True)
+    try:
+        result = pipeline.plan(replace(request, seed=seed), scene=scene)
+    finally:
+        pipeline.configure(hold_grip=False)
+    assert result.success and result.refined and not result.fallback, result.message()
+    assert result.message().startswith("ok after refinement: no safe sample among 8 (8x tray_obstacle")
+    check = pipeline.safety.check(result.positions[None], request.start_positions, request.goal_positions, scene)
+    assert check.passed[0], check.reasons(0)
+    grip = check.grip_change
+    assert grip is not None and grip.max() < 1e-3  # held: the right tool keeps its place on the tray
 
 
 def test_a_failing_fallback_adds_its_reason(pipeline: PlanningPipeline, barrier_carry) -> None:
