@@ -66,8 +66,9 @@ PLANNER_PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("hold_grip", True, "while carrying, the right arm of every sample and refined candidate follows "
                   "the left from the start's grip before the check (as the expert's carries do; the model learns "
                   "the grip only approximately)"),
-    ParameterSpec("refine_iterations", refinement.DEFAULT_ITERATIONS, "CEM iterations that bend the samples when "
-                  "none is collision-free (0 = off: such a request fails)", 0, 50),
+    ParameterSpec("refine_iterations", refinement.DEFAULT_ITERATIONS, "CEM iterations (at most: it stops once a "
+                  "candidate is clear) that bend the samples when none is collision-free (0 = off: such a request "
+                  "fails)", 0, 50),
     ParameterSpec("refine_samples", refinement.DEFAULT_SAMPLES, "candidates per refinement iteration", 4, 256),
     ParameterSpec("fallback_planner", "none", "when no sample and no refined candidate is safe: none = the request "
                   "fails; rrt = OMPL RRTConnect (joint space for a reach, level tray poses with IK for a carry) "

@@ -5,7 +5,9 @@ own parametrization), scored with the planner's kinematic checker instead of MuJ
 Every candidate of the basis starts at the start state and ends at the goal at rest, so the search only bends the
 motion. The flow samples seed it (their knots fitted by least squares, like projection.SmoothProjection): the mean
 starts at the cheapest sample, the spread at the samples' spread (at least `init_std`). Each iteration draws
-`samples` knot sets, keeps the `elites` cheapest (the previous elites compete again) and refits mean and spread.
+`samples` knot sets, keeps the `elites` cheapest (the previous elites compete again) and refits mean and spread; it
+stops early once an elite is clear (no clearance shortfall, no limit excess), so `iterations` is a budget that only
+the hard requests spend.
 
 Cost of a candidate (lower is better):
     COLLISION_WEIGHT * sum over waypoints and categories of the clearance shortfall (m; SceneSafety.check)
@@ -42,7 +44,7 @@ from flow_planner_ros.planning.trajectory_safety import (
 COLLISION_WEIGHT = 100.0
 LIMIT_WEIGHT = 10.0
 #: Default iterations and candidates per iteration (the planner's refine_iterations / refine_samples).
-DEFAULT_ITERATIONS = 3
+DEFAULT_ITERATIONS = 6
 DEFAULT_SAMPLES = 32
 #: Smallest knot spread (rad) of the search, so it never collapses onto one colliding motion.
 MIN_STD = 0.02
@@ -82,6 +84,12 @@ class Refiner:
 
     def cost(self, positions: np.ndarray, velocities: np.ndarray, check: SceneCheck) -> np.ndarray:
         """(N,) cost of candidates (N, H, 12) from the check's start to its goal (see the module docstring)."""
+        return self._score(positions, velocities, check)[0]
+
+    def _score(
+        self, positions: np.ndarray, velocities: np.ndarray, check: SceneCheck
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(N,) costs and (N,) whether a candidate is clear: no clearance shortfall and no limit excess."""
         start = check.start
         collision = check.check(positions).shortfall.sum(axis=(1, 2))
         lim = self.limits
@@ -91,7 +99,8 @@ class Refiner:
         speed = np.maximum(np.abs(velocities), np.abs(steps))
         velocity_excess = np.maximum(0.0, speed - lim.velocity)
         limits = position_excess.sum(axis=(1, 2)) + velocity_excess.sum(axis=(1, 2))
-        return COLLISION_WEIGHT * collision + LIMIT_WEIGHT * limits + JERK_WEIGHT * smoothness(positions)
+        costs = COLLISION_WEIGHT * collision + LIMIT_WEIGHT * limits + JERK_WEIGHT * smoothness(positions)
+        return costs, (collision == 0.0) & (limits == 0.0)
 
     def refine(
         self,
@@ -121,26 +130,27 @@ class Refiner:
 
         knots = np.einsum("kh,nhj->nkj", self._fit, seeds - reference[0][None])
         positions, velocities = candidates(knots)
-        costs = self.cost(positions, velocities, check)
+        costs, clear = self._score(positions, velocities, check)
         evaluated = len(knots)
         order = np.argsort(costs)[: self.elites]
-        elites = knots[order], positions[order], velocities[order], costs[order]
+        elites = knots[order], positions[order], velocities[order], costs[order], clear[order]
         mean = elites[0][0]
         std = np.maximum(elites[0].std(axis=0), self.init_std)
         if follow is not None:  # the right arm's knots stay the cheapest seed's: the follower moves that arm
             std[:, NUM_ARM_JOINTS:] = 0.0
         for _ in range(self.iterations):
+            if elites[4].any():  # a clear candidate: the checks decide among the elites, no need to search on
+                break
             drawn = mean[None] + std[None] * rng.standard_normal((self.samples, *mean.shape))
             p, v = candidates(drawn, guess=elites[1][0])  # held from the best so far: the follower converges sooner
-            c = self.cost(p, v, check)
             evaluated += len(drawn)
-            pool = [np.concatenate(pair) for pair in zip(elites, (drawn, p, v, c), strict=True)]
+            pool = [np.concatenate(pair) for pair in zip(elites, (drawn, p, v, *self._score(p, v, check)), strict=True)]
             order = np.argsort(pool[3])[: self.elites]
             elites = tuple(values[order] for values in pool)
             mean = elites[0].mean(axis=0)
             std = np.maximum(elites[0].std(axis=0), MIN_STD)
             if follow is not None:
                 mean[:, NUM_ARM_JOINTS:], std[:, NUM_ARM_JOINTS:] = elites[0][0, :, NUM_ARM_JOINTS:], 0.0
-        _, positions, velocities, elite_costs = elites
+        _, positions, velocities, elite_costs, _ = elites
         return RefinementResult(positions, velocities, elite_costs, evaluated)
 

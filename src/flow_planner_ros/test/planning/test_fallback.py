@@ -1,8 +1,9 @@
 """The pipeline's fallback planner (fallback_planner rrt): a carry that every sample and every refined candidate of
-the shipped model fails (the tray would touch the barrier; hold_grip off, so the refinement searches both arms
-without the grip) is planned by OMPL RRTConnect, and its plan passes the same checks; without the fallback, or when
-the fallback fails too, the request fails with both accounts. With hold_grip (the default) the refinement, which
-searches the left arm and scores the held carries, plans the same carry itself."""
+the shipped model fails (the tray would touch the barrier; with a weaker refinement than the node's default:
+hold_grip off, so it searches both arms without the grip, and 3 iterations) is planned by OMPL RRTConnect, and its
+plan passes the same checks; without the fallback, or when the fallback fails too, the request fails with both
+accounts. With the default refinement (hold_grip: it searches the left arm and scores the held carries) the learned
+planner plans the same carry itself."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from flow_planner_common.kinematics import ArmKinematics
 from flow_planner_common.plan_scene import PlanScene
 from flow_planner_common.robot import JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
+from flow_planner_ros.planning import refinement
 from flow_planner_ros.planning.pipeline import PlanningPipeline
 from flow_planner_ros.planning.request import PlanRequest
 from flow_planner_ros.planning.trajectory_safety import SafetyLimits, check_candidates
@@ -36,7 +38,7 @@ def pipeline() -> PlanningPipeline:
     from flow_planner_ros.learning.flow_sampler import FlowSampler
 
     sampler = FlowSampler.from_checkpoint(CHECKPOINT, backend="onnx", num_threads=1)
-    return PlanningPipeline(sampler, LIMITS, fallback_time_limit=5.0, hold_grip=False)
+    return PlanningPipeline(sampler, LIMITS, fallback_time_limit=5.0, hold_grip=False, refine_iterations=3)
 
 
 @pytest.fixture(scope="module")
@@ -77,11 +79,11 @@ def test_rrt_plans_what_no_sample_or_refined_candidate_could(pipeline: PlanningP
 @pytest.mark.parametrize("seed", [SEED, 1])
 def test_the_grip_held_refinement_plans_the_carry_itself(pipeline: PlanningPipeline, barrier_carry, seed) -> None:
     request, scene = barrier_carry
-    pipeline.configure(hold_grip=True)
+    pipeline.configure(hold_grip=True, refine_iterations=refinement.DEFAULT_ITERATIONS)
     try:
         result = pipeline.plan(replace(request, seed=seed), scene=scene)
     finally:
-        pipeline.configure(hold_grip=False)
+        pipeline.configure(hold_grip=False, refine_iterations=3)
     assert result.success and result.refined and not result.fallback, result.message()
     assert result.message().startswith("ok after refinement: no safe sample among 8 (8x tray_obstacle")
     check = pipeline.safety.check(result.positions[None], request.start_positions, request.goal_positions, scene)
