@@ -20,7 +20,7 @@ from data_collector_ros.episode_sequence import PhaseTask
 from flow_planner_common.clearance_rules import CLEARANCE_FLOOR
 from flow_planner_common.plan_scene import PlanScene
 from flow_planner_common.robot import PHASE_CARRY
-from flow_planner_common.scene_safety import GRIP, SceneSafety
+from flow_planner_common.scene_safety import GRIP, SLACKS, SceneSafety
 
 #: Prefix of a refused phase's reasons.
 PLANNER_CHECK = "planner check"
@@ -66,8 +66,9 @@ def check_plan(safety: SceneSafety, task: PhaseTask, positions: np.ndarray) -> P
     min_margin = float(gap.min())
     reasons = list(result.reasons(0))
     is_grip = np.array([c == GRIP for c in result.categories])
+    is_clearance = np.array([c not in SLACKS for c in result.categories])
     grip_refused = bool(np.any(gap[:, is_grip] < 0))
-    clearance_refused = bool(np.any(gap[:, ~is_grip] < 0))
+    clearance_refused = bool(np.any(gap[:, is_clearance] < 0))
     if bound.problem is not None:  # the planner refuses such a request outright (the start or goal collides)
         endpoint = safety.clearances(np.stack([start, goal]), scene)
         min_margin = min(min_margin, float(endpoint.min()) - CLEARANCE_FLOOR)

@@ -37,7 +37,7 @@ from flow_planner_common.robot import JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMI
 from flow_planner_common.scene_safety import (
     DEFAULT_CLEARANCE_MARGIN,
     DEFAULT_MAX_GRIP_CHANGE,
-    GRIP,
+    SLACKS,
     SceneCheck,
     SceneSafety,
 )
@@ -171,7 +171,7 @@ class PlanCost:
         check = bound.check(positions, kinematics)
         pos, rot = kinematics
         gap = check.clearance - check.required  # (N, H, C)
-        is_clearance = np.array([c != GRIP for c in check.categories])
+        is_clearance = np.array([c not in SLACKS for c in check.categories])
         shortfall = np.maximum(0.0, -gap[..., is_clearance] + self.limits.extra_clearance)
         if carry:
             grip = grip_change(pos, rot)

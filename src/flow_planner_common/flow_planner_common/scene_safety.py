@@ -41,14 +41,21 @@ Required clearance per category c and waypoint k:
   off the physics' by p99 2.6 mm (max 9.9) at the executed joints, where the left tool's rigid grasp was off by up
   to the grip change (p99 13.9 mm, max 18.9; bench_execution_deviation). The category's "clearance" is the grip's
   slack (limit minus change), required >= 0 (no sweep term); the reasons say `grip: the right tool moved ...`.
-- endpoint[c]: the category's clearance at the request's start and goal (every candidate starts and ends there): a
-  tray lifted off the table (-2 mm: padding), a goal 5 mm from a box, or a start the robot already occupies would
-  otherwise make every candidate fail. The floor (-3 mm = padding + 1 mm) never accepts a real penetration: a start or
-  goal deeper than that is refused by `endpoint_problem` with its reason.
+- tilt (carries): the tray (between the tools, as above) may tilt at most `max_tray_tilt` (5 deg; 0 = no limit) from
+  level, so that what it carries stays on it: the physics' success rule allows 10 deg, the CEM expert's own limit is
+  3 deg and the model's sampled carries stay within 2.6 deg (40 + 40 held-out scenes), but a refinement that bends
+  the left arm's wrist tilted refined carries up to 33 deg (and two of them failed in the physics on it). Its
+  "clearance" is the slack (limit minus tilt, rad), required >= 0; the reasons say `tilt: the tray tilts ...`.
+- endpoint[c]: the category's clearance (or slack) at the request's start and goal (every candidate starts and ends
+  there): a tray lifted off the table (-2 mm: padding), a goal 5 mm from a box, or a start the robot already occupies
+  would otherwise make every candidate fail. The floor (-3 mm = padding + 1 mm) never accepts a real penetration: a
+  start or goal deeper than that (or a tray tilted beyond the limit) is refused by `endpoint_problem` with its
+  reason.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -65,12 +72,17 @@ from flow_planner_common.tool_frames import grip_change
 DEFAULT_CLEARANCE_MARGIN = 0.01
 #: Default limit (m) on the right tool's motion relative to the left while carrying (0 = no grip check).
 DEFAULT_MAX_GRIP_CHANGE = 0.05
+#: Default limit (rad) on the carried tray's tilt from level (0 = no tilt check).
+DEFAULT_MAX_TRAY_TILT = math.radians(5.0)
 WITHOUT_TRAY: tuple[str, ...] = ("arm_arm", "arm_table", "arm_obstacle")
 WITH_TRAY: tuple[str, ...] = (*WITHOUT_TRAY, "tray_obstacle", "arm_tray", "tray_table")
 #: forward_kinematics of a start and its waypoints (SceneSafety.kinematics, torch), or None to compute it.
 Kinematics = tuple[torch.Tensor, torch.Tensor] | None
 _CATEGORY_INDEX = {c: i for i, c in enumerate(CATEGORIES)}
 GRIP = "grip"  # not a clearance: the slack of the grasps (max_grip_change minus the right tool's motion), >= 0
+TILT = "tilt"  # not a clearance: the slack of the tray's tilt (max_tray_tilt minus its tilt from level, rad), >= 0
+#: The categories that are a limit's slack, not a clearance: required >= 0, no sweep, their own reasons.
+SLACKS: tuple[str, ...] = (GRIP, TILT)
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,7 @@ class ClearanceCheck:
     required: np.ndarray
     margin: float
     max_grip_change: float = 0.0  # m, the grip check's limit (carries)
+    max_tray_tilt: float = 0.0  # rad, the tilt check's limit (carries)
 
     @property
     def grip_change(self) -> np.ndarray | None:
@@ -111,6 +124,12 @@ class ClearanceCheck:
                 out.append(
                     f"grip: the right tool moved {moved * 1e3:.1f} mm from its grasp (in the left tool's frame) > "
                     f"{allowed * 1e3:.1f} mm allowed at step {k}"
+                )
+            elif gap[k] > 0 and name == TILT:
+                tilt, allowed = self.max_tray_tilt - np.array([self.clearance[i, k, c], self.required[i, k, c]])
+                out.append(
+                    f"tilt: the tray tilts {math.degrees(tilt):.1f} deg from level > {math.degrees(allowed):.1f} deg "
+                    f"allowed at step {k}"
                 )
             elif gap[k] > 0:
                 need = self.required[i, k, c]
@@ -157,9 +176,11 @@ class SceneSafety:
         checker: SphereChecker | None = None,
         max_grip_change: float = DEFAULT_MAX_GRIP_CHANGE,
         device: str | torch.device = "cpu",
+        max_tray_tilt: float = DEFAULT_MAX_TRAY_TILT,
     ) -> None:
         self.margin = float(margin)
         self.max_grip_change = float(max_grip_change)
+        self.max_tray_tilt = float(max_tray_tilt)
         self.checker = checker or SphereChecker(device=device)
         self._body_reach = self.checker._tensor(body_reach(self.checker))  # (14,)
         self._tray_reach = tray_reach(self.checker)
@@ -171,26 +192,33 @@ class SceneSafety:
     def categories(self, scene: PlanScene | SceneBatch) -> tuple[str, ...]:
         if scene.grasp is None:
             return WITHOUT_TRAY
-        return (*WITH_TRAY, GRIP) if self.max_grip_change > 0 else WITH_TRAY
+        limits = ((GRIP,) if self.max_grip_change > 0 else ()) + ((TILT,) if self.max_tray_tilt > 0 else ())
+        return (*WITH_TRAY, *limits)
 
     def clearances(
         self, positions: np.ndarray, scene: PlanScene, start: np.ndarray | None = None, kinematics: Kinematics = None
     ) -> np.ndarray:
         """(..., C) clearances (m) of (..., 12) configurations in `categories(scene)` order (numpy, float64); the
-        grip's slack is measured from `start` (default: the configurations' own first one)."""
+        grip's slack is measured from `start` (default: the configurations' own first one), the tilt's (rad) from
+        level."""
         return self._clearances(positions, scene, start, kinematics).double().cpu().numpy()
 
     def _clearances(
         self, positions, scene: PlanScene | SceneBatch, start=None, kinematics: Kinematics = None
     ) -> torch.Tensor:
         positions = self.checker._input(positions)
+        categories = self.categories(scene)
         values = self.checker.clearance(positions, scene.boxes, scene.mask, grasp=scene.grasp)
-        values = values[..., [_CATEGORY_INDEX[c] for c in self.categories(scene) if c != GRIP]]
-        if GRIP not in self.categories(scene):
-            return values
-        first = positions[..., 0, :] if start is None else self.checker._input(start)
-        slack = self.max_grip_change - self.grip_change(positions, first, kinematics)
-        return torch.cat([values, slack[..., None]], dim=-1)
+        values = [values[..., [_CATEGORY_INDEX[c] for c in categories if c not in SLACKS]]]
+        if GRIP in categories or TILT in categories:
+            first = positions[..., 0, :] if start is None else self.checker._input(start)
+            if kinematics is None:
+                kinematics = self.kinematics(positions, first)
+        if GRIP in categories:
+            values.append((self.max_grip_change - self.grip_change(positions, first, kinematics))[..., None])
+        if TILT in categories:
+            values.append((self.max_tray_tilt - self.tray_tilt(kinematics, scene))[..., None])
+        return torch.cat(values, dim=-1) if len(values) > 1 else values[0]
 
     def kinematics(self, positions, start) -> tuple[torch.Tensor, torch.Tensor]:
         """forward_kinematics of `start` followed by `positions` (..., H, 12): (..., H + 1, 2, 7, 3), (..., 3, 3)."""
@@ -202,9 +230,15 @@ class SceneSafety:
         """(..., H) how far (m) the right tool is from where it was at `start`, in the left tool's frame."""
         return grip_change(*(kinematics if kinematics is not None else self.kinematics(positions, start)))
 
+    def tray_tilt(self, kinematics: tuple[torch.Tensor, torch.Tensor], scene: PlanScene | SceneBatch) -> torch.Tensor:
+        """(..., H) the carried tray's tilt from level (rad) at waypoints 1..H of kinematics (..., H + 1, ...)."""
+        pos, rot = kinematics
+        _, tray_rot = self.checker.carried_tray(pos[..., 1:, :, :, :], rot[..., 1:, :, :, :, :], scene.grasp)
+        return torch.arccos(tray_rot[..., 2, 2].clamp(-1.0, 1.0))
+
     def thresholds(self, start: np.ndarray, goal: np.ndarray, scene: PlanScene) -> np.ndarray:
-        """(C,) per-category threshold: the margin (0 for the grip's slack), lowered to just below the start's or
-        goal's own value."""
+        """(C,) per-category threshold: the margin (0 for the grip's and the tilt's slack), lowered to just below the
+        start's or goal's own value."""
         return self.bind(start, goal, scene).thresholds
 
     def endpoint_problem(self, start: np.ndarray, goal: np.ndarray, scene: PlanScene) -> str | None:
@@ -218,7 +252,7 @@ class SceneSafety:
         start, goal = np.asarray(start, dtype=float), np.asarray(goal, dtype=float)
         endpoint = self.clearances(np.stack([start, goal]), scene)  # (2, C)
         categories = self.categories(scene)
-        nominal = np.array([0.0 if c == GRIP else self.margin for c in categories])
+        nominal = np.array([0.0 if c in SLACKS else self.margin for c in categories])
         thresholds = endpoint_thresholds(nominal, endpoint.min(axis=0))
         return SceneCheck(self, start, goal, scene, thresholds, endpoint_clearance_problem(endpoint, categories, self))
 
@@ -258,7 +292,8 @@ class SceneSafety:
         clearance, required = self._evaluate(candidates, starts, scenes, thresholds)
         bounds = np.cumsum(counts)[:-1]
         categories = self.categories(scenes)
-        return [ClearanceCheck(categories, c, r, self.margin, self.max_grip_change) for c, r in zip(
+        limits = self.margin, self.max_grip_change, self.max_tray_tilt
+        return [ClearanceCheck(categories, c, r, *limits) for c, r in zip(
             np.split(clearance.double().cpu().numpy(), bounds), np.split(required.double().cpu().numpy(), bounds),
             strict=True)]  # fmt: skip
 
@@ -267,13 +302,14 @@ class SceneSafety:
         kinematics: Kinematics = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         """(N, H, C) clearances and required clearances (thresholds (C,) or (N, 1, C) plus the sweep beyond the
-        margin, not for the grip) of candidates (N, H, 12) from `start` ((12,), or (N, 1, 12) per candidate)."""
+        margin, not for the slacks: grip, tilt) of candidates (N, H, 12) from `start` ((12,), or (N, 1, 12) per
+        candidate)."""
         if kinematics is None:
             kinematics = self.kinematics(positions, start)  # one pass for the grip and the sweep
         clearance = self._clearances(positions, scene, start, kinematics)
         sweep = self.sweep(positions, start, scene, kinematics)  # (N, H)
-        not_grip = clearance.new_tensor([c != GRIP for c in self.categories(scene)])
-        return clearance, thresholds + (sweep - self.margin).clamp_min(0.0)[..., None] * not_grip
+        not_slack = clearance.new_tensor([c not in SLACKS for c in self.categories(scene)])
+        return clearance, thresholds + (sweep - self.margin).clamp_min(0.0)[..., None] * not_slack
 
     def sweep(self, positions, start, scene: PlanScene | SceneBatch, kinematics: Kinematics = None) -> torch.Tensor:
         """(N, H) half the largest displacement of any robot (or carried tray) point to the neighbouring waypoints (m).
@@ -317,7 +353,8 @@ class SceneCheck:
         positions, start, thresholds = (checker._input(v) for v in (positions, self.start, self.thresholds))
         clearance, required = safety._evaluate(positions, start, self.scene, thresholds, kinematics)
         return ClearanceCheck(safety.categories(self.scene), clearance.double().cpu().numpy(),
-                              required.double().cpu().numpy(), safety.margin, safety.max_grip_change)  # fmt: skip
+                              required.double().cpu().numpy(), safety.margin, safety.max_grip_change,
+                              safety.max_tray_tilt)  # fmt: skip
 
     def rejections(self, positions: np.ndarray, indices: np.ndarray) -> dict[int, list[str]]:
         """Reasons (by candidate index) of the candidates `indices` of a batch that are not clear enough."""
@@ -359,11 +396,15 @@ def endpoint_clearance_problem(endpoint: np.ndarray, categories: tuple[str, ...]
     """Why the start or goal (rows of `endpoint`, clearances in `categories` order) is in collision, or None."""
     for which, row in zip(("start", "goal"), endpoint, strict=True):
         bad = [f"{c} clearance {v * 1e3:.1f} mm" for c, v in zip(categories, row, strict=True)
-               if v < CLEARANCE_FLOOR and c != GRIP]  # fmt: skip
+               if v < CLEARANCE_FLOOR and c not in SLACKS]  # fmt: skip
         if bad:
             return f"the {which} state is in collision ({', '.join(bad)}; at most {-CLEARANCE_FLOOR * 1e3:.0f} mm)"
-    if GRIP in categories and endpoint[1, -1] < CLEARANCE_FLOOR:
-        moved = (safety.max_grip_change - endpoint[1, -1]) * 1e3
+        if TILT in categories and row[categories.index(TILT)] < CLEARANCE_FLOOR:
+            tilt = math.degrees(safety.max_tray_tilt - row[categories.index(TILT)])
+            return (f"the {which} state tilts the tray {tilt:.1f} deg from level (max_tray_tilt "
+                    f"{math.degrees(safety.max_tray_tilt):.1f} deg)")  # fmt: skip
+    if GRIP in categories and endpoint[1, categories.index(GRIP)] < CLEARANCE_FLOOR:
+        moved = (safety.max_grip_change - endpoint[1, categories.index(GRIP)]) * 1e3
         return (
             f"the goal state pulls the grasps apart (the right tool {moved:.1f} mm from its grasp in the left "
             f"tool's frame; max_grip_change {safety.max_grip_change * 1e3:.1f} mm)"

@@ -106,7 +106,7 @@ class PlannerNode(Node):
         self.pipeline = PlanningPipeline(
             self.sampler, SafetyLimits.from_arrays(s.position_limits, s.velocity_limits),
             smoothing_knots=s.smoothing_knots, max_projection_change=s.max_projection_change,
-            clearance_margin=s.clearance_margin, max_grip_change=s.max_grip_change,
+            clearance_margin=s.clearance_margin, max_grip_change=s.max_grip_change, max_tray_tilt=s.max_tray_tilt,
             refine_iterations=s.refine_iterations, refine_samples=s.refine_samples,
             fallback_planner=s.fallback_planner, fallback_time_limit=s.fallback_time_limit, hold_grip=s.hold_grip,
         )  # fmt: skip
@@ -159,7 +159,8 @@ class PlannerNode(Node):
         self.settings, self.policy = settings, RequestPolicy.from_settings(settings, self.sampler.default_steps)
         self.pipeline.configure(
             max_projection_change=settings.max_projection_change, clearance_margin=settings.clearance_margin,
-            max_grip_change=settings.max_grip_change, refine_iterations=settings.refine_iterations,
+            max_grip_change=settings.max_grip_change, max_tray_tilt=settings.max_tray_tilt,
+            refine_iterations=settings.refine_iterations,
             refine_samples=settings.refine_samples, fallback_planner=settings.fallback_planner,
             fallback_time_limit=settings.fallback_time_limit, hold_grip=settings.hold_grip,
         )  # fmt: skip

@@ -18,7 +18,7 @@ import numpy as np
 
 from flow_planner_common.parameters import ParameterError, ParameterSpec, checked_value, parameters_yaml
 from flow_planner_common.robot import HORIZON, JOINT_NAMES, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
-from flow_planner_common.scene_safety import DEFAULT_CLEARANCE_MARGIN, DEFAULT_MAX_GRIP_CHANGE
+from flow_planner_common.scene_safety import DEFAULT_CLEARANCE_MARGIN, DEFAULT_MAX_GRIP_CHANGE, DEFAULT_MAX_TRAY_TILT
 from flow_planner_ros.planning import refinement
 from flow_planner_ros.planning.execution import DEFAULT_PATH_TOLERANCE
 from flow_planner_ros.planning.pipeline import FALLBACK_PLANNERS
@@ -63,6 +63,9 @@ PLANNER_PARAMETERS: tuple[ParameterSpec, ...] = (
                   "(kinematic checker; see scene_safety)", 0.0, 0.05),
     ParameterSpec("max_grip_change", DEFAULT_MAX_GRIP_CHANGE, "m; while carrying, the right tool may move at most "
                   "this far from its grasp relative to the left tool (both hold the tray); 0 = no limit", 0.0, 0.5),
+    ParameterSpec("max_tray_tilt", DEFAULT_MAX_TRAY_TILT, "rad; while carrying, the tray may tilt at most this far "
+                  "from level (so that what it carries stays on it; the evaluation's success rule allows 10 deg); "
+                  "0 = no limit", 0.0, 1.0),
     ParameterSpec("hold_grip", True, "while carrying, the right arm of every sample and refined candidate follows "
                   "the left from the start's grip before the check (as the expert's carries do; the model learns "
                   "the grip only approximately)"),
@@ -131,6 +134,7 @@ class PlannerSettings:
     max_projection_change: float
     clearance_margin: float
     max_grip_change: float
+    max_tray_tilt: float
     hold_grip: bool
     refine_iterations: int
     refine_samples: int

@@ -27,6 +27,7 @@ from flow_planner_common.robot import HORIZON, PHASE_CARRY, PHASE_REACH
 from flow_planner_common.scene_safety import (
     DEFAULT_CLEARANCE_MARGIN,
     DEFAULT_MAX_GRIP_CHANGE,
+    DEFAULT_MAX_TRAY_TILT,
     ClearanceCheck,
     SceneCheck,
     SceneSafety,
@@ -127,14 +128,14 @@ class PlanningPipeline:
     smoothing_knots: bumps per joint of the projection (0 = no projection: raw samples are checked as they are).
     max_projection_change (rad): samples the projection had to move further than this are refused, since the
     model was then far from the request.
-    clearance_margin (m), max_grip_change (m): scene_safety's margin and grip limit. refine_iterations (0 = off),
-    refine_samples: the refinement's CEM iterations and candidates per iteration (refinement.Refiner; its basis has
-    smoothing_knots bumps, 4 if 0). fallback_planner ("none" | "rrt"), fallback_time_limit (s): the planner that
-    gets a request none of the samples and refined candidates could serve. hold_grip: in a carry, the right arm of
-    every sample and refined candidate follows the left from the start's grip before the check (the refinement
-    then searches the left arm only and scores the held candidates)
-    (flow_planner_common.grip_follower, as the expert's carries do): the model learns the grip only approximately,
-    and over a long carry its samples drift by centimetres. `configure` changes any of these but smoothing_knots
+    clearance_margin (m), max_grip_change (m), max_tray_tilt (rad): scene_safety's margin, grip and tilt limits.
+    refine_iterations (0 = off), refine_samples: the refinement's CEM iterations (at most) and candidates per
+    iteration (refinement.Refiner; its basis has smoothing_knots bumps, 4 if 0). fallback_planner ("none" | "rrt"),
+    fallback_time_limit (s): the planner that gets a request none of the samples and refined candidates could serve.
+    hold_grip: in a carry, the right arm of every sample and refined candidate follows the left from the start's grip
+    before the check (flow_planner_common.grip_follower, as the expert's carries do; the refinement then searches
+    the left arm only and scores the held candidates): the model learns the grip only approximately, and over a long
+    carry its samples drift by centimetres. `configure` changes any of these but smoothing_knots
     between plans.
     """
 
@@ -151,6 +152,7 @@ class PlanningPipeline:
         fallback_planner: str = "none",
         fallback_time_limit: float = 1.0,
         hold_grip: bool = True,
+        max_tray_tilt: float = DEFAULT_MAX_TRAY_TILT,
     ) -> None:
         self.generator = generator
         self.limits = limits
@@ -163,7 +165,8 @@ class PlanningPipeline:
         self.sees_phase = bool(getattr(checkpoint, "use_phase", False))
         # the check runs on the model's device: candidates stay there until the (N, H, C) clearances come back
         device = getattr(generator, "device", "cpu")
-        self.safety = SceneSafety(clearance_margin, max_grip_change=max_grip_change, device=device)
+        self.safety = SceneSafety(clearance_margin, max_grip_change=max_grip_change, device=device,
+                                  max_tray_tilt=max_tray_tilt)  # fmt: skip
         self.refiner = Refiner(
             self.safety, limits, generator.dt, self.horizon, num_knots=smoothing_knots or 4,
             iterations=refine_iterations, samples=refine_samples,
@@ -189,6 +192,7 @@ class PlanningPipeline:
         fallback_planner: str | None = None,
         fallback_time_limit: float | None = None,
         hold_grip: bool | None = None,
+        max_tray_tilt: float | None = None,
     ) -> None:
         """Change the settings that may change between plans (None keeps a value)."""
         if hold_grip is not None:
@@ -199,6 +203,8 @@ class PlanningPipeline:
             self.safety.margin = float(clearance_margin)
         if max_grip_change is not None:
             self.safety.max_grip_change = float(max_grip_change)
+        if max_tray_tilt is not None:
+            self.safety.max_tray_tilt = float(max_tray_tilt)
         if refine_iterations is not None:
             self.refiner.iterations = int(refine_iterations)
         if refine_samples is not None:

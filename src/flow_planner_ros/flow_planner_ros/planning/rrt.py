@@ -39,7 +39,7 @@ from ompl import util as ou
 from flow_planner_common.kinematics import CATEGORIES, ArmKinematics
 from flow_planner_common.plan_scene import EMPTY_SCENE, PlanScene
 from flow_planner_common.robot import DEFAULT_DT, HORIZON, NUM_ARM_JOINTS, NUM_JOINTS
-from flow_planner_common.scene_safety import GRIP, SceneCheck, SceneSafety, body_reach, tray_reach
+from flow_planner_common.scene_safety import SLACKS, SceneCheck, SceneSafety, body_reach, tray_reach
 from flow_planner_common.sphere_checker import SphereChecker
 from flow_planner_common.tray_ik import TrayIK
 from flow_planner_ros.planning.time_law import time_path
@@ -117,10 +117,11 @@ class _Query:
 
     def __init__(self, planner: RRTPlanner, check: SceneCheck, extra: float, low, high, start, goal) -> None:
         self.planner, self.check, self.extra = planner, check, extra
-        # the grip is not checked here: the IK keeps both grasps (carry_targets), the final check measures it
+        # grip and tilt are not checked here: the IK keeps both grasps on a level tray (carry_targets), the final
+        # check measures them
         categories = planner.safety.categories(check.scene)
-        self.columns = [CATEGORIES.index(c) for c in categories if c != GRIP]
-        self.thresholds = np.asarray(check.thresholds)[[categories.index(c) for c in categories if c != GRIP]]
+        self.columns = [CATEGORIES.index(c) for c in categories if c not in SLACKS]
+        self.thresholds = np.asarray(check.thresholds)[[categories.index(c) for c in categories if c not in SLACKS]]
         self.levers = joint_levers(planner.safety.checker, check.scene.grasp)
         self.dim, self.ends = len(low), (np.asarray(start, dtype=float), np.asarray(goal, dtype=float))
         self.known: dict[bytes, np.ndarray] = {start.tobytes(): check.start, goal.tobytes(): check.goal}

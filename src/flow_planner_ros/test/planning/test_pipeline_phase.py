@@ -30,7 +30,7 @@ def test_a_phase_model_plans_reach_and_carry_apart(synthetic_path: Path, tmp_pat
     assert sampler.checkpoint.use_phase
     limits = SafetyLimits.from_arrays(JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS)
     pipeline = PlanningPipeline(sampler, limits, refine_iterations=0, max_projection_change=10.0)
-    goal = HOME_POSITIONS + 0.05
+    goal = HOME_POSITIONS + np.tile([0.05, 0.05, -0.05, 0.0, 0.0, 0.0], 2)  # pan and lift, the tray stays level
     request = PlanRequest(HOME_POSITIONS, np.zeros(NUM_JOINTS), goal, 4, 5, 3, False)
     grasp = ArmKinematics().grasp_from_start(HOME_POSITIONS, TRAY_POSE)
     carry = PlanScene.from_boxes([], grasp)

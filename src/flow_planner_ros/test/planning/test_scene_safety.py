@@ -111,6 +111,36 @@ def test_a_carry_that_pulls_the_grasps_apart_is_refused(safety: SceneSafety) -> 
     assert "grip" not in safety.categories(PlanScene.from_boxes([]))
 
 
+def test_a_carry_that_tilts_the_tray_is_refused(safety: SceneSafety) -> None:
+    """The tray may tilt at most max_tray_tilt (5 deg) from level while carried, whatever the grip does."""
+    from flow_planner_common.grip_follower import GripFollower
+
+    start, goal = scenes.BARRIER_REACH, scenes.BARRIER_CARRY
+    grasp = safety.checker.grasp_from_start(start, scenes.BARRIER_TRAY)
+    open_scene = PlanScene.from_boxes([], grasp)  # no box: only the tilt can fail
+    positions, velocities = straight(start, goal)
+    level = safety.check(positions[None], start, goal, open_scene)
+    assert level.passed[0] and "tilt" in level.categories
+    assert safety.max_tray_tilt - level.clearance[0, :, level.categories.index("tilt")].min() < np.radians(2.0)
+    # Pitch the left wrist and back mid-carry, the right arm following the grip: only the tilt fails.
+    tilted = positions.copy()
+    tilted[:, 3] -= 0.3 * np.sin(np.linspace(0.0, np.pi, len(positions)))
+    tilted, _ = GripFollower(safety.checker).follow(tilted, velocities, start)
+    check = safety.check(tilted[None], start, goal, open_scene)
+    (reason,) = check.reasons(0)
+    assert reason.startswith("tilt: the tray tilts ") and "deg from level > 5.0 deg allowed" in reason, reason
+    assert 15.0 < float(reason.split("tilts ")[1].split(" deg")[0]) < 20.0  # 0.3 rad of wrist pitch ~ 17 deg
+    # The limit is a parameter: 0 = no tilt check.
+    assert SceneSafety(0.01, max_tray_tilt=0.0).check(tilted[None], start, goal, open_scene).passed[0]
+    assert "tilt" not in SceneSafety(0.01, max_tray_tilt=0.0).categories(open_scene)
+    # A goal that itself tilts the tray is refused up front, with its reason.
+    problem = safety.endpoint_problem(start, tilted[len(tilted) // 2], open_scene)
+    assert problem is not None and problem.startswith("the goal state tilts the tray 1"), problem
+    assert "deg from level (max_tray_tilt 5.0 deg)" in problem
+    # Reaches (no carried tray) have no tilt check.
+    assert "tilt" not in safety.categories(PlanScene.from_boxes([]))
+
+
 def test_a_goal_inside_a_box_is_refused_with_its_reason(safety: SceneSafety) -> None:
     ee, _ = safety.checker.ee_poses(scenes.HANDLE_BOX_REACH)
     scene = PlanScene.from_boxes([Box(tuple(ee[0]), (0.1, 0.1, 0.1))])
