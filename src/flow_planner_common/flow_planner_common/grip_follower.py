@@ -8,6 +8,11 @@ waypoints in one batch; the right arm's velocity is the left end effector's twis
 through the right arm's Jacobian. The CEM expert's search then only decides the left arm's (the tray's) path, and
 the planner moves the right arm of its sampled and refined carries the same way before its check (the model learns
 the grip only approximately: over a long carry its samples drift by centimetres).
+
+With `level_dt` the same steps also turn the left arm so that the tray keeps the tilt it has at the start (the
+direction that is up in the left end effector's frame at the start stays up; the tray is fixed in that frame):
+the angular rows of the left arm's Jacobian, the position free. The planner's refinement uses it, since bending the
+left arm's wrist tilts the tray (scene_safety's tilt limit).
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from flow_planner_common.tray_ik import ROTATION_WEIGHT
 
 #: Steps end when every right end effector is this close to where the grip puts it (m; rad for the rotation / 10).
 TOLERANCE = 1e-4
+#: Leveling (level_dt) applies to candidates whose goal has the start's tilt within this (rad).
+GOAL_TILT_TOLERANCE = 1e-3
 
 
 class GripFollower:
@@ -35,6 +42,8 @@ class GripFollower:
         self._weights = t([1.0, 1.0, 1.0] + [ROTATION_WEIGHT] * 3)
         self._lower = t(JOINT_POSITION_LIMITS[NUM_ARM_JOINTS:, 0])
         self._upper = t(JOINT_POSITION_LIMITS[NUM_ARM_JOINTS:, 1])
+        self._lower_left = t(JOINT_POSITION_LIMITS[:NUM_ARM_JOINTS, 0])
+        self._upper_left = t(JOINT_POSITION_LIMITS[:NUM_ARM_JOINTS, 1])
 
     def _poses(self, q: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """End-effector poses (M, 2, 3), (M, 2, 3, 3) and Jacobians (M, 2, 6 rows, 6 joints) of both arms."""
@@ -47,21 +56,43 @@ class GripFollower:
 
     @torch.inference_mode()
     def follow(
-        self, positions: np.ndarray, velocities: np.ndarray, start_positions: np.ndarray
+        self, positions: np.ndarray, velocities: np.ndarray, start_positions: np.ndarray, level_dt: float | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Candidates (..., 12) positions and velocities -> the same with the right arm following the left from the
         grip at `start_positions` (12,). The left arm, and the right arm of waypoints already within TOLERANCE, are
-        returned unchanged (bit for bit)."""
+        returned unchanged (bit for bit). `level_dt`: also level the left arm (see the module docstring) of
+        candidates (..., H, 12) whose waypoints are this far apart (s) and whose goal has the start's tilt (within
+        GOAL_TILT_TOLERANCE; the others are not leveled): its velocities get the change's time derivative (central
+        differences, zero change before the first waypoint; the last waypoint, the goal, ends at rest)."""
         shape = np.shape(positions)
         q = self.checker._input(np.reshape(positions, (-1, NUM_JOINTS))).clone()
         dq = self.checker._input(np.reshape(velocities, (-1, NUM_JOINTS))).clone()
         start_p, start_r = self.checker.ee_poses(np.asarray(start_positions, dtype=float)[None])
         rel_p = start_r[0, 0].T @ (start_p[0, 1] - start_p[0, 0])  # the right end effector in the left's frame
         rel_r = start_r[0, 0].T @ start_r[0, 1]
+        world_up = q.new_tensor([0.0, 0.0, 1.0])
+        up = start_r[0, 0].T @ world_up  # in the left end effector's frame: the direction that is up at the start
         eye = torch.eye(6, dtype=q.dtype, device=q.device)
         moved = torch.zeros(len(q), dtype=torch.bool, device=q.device)  # rows that took a step (others stay exact)
+        leveled = torch.zeros_like(moved)
         for iteration in range(self.max_iterations + 1):
             ee_p, ee_r, jac = self._poses(q)
+            tilt_off = torch.zeros_like(moved)
+            if level_dt is not None:  # the rotation that turns the start's up direction back up: (M, 3)
+                tilt = torch.linalg.cross(ee_r[:, 0] @ up, world_up.expand(len(q), 3))
+                if iteration == 0:  # only candidates whose goal keeps the start's tilt (the goal is never moved)
+                    ends = tilt.view(-1, shape[-2], 3)[:, -1].abs().amax(dim=-1) <= GOAL_TILT_TOLERANCE
+                    levelable = ends[:, None].expand(-1, shape[-2]).clone()
+                    levelable[:, -1] = False  # the goal itself stays where it is
+                    levelable = levelable.reshape(-1)
+                tilt_off = (tilt.abs().amax(dim=-1) > TOLERANCE) & levelable
+                if iteration < self.max_iterations and bool(tilt_off.any()):
+                    j = jac[:, 0, 3:]  # (M, 3, 6): the left end effector's angular velocity per joint
+                    normal = j @ j.transpose(-1, -2) + self.damping * eye[:3, :3]
+                    step = (j.transpose(-1, -2) @ torch.linalg.solve(normal, tilt[..., None]))[..., 0]
+                    q[:, :NUM_ARM_JOINTS] = torch.clamp(q[:, :NUM_ARM_JOINTS] + step * tilt_off[:, None],
+                                                        self._lower_left, self._upper_left)  # fmt: skip
+                    leveled |= tilt_off
             target_p = ee_p[:, 0] + ee_r[:, 0] @ rel_p
             target_r = ee_r[:, 0] @ rel_r
             turn = target_r @ ee_r[:, 1].transpose(-1, -2)  # small: the antisymmetric part is the rotation vector
@@ -69,7 +100,7 @@ class GripFollower:
                                        turn[:, 1, 0] - turn[:, 0, 1]], dim=-1)  # fmt: skip
             err = torch.cat([target_p - ee_p[:, 1], err_r], dim=-1) * self._weights  # (M, 6)
             off = err.abs().amax(dim=-1) > TOLERANCE
-            if iteration == self.max_iterations or not bool(off.any()):
+            if iteration == self.max_iterations or not bool(off.any() or tilt_off.any()):
                 break
             j = jac[:, 1] * self._weights[:, None]
             lam = self.damping + 0.1 * (err * err).sum(dim=-1)
@@ -77,14 +108,25 @@ class GripFollower:
             step = (j.transpose(-1, -2) @ torch.linalg.solve(normal, err[..., None]))[..., 0] * off[:, None]
             q[:, NUM_ARM_JOINTS:] = torch.clamp(q[:, NUM_ARM_JOINTS:] + step, self._lower, self._upper)
             moved |= off
+        out_q = np.array(positions, dtype=float).reshape(-1, NUM_JOINTS)
+        if level_dt is not None and bool(leveled.any()):  # the left arm's velocities: + d/dt of its change
+            change = (q[:, :NUM_ARM_JOINTS] - self.checker._input(out_q[:, :NUM_ARM_JOINTS])).view(-1, shape[-2], 6)
+            before, after = torch.zeros_like(change[:, :1]), change[:, -1:]
+            padded = torch.cat([before, change, after], dim=1)
+            rate = (padded[:, 2:] - padded[:, :-2]) / (2.0 * level_dt)
+            rate[:, -1] = 0.0  # the goal is not moved and ends at rest
+            dq[:, :NUM_ARM_JOINTS] += rate.reshape(-1, NUM_ARM_JOINTS)
         twist = (jac[:, 0] @ dq[:, :NUM_ARM_JOINTS, None])[..., 0]  # (M, 6): the left end effector's v, w
         want = torch.cat([twist[:, :3] + torch.linalg.cross(twist[:, 3:], target_p - ee_p[:, 0]), twist[:, 3:]], -1)
         j = jac[:, 1]
         normal = j @ j.transpose(-1, -2) + self.damping * eye
         dq[:, NUM_ARM_JOINTS:] = (j.transpose(-1, -2) @ torch.linalg.solve(normal, want[..., None]))[..., 0]
-        out_q = np.array(positions, dtype=float).reshape(-1, NUM_JOINTS)
         out_dq = np.array(velocities, dtype=float).reshape(-1, NUM_JOINTS)
         rows = moved.cpu().numpy()
         out_q[rows, NUM_ARM_JOINTS:] = q[moved, NUM_ARM_JOINTS:].double().cpu().numpy()
         out_dq[:, NUM_ARM_JOINTS:] = dq[:, NUM_ARM_JOINTS:].double().cpu().numpy()
+        if level_dt is not None and bool(leveled.any()):
+            rows = leveled.cpu().numpy()
+            out_q[rows, :NUM_ARM_JOINTS] = q[leveled, :NUM_ARM_JOINTS].double().cpu().numpy()
+            out_dq[:, :NUM_ARM_JOINTS] = dq[:, :NUM_ARM_JOINTS].double().cpu().numpy()
         return out_q.reshape(shape), out_dq.reshape(shape)

@@ -341,7 +341,8 @@ class PlanningPipeline:
             return self._result(*sampled, started)
         if self.refiner.iterations > 0:
             start, goal = request.start_positions, request.goal_positions
-            follow = self.grip.follow if self.hold_grip and check.scene.grasp is not None else None
+            held = self.hold_grip and check.scene.grasp is not None  # the refinement levels the tray too
+            follow = partial(self.grip.follow, level_dt=self.dt) if held else None
             refined = self.refiner.refine(positions, reference, start, goal, check.scene, seed=request.seed,
                                           check=check, follow=follow)  # fmt: skip
             candidates = (refined.positions, refined.velocities)

@@ -65,3 +65,37 @@ def test_a_reach_is_left_as_sampled(pipeline: PlanningPipeline) -> None:
     finally:
         pipeline.configure(hold_grip=True)
     np.testing.assert_array_equal(held.positions, free.positions)
+
+
+def test_the_follower_levels_a_tilted_carry_and_keeps_its_goal(pipeline: PlanningPipeline) -> None:
+    """level_dt (the refinement's follower): a carry whose left wrist pitches mid-way is turned back level, the right
+    arm holding the grip, the goal untouched and the velocities the positions' time derivative; a carry whose goal
+    tilts the tray is left to the tilt check."""
+    from flow_planner_common.grip_follower import GripFollower
+    from flow_planner_common.motion import reference_trajectory
+
+    start, goal, dt = scenes.BARRIER_REACH, scenes.BARRIER_CARRY, pipeline.dt
+    positions, velocities = reference_trajectory(start, np.zeros(NUM_JOINTS), goal, dt, 60)
+    bump = np.sin(np.linspace(0.0, np.pi, 60))
+    pitched = positions.copy()
+    pitched[:, 3] -= 0.3 * bump
+    pitched_velocities = velocities.copy()
+    pitched_velocities[:, 3] -= 0.3 * np.gradient(bump, dt)
+    follower = GripFollower(pipeline.safety.checker)
+    grasp = ArmKinematics().grasp_from_start(start, scenes.BARRIER_TRAY)
+    scene = PlanScene.from_boxes([], grasp)
+    tilt = pipeline.safety.tray_tilt(pipeline.safety.kinematics(pitched[None], start), scene)
+    assert np.degrees(float(tilt.max())) > 8.0  # the tray between the tools: half the wrist's 17 deg
+    q, dq = follower.follow(pitched[None], pitched_velocities[None], start, level_dt=dt)
+    tilt = pipeline.safety.tray_tilt(pipeline.safety.kinematics(q, start), scene)
+    assert np.degrees(float(tilt.max())) < 0.05
+    assert float(pipeline.safety.grip_change(q, start).max()) < 0.5e-3
+    np.testing.assert_array_equal(q[0, -1, :6], goal[:6])  # the left arm's goal is never moved
+    assert np.abs(q[0, -1] - goal).max() < 0.01  # the right's only as far as the grip moves it (as without level)
+    assert np.abs(q[0, :, :6] - pitched[:, :6]).max() > 0.05  # the left arm was turned, not only the right
+    steps = np.diff(np.concatenate([start[None], q[0]]), axis=0) / dt
+    mid = slice(5, 55)  # away from the ends, where the one-sided differences differ most
+    assert np.abs(dq[0, mid] - steps[mid]).max() < 0.05 * np.abs(steps[mid]).max() + 0.02
+    # A goal that tilts the tray: no leveling, only the grip.
+    q2, _ = follower.follow(pitched[None, :31], pitched_velocities[None, :31], start, level_dt=dt)
+    np.testing.assert_array_equal(q2[0, :, :6], pitched[:31, :6])
