@@ -14,10 +14,11 @@ Cost of a candidate (lower is better):
     + LIMIT_WEIGHT * (position excess (rad) + velocity excess (rad/s), commanded and finite-difference)
     + JERK_WEIGHT * mean jerk magnitude * dt^3 (trajectory_safety.smoothness, as in candidate_cost)
 
-In a carry with a `follow` (the pipeline's grip follower, hold_grip), the search draws the left arm's knots only and
-the right arm of every candidate follows the left from the start's grip before it is scored, so the cost is that of
-the motion the final check sees, and the search has half the dimensions (the CEM expert's carries do the same). On
-the 8 `bar` carries of the 40 held-out scenes (3 seeds each, in-process) this took 11/24 to 15/24 plans.
+In a carry with a `follow` (the pipeline's grip follower with leveling, hold_grip), the search draws the left arm's
+knots only; the follower then turns the left arm so that the tray keeps its start's tilt and moves the right arm to
+keep the grip, before the candidate is scored: the cost is that of the motion the final check sees, and the search
+has half the dimensions (the CEM expert's carries do the same). Replayed in-process on the carries of the 40
+held-out scenes (3 seeds each) these took 102 to 115 of 120 plans (README, The planner node).
 
 The refined candidates are only proposals: the pipeline runs them through the same checks as any sample, so a
 refined plan is published only if it passes them.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -50,6 +52,24 @@ DEFAULT_SAMPLES = 32
 MIN_STD = 0.02
 #: positions, velocities (N, H, 12) and the start (12,) -> the same with the right arm following the left's grip.
 Follow = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+class _Elites(NamedTuple):
+    """Scored candidates (the cheapest so far, cheapest first, in the search): knots (E, K, 12), positions and
+    velocities (E, H, 12), costs (E,) and whether each is clear (E,)."""
+
+    knots: np.ndarray
+    positions: np.ndarray
+    velocities: np.ndarray
+    costs: np.ndarray
+    clear: np.ndarray
+
+    def cheapest(self, count: int) -> _Elites:
+        order = np.argsort(self.costs)[:count]
+        return _Elites(*(values[order] for values in self))
+
+    def joined(self, others: _Elites) -> _Elites:
+        return _Elites(*(np.concatenate(pair) for pair in zip(self, others, strict=True)))
 
 
 @dataclass(frozen=True)
@@ -128,29 +148,27 @@ class Refiner:
                 positions[..., NUM_ARM_JOINTS:] = guess[None, :, NUM_ARM_JOINTS:]
             return follow(positions, velocities, check.start)
 
-        knots = np.einsum("kh,nhj->nkj", self._fit, seeds - reference[0][None])
-        positions, velocities = candidates(knots)
-        costs, clear = self._score(positions, velocities, check)
-        evaluated = len(knots)
-        order = np.argsort(costs)[: self.elites]
-        elites = knots[order], positions[order], velocities[order], costs[order], clear[order]
-        mean = elites[0][0]
-        std = np.maximum(elites[0].std(axis=0), self.init_std)
+        def scored(knots: np.ndarray, guess: np.ndarray | None = None) -> _Elites:
+            positions, velocities = candidates(knots, guess)
+            return _Elites(knots, positions, velocities, *self._score(positions, velocities, check))
+
+        seeded = scored(np.einsum("kh,nhj->nkj", self._fit, seeds - reference[0][None]))
+        elites = seeded.cheapest(self.elites)
+        evaluated = len(seeded.knots)
+        mean = elites.knots[0]
+        std = np.maximum(elites.knots.std(axis=0), self.init_std)
         if follow is not None:  # the right arm's knots stay the cheapest seed's: the follower moves that arm
             std[:, NUM_ARM_JOINTS:] = 0.0
         for _ in range(self.iterations):
-            if elites[4].any():  # a clear candidate: the checks decide among the elites, no need to search on
+            if elites.clear.any():  # a clear candidate: the checks decide among the elites, no need to search on
                 break
             drawn = mean[None] + std[None] * rng.standard_normal((self.samples, *mean.shape))
-            p, v = candidates(drawn, guess=elites[1][0])  # held from the best so far: the follower converges sooner
+            # held from the best so far: the follower converges sooner
+            elites = elites.joined(scored(drawn, guess=elites.positions[0])).cheapest(self.elites)
             evaluated += len(drawn)
-            pool = [np.concatenate(pair) for pair in zip(elites, (drawn, p, v, *self._score(p, v, check)), strict=True)]
-            order = np.argsort(pool[3])[: self.elites]
-            elites = tuple(values[order] for values in pool)
-            mean = elites[0].mean(axis=0)
-            std = np.maximum(elites[0].std(axis=0), MIN_STD)
+            mean = elites.knots.mean(axis=0)
+            std = np.maximum(elites.knots.std(axis=0), MIN_STD)
             if follow is not None:
-                mean[:, NUM_ARM_JOINTS:], std[:, NUM_ARM_JOINTS:] = elites[0][0, :, NUM_ARM_JOINTS:], 0.0
-        _, positions, velocities, elite_costs, _ = elites
-        return RefinementResult(positions, velocities, elite_costs, evaluated)
+                mean[:, NUM_ARM_JOINTS:], std[:, NUM_ARM_JOINTS:] = elites.knots[0, :, NUM_ARM_JOINTS:], 0.0
+        return RefinementResult(elites.positions, elites.velocities, elites.costs, evaluated)
 
