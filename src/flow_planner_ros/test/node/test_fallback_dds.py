@@ -1,6 +1,8 @@
 """The planner node's RRTConnect fallback over real DDS, with the shipped checkpoint: the barrier carry that every
-sample and refined candidate fails (seed 0) is refused with fallback_planner none (the default) and planned, by the
-fallback, once `fallback_planner` is set to rrt while the node runs; its trajectory is a valid 60-point plan.
+sample and refined candidate fails (seed 0; with a weaker refinement than the default, as in test_fallback.py:
+hold_grip off and 3 iterations, since the default refinement plans this carry itself) is refused with
+fallback_planner none (the default) and planned, by the fallback, once `fallback_planner` is set to rrt while the
+node runs; its trajectory is a valid 60-point plan.
 
 The fixtures (start_process, client) are conftest.py's; nothing is trained here."""
 
@@ -37,7 +39,8 @@ def set_string(client, name: str, value: str) -> bool:
 
 
 def test_the_fallback_plans_the_carry_the_model_cannot(start_process, client) -> None:
-    planner = start_process(_dds.PLANNER, "-p", "fallback_time_limit:=5.0")
+    planner = start_process(_dds.PLANNER, "-p", "fallback_time_limit:=5.0", "-p", "hold_grip:=false",
+                            "-p", "refine_iterations:=3")  # fmt: skip
     client.wait_for_service(planner)
     carry = {
         "start_positions": list(scenes.BARRIER_REACH), "goal_positions": list(scenes.BARRIER_CARRY),
