@@ -12,8 +12,10 @@ controllers to finish, settles SETTLE s of sim time and the one success function
   carries the scene's boxes and, for the carry, `carrying_tray` with the tray's pose measured at the phase start
   (a planner that refuses obstacles, a scene-blind one, is asked again without them; evaluation_harness);
 - cem: the CEM expert plans here from the measured state, with the scene's boxes in its cost and restarts from
-  bent routes (data_collector_ros.routes.RouteBuilder), and the harness publishes its plan; its budget
-  (iterations, route_iterations) may be set (`EvaluationSettings`, the comparison's CEM curve);
+  bent routes (data_collector_ros.routes.RouteBuilder), and the harness publishes its plan if it passes the flow
+  planner's own final check (as rrt's; a plan the check refuses publishes nothing: a planner does not execute what
+  its check calls unsafe); its budget (iterations, route_iterations) may be set (`EvaluationSettings`, the
+  comparison's CEM curve);
 - straight: the minimum-jerk joint-space line from the measured state to the IK goal
   (flow_planner_common.motion.reference_trajectory), no search, published like the CEM plan;
 - rrt: OMPL's RRTConnect (flow_planner_ros.planning.rrt: joint space for the reach, level tray poses with the tray
@@ -34,6 +36,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from data_collector_ros.episode_sequence import PhaseTask, judge_phase, phase_verdict, run_episode
 from data_collector_ros.scene_family import SceneEpisode
@@ -85,6 +89,7 @@ class EvaluationRunner:
         from data_collector_ros.ik import IKSolver
         from data_collector_ros.routes import RouteBuilder
         from data_collector_ros.task import TaskConfig
+        from flow_planner_common.scene_safety import SceneSafety
 
         if settings.planner not in self.PLANNERS:
             raise ValueError(f"planner must be one of {', '.join(self.PLANNERS)} (got {settings.planner!r})")
@@ -95,6 +100,7 @@ class EvaluationRunner:
         self.cem = CEMPlanner(harness.sim.model, cem_config(settings)) if settings.planner == "cem" else None
         self.routes = RouteBuilder(self.ik, self.cem.basis(self.dt)) if self.cem is not None else None
         self.rrt = rrt_planner(self.dt) if settings.planner == "rrt" else None
+        self.safety = SceneSafety() if settings.planner == "cem" else None  # the node's default margin and limits
         self.clearance = Clearance(harness.sim.model)
         self._records: dict[str, Record] | None = None
 
@@ -226,6 +232,10 @@ class EvaluationRunner:
         from data_collector_ros.episode import cem_plan
 
         plan = cem_plan(self.cem, task, start, self.dt, self.routes)
+        tray_pose = None if task.phase == PHASE_REACH else start.tray_pose
+        refused = check_refusal(self.safety, task.obstacles, start.positions, tray_pose, plan.positions)
+        if refused:
+            return PlanAttempt([plan.seconds], [], [f"cem: its plan fails the planner's check: {refused}"])
         accepted = self.harness.publish_plan(plan.positions, plan.velocities, self.dt, record)
         notes = [] if accepted else ["controllers did not accept the CEM trajectory"]
         return PlanAttempt([plan.seconds], [], notes)
@@ -256,6 +266,21 @@ class EvaluationRunner:
         accepted = self.harness.publish_plan(positions, velocities, self.dt, record)
         notes = [] if accepted else ["controllers did not accept the straight trajectory"]
         return PlanAttempt([seconds], [], notes)
+
+
+def check_refusal(
+    safety: Any, obstacles: Any, start_positions: np.ndarray, tray_pose: np.ndarray | None, positions: np.ndarray
+) -> str:
+    """Why the flow planner's final check (`safety`, a SceneSafety: clearance with sweep, grip and tilt; the joint
+    limits are the expert's own business) refuses `positions` (H, 12) from `start_positions` among `obstacles`
+    (boxes), carrying the tray from `tray_pose` (x y z qw qx qy qz; None for a reach); "" when it passes."""
+    from flow_planner_common.plan_scene import PlanScene
+
+    grasp = None if tray_pose is None else safety.checker.grasp_from_start(start_positions, tray_pose)
+    check = safety.bind(start_positions, positions[-1], PlanScene.from_boxes(obstacles, grasp))
+    if check.problem is not None:
+        return check.problem
+    return "; ".join(check.check(np.asarray(positions)[None]).reasons(0))
 
 
 def rrt_planner(dt: float) -> Any:
