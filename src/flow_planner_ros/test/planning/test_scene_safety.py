@@ -87,12 +87,17 @@ def test_a_carried_tray_is_checked_and_the_resting_one_is_not(safety: SceneSafet
     assert safety.check(positions[None], scenes.BARRIER_REACH, scenes.BARRIER_CARRY, no_tray).passed[0]
 
 
+def _open_carry(safety: SceneSafety) -> tuple[np.ndarray, np.ndarray, PlanScene, np.ndarray, np.ndarray]:
+    """The barrier episode's carry without the barrier (no box: only the grip or the tilt can fail): start, goal,
+    scene and the straight carry's positions and velocities."""
+    start, goal = scenes.BARRIER_REACH, scenes.BARRIER_CARRY
+    open_scene = PlanScene.from_boxes([], safety.checker.grasp_from_start(start, scenes.BARRIER_TRAY))
+    return start, goal, open_scene, *straight(start, goal)
+
+
 def test_a_carry_that_pulls_the_grasps_apart_is_refused(safety: SceneSafety) -> None:
     """The right tool must keep its place relative to the left while both hold the tray (max_grip_change)."""
-    start, goal = scenes.BARRIER_REACH, scenes.BARRIER_CARRY
-    grasp = safety.checker.grasp_from_start(start, scenes.BARRIER_TRAY)
-    open_scene = PlanScene.from_boxes([], grasp)  # no box: only the grip can fail
-    positions, _ = straight(start, goal)
+    start, goal, open_scene, positions, _ = _open_carry(safety)
     rigid = safety.check(positions[None], start, goal, open_scene)
     assert rigid.passed[0] and rigid.grip_change.max() < 0.05 and "grip" in rigid.categories
     # Bend the right arm's shoulder out and back mid-carry: the right tool leaves its handle, the left does not.
@@ -115,10 +120,7 @@ def test_a_carry_that_tilts_the_tray_is_refused(safety: SceneSafety) -> None:
     """The tray may tilt at most max_tray_tilt (5 deg) from level while carried, whatever the grip does."""
     from flow_planner_common.grip_follower import GripFollower
 
-    start, goal = scenes.BARRIER_REACH, scenes.BARRIER_CARRY
-    grasp = safety.checker.grasp_from_start(start, scenes.BARRIER_TRAY)
-    open_scene = PlanScene.from_boxes([], grasp)  # no box: only the tilt can fail
-    positions, velocities = straight(start, goal)
+    start, goal, open_scene, positions, velocities = _open_carry(safety)
     level = safety.check(positions[None], start, goal, open_scene)
     assert level.passed[0] and "tilt" in level.categories
     assert safety.max_tray_tilt - level.clearance[0, :, level.categories.index("tilt")].min() < np.radians(2.0)
