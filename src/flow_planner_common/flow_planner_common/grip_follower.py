@@ -75,30 +75,38 @@ class GripFollower:
         eye = torch.eye(6, dtype=q.dtype, device=q.device)
         moved = torch.zeros(len(q), dtype=torch.bool, device=q.device)  # rows that took a step (others stay exact)
         leveled = torch.zeros_like(moved)
+        # Each iteration works on the rows still off (`rows`): a row within the tolerances takes no more steps, and
+        # its poses, Jacobians and target, kept in the full-size buffers, stay those of its final joints.
+        rows = torch.arange(len(q), device=q.device)
+        ee_p_all = q.new_empty((len(q), 2, 3))
+        jac_all = q.new_empty((len(q), 2, 6, NUM_ARM_JOINTS))
+        target_all = q.new_empty((len(q), 3))
         for iteration in range(self.max_iterations + 1):
-            ee_p, ee_r, jac = self._poses(q)
-            tilt_off = torch.zeros_like(moved)
+            ee_p, ee_r, jac = self._poses(q[rows])
+            ee_p_all[rows], jac_all[rows] = ee_p, jac
+            tilt_off = torch.zeros(len(rows), dtype=torch.bool, device=q.device)
             if level_dt is not None:  # the rotation that turns the start's up direction back up: (M, 3)
-                tilt = torch.linalg.cross(ee_r[:, 0] @ up, world_up.expand(len(q), 3))
+                tilt = torch.linalg.cross(ee_r[:, 0] @ up, world_up.expand(len(rows), 3))
                 if iteration == 0:  # only candidates whose goal keeps the start's tilt (the goal is never moved)
                     ends = tilt.view(-1, shape[-2], 3)[:, -1].abs().amax(dim=-1) <= GOAL_TILT_TOLERANCE
                     levelable = ends[:, None].expand(-1, shape[-2]).clone()
                     levelable[:, -1] = False  # the goal itself stays where it is
                     levelable = levelable.reshape(-1)
-                tilt_off = (tilt.abs().amax(dim=-1) > TOLERANCE) & levelable
+                tilt_off = (tilt.abs().amax(dim=-1) > TOLERANCE) & levelable[rows]
                 if iteration < self.max_iterations and bool(tilt_off.any()):
-                    j = jac[:, 0, 3:]  # (M, 3, 6): the left end effector's angular velocity per joint
+                    j = jac[:, 0, 3:]  # (R, 3, 6): the left end effector's angular velocity per joint
                     normal = j @ j.transpose(-1, -2) + self.damping * eye[:3, :3]
                     step = (j.transpose(-1, -2) @ torch.linalg.solve(normal, tilt[..., None]))[..., 0]
-                    q[:, :NUM_ARM_JOINTS] = torch.clamp(q[:, :NUM_ARM_JOINTS] + step * tilt_off[:, None],
-                                                        self._lower_left, self._upper_left)  # fmt: skip
-                    leveled |= tilt_off
+                    q[rows, :NUM_ARM_JOINTS] = torch.clamp(q[rows, :NUM_ARM_JOINTS] + step * tilt_off[:, None],
+                                                           self._lower_left, self._upper_left)  # fmt: skip
+                    leveled[rows] = leveled[rows] | tilt_off
             target_p = ee_p[:, 0] + ee_r[:, 0] @ rel_p
+            target_all[rows] = target_p
             target_r = ee_r[:, 0] @ rel_r
             turn = target_r @ ee_r[:, 1].transpose(-1, -2)  # small: the antisymmetric part is the rotation vector
             err_r = 0.5 * torch.stack([turn[:, 2, 1] - turn[:, 1, 2], turn[:, 0, 2] - turn[:, 2, 0],
                                        turn[:, 1, 0] - turn[:, 0, 1]], dim=-1)  # fmt: skip
-            err = torch.cat([target_p - ee_p[:, 1], err_r], dim=-1) * self._weights  # (M, 6)
+            err = torch.cat([target_p - ee_p[:, 1], err_r], dim=-1) * self._weights  # (R, 6)
             off = err.abs().amax(dim=-1) > TOLERANCE
             if iteration == self.max_iterations or not bool(off.any() or tilt_off.any()):
                 break
@@ -106,8 +114,10 @@ class GripFollower:
             lam = self.damping + 0.1 * (err * err).sum(dim=-1)
             normal = j @ j.transpose(-1, -2) + lam[:, None, None] * eye
             step = (j.transpose(-1, -2) @ torch.linalg.solve(normal, err[..., None]))[..., 0] * off[:, None]
-            q[:, NUM_ARM_JOINTS:] = torch.clamp(q[:, NUM_ARM_JOINTS:] + step, self._lower, self._upper)
-            moved |= off
+            q[rows, NUM_ARM_JOINTS:] = torch.clamp(q[rows, NUM_ARM_JOINTS:] + step, self._lower, self._upper)
+            moved[rows] = moved[rows] | off
+            rows = rows[off | tilt_off]
+        ee_p, jac, target_p = ee_p_all, jac_all, target_all
         out_q = np.array(positions, dtype=float).reshape(-1, NUM_JOINTS)
         if level_dt is not None and bool(leveled.any()):  # the left arm's velocities: + d/dt of its change
             change = (q[:, :NUM_ARM_JOINTS] - self.checker._input(out_q[:, :NUM_ARM_JOINTS])).view(-1, shape[-2], 6)
