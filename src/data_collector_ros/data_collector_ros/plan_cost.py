@@ -166,7 +166,6 @@ class PlanCost:
         n, horizon, _ = positions.shape
         carry = context.phase == PHASE_CARRY
         bound = self._bind(context, positions[0, -1])  # every candidate ends at the phase's goal
-        grasp = bound.scene.grasp
         kinematics = safety.kinematics(positions, context.start_positions)  # (N, H + 1, 2, 7, 3), (..., 3, 3)
         check = bound.check(positions, kinematics)
         pos, rot = kinematics
@@ -175,8 +174,7 @@ class PlanCost:
         shortfall = np.maximum(0.0, -gap[..., is_clearance] + self.limits.extra_clearance)
         if carry:
             grip = grip_change(pos, rot)
-            _, tray_rot = checker.carried_tray(pos[:, 1:], rot[:, 1:], grasp)
-            tilt = torch.arccos(tray_rot[..., 2, 2].clamp(-1.0, 1.0))
+            tilt = safety.tray_tilt(kinematics, bound.scene)
         else:
             grip = tilt = pos.new_zeros((n, horizon))
         ee_pos, _ = ee_poses_from(pos[:, -1], rot[:, -1], checker.geometry)  # (N, 2, 3)

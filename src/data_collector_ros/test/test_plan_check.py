@@ -89,3 +89,40 @@ def test_a_plan_the_physics_passes_but_the_check_refuses_is_recorded_as_a_failur
     np.testing.assert_array_equal(merged["success"], [False])
     np.testing.assert_array_equal(merged["check_passed"], [False])
     np.testing.assert_allclose(merged["check_min_margin"], [carry.check.min_margin])
+
+
+def test_check_plan_refuses_a_wall_and_a_tilted_tray() -> None:
+    """check_plan (the collector's check, and the evaluation's for the CEM baseline's plans): a carry straight through
+    the barrier scene's wall is refused with the check's reason, the same carry without the wall passes, as a reach
+    too, and a tray pitched mid-carry is refused for its tilt."""
+    import importlib.util
+
+    from data_collector_ros.episode_sequence import PhaseTask
+    from data_collector_ros.plan_check import check_plan
+    from data_collector_ros.simulation import SimState
+    from flow_planner_common.motion import reference_trajectory
+    from flow_planner_common.robot import DEFAULT_DT, NUM_JOINTS
+    from flow_planner_common.scene_safety import SceneSafety
+
+    spec = importlib.util.spec_from_file_location(
+        "scenes_for_tests", WORKSPACE / "src" / "flow_planner_ros" / "test" / "scenes_for_tests.py"
+    )
+    scenes = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scenes)
+    start, goal, tray = scenes.BARRIER_REACH, scenes.BARRIER_CARRY, scenes.BARRIER_TRAY
+    state = SimState(0.0, start, np.zeros(NUM_JOINTS), tray, (True, True))
+
+    def task(phase: int, obstacles: tuple = ()) -> PhaseTask:
+        return PhaseTask(phase, 0, state, goal, True, np.zeros((2, 3)), tray, tray, obstacles)
+
+    safety = SceneSafety()
+    positions, _ = reference_trajectory(start, np.zeros(NUM_JOINTS), goal, DEFAULT_DT)
+    refused = check_plan(safety, task(PHASE_CARRY, (scenes.BARRIER,)), positions)
+    assert not refused.passed and refused.reasons[0].startswith("tray_obstacle: clearance -"), refused.reasons
+    assert check_plan(safety, task(PHASE_CARRY), positions).passed
+    assert check_plan(safety, task(PHASE_REACH), positions).passed  # as a reach: no tray, no grip, no tilt
+    tilted = positions.copy()
+    tilted[:, 3] -= 0.3 * np.sin(np.linspace(0.0, np.pi, len(positions)))  # the left wrist pitches and back
+    tilted[:, 9] -= 0.3 * np.sin(np.linspace(0.0, np.pi, len(positions)))  # and the right's with it
+    pitched = check_plan(safety, task(PHASE_CARRY), tilted)
+    assert not pitched.passed and any(r.startswith("tilt: the tray tilts ") for r in pitched.reasons), pitched.reasons

@@ -13,9 +13,9 @@ controllers to finish, settles SETTLE s of sim time and the one success function
   (a planner that refuses obstacles, a scene-blind one, is asked again without them; evaluation_harness);
 - cem: the CEM expert plans here from the measured state, with the scene's boxes in its cost and restarts from
   bent routes (data_collector_ros.routes.RouteBuilder), and the harness publishes its plan if it passes the flow
-  planner's own final check (as rrt's; a plan the check refuses publishes nothing: a planner does not execute what
-  its check calls unsafe); its budget (iterations, route_iterations) may be set (`EvaluationSettings`, the
-  comparison's CEM curve);
+  planner's own final check (as rrt's; the collector's `plan_check.check_plan`: a planner does not execute what its
+  check calls unsafe); its budget (iterations, route_iterations) may be set (`EvaluationSettings`, the comparison's
+  CEM curve);
 - straight: the minimum-jerk joint-space line from the measured state to the IK goal
   (flow_planner_common.motion.reference_trajectory), no search, published like the CEM plan;
 - rrt: OMPL's RRTConnect (flow_planner_ros.planning.rrt: joint space for the reach, level tray poses with the tray
@@ -33,13 +33,12 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from data_collector_ros.episode_sequence import PhaseTask, judge_phase, phase_verdict, run_episode
+from data_collector_ros.plan_check import check_plan
 from data_collector_ros.scene_family import SceneEpisode
 from flow_planner_common.robot import DEFAULT_DT, PHASE_NAMES, PHASE_REACH
 from flow_planner_eval.clearance import Clearance
@@ -232,10 +231,11 @@ class EvaluationRunner:
         from data_collector_ros.episode import cem_plan
 
         plan = cem_plan(self.cem, task, start, self.dt, self.routes)
-        tray_pose = None if task.phase == PHASE_REACH else start.tray_pose
-        refused = check_refusal(self.safety, task.obstacles, start.positions, tray_pose, plan.positions)
-        if refused:
-            return PlanAttempt([plan.seconds], [], [f"cem: its plan fails the planner's check: {refused}"])
+        # the collector's check of the expert's data (clearance with the sweep, grip, tilt), from the measured state
+        check = check_plan(self.safety, replace(task, start=start, tray_start=start.tray_pose), plan.positions)
+        if not check.passed:
+            reasons = "; ".join(check.reasons)
+            return PlanAttempt([plan.seconds], [], [f"cem: its plan fails the planner's check: {reasons}"])
         accepted = self.harness.publish_plan(plan.positions, plan.velocities, self.dt, record)
         notes = [] if accepted else ["controllers did not accept the CEM trajectory"]
         return PlanAttempt([plan.seconds], [], notes)
@@ -266,21 +266,6 @@ class EvaluationRunner:
         accepted = self.harness.publish_plan(positions, velocities, self.dt, record)
         notes = [] if accepted else ["controllers did not accept the straight trajectory"]
         return PlanAttempt([seconds], [], notes)
-
-
-def check_refusal(
-    safety: Any, obstacles: Any, start_positions: np.ndarray, tray_pose: np.ndarray | None, positions: np.ndarray
-) -> str:
-    """Why the flow planner's final check (`safety`, a SceneSafety: clearance with sweep, grip and tilt; the joint
-    limits are the expert's own business) refuses `positions` (H, 12) from `start_positions` among `obstacles`
-    (boxes), carrying the tray from `tray_pose` (x y z qw qx qy qz; None for a reach); "" when it passes."""
-    from flow_planner_common.plan_scene import PlanScene
-
-    grasp = None if tray_pose is None else safety.checker.grasp_from_start(start_positions, tray_pose)
-    check = safety.bind(start_positions, positions[-1], PlanScene.from_boxes(obstacles, grasp))
-    if check.problem is not None:
-        return check.problem
-    return "; ".join(check.check(np.asarray(positions)[None]).reasons(0))
 
 
 def rrt_planner(dt: float) -> Any:

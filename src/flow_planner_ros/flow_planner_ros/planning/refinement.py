@@ -102,14 +102,11 @@ class Refiner:
         self._fit = np.linalg.pinv(self.basis.phi)  # (K, H)
         self.iterations, self.samples, self.elites, self.init_std = iterations, samples, elites, init_std
 
-    def cost(self, positions: np.ndarray, velocities: np.ndarray, check: SceneCheck) -> np.ndarray:
-        """(N,) cost of candidates (N, H, 12) from the check's start to its goal (see the module docstring)."""
-        return self._score(positions, velocities, check)[0]
-
     def _score(
         self, positions: np.ndarray, velocities: np.ndarray, check: SceneCheck
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(N,) costs and (N,) whether a candidate is clear: no clearance shortfall and no limit excess."""
+        """(N,) costs of candidates (N, H, 12) from the check's start to its goal (see the module docstring), and (N,)
+        whether each is clear: no clearance shortfall and no limit excess."""
         start = check.start
         collision = check.check(positions).shortfall.sum(axis=(1, 2))
         lim = self.limits
