@@ -190,7 +190,8 @@ def main() -> None:
         bench_batched(args.batched_requests, args.candidates, args.repeats, args.seed)
         return
     rng = np.random.default_rng(args.seed)
-    spheres = SphereChecker()
+    spheres = SphereChecker()  # the compiled kernel where numba is installed (sphere_kernel)
+    reference = SphereChecker(backend="torch")  # the same bounds in torch ops: the path CUDA takes
     boxes = scene(rng, spheres)
     box_array = np.array([b.as_array() for b in boxes])
     positions = candidates(rng, args.candidates)
@@ -211,6 +212,7 @@ def main() -> None:
         paths = {
             "mujoco": lambda carry=carry: mujoco_rate(model, index, positions, carry),
             "sphere": lambda tray=tray: count / timed(lambda: spheres.clearance(q_cpu, boxes_cpu, **tray)),
+            "sphere_torch": lambda tray=tray: count / timed(lambda: reference.clearance(q_cpu, boxes_cpu, **tray)),
         }
         if gpu is not None:
             sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
@@ -222,7 +224,8 @@ def main() -> None:
     start = time.perf_counter()
     cases = judge_cases(args.scenes, args.configs_per_scene, seed=args.seed)
     judged = time.perf_counter() - start
-    scores = verdicts(cases, {"sphere": lambda *a, **k: spheres.clearance(*a, **k).numpy()})
+    scores = verdicts(cases, {"sphere": lambda *a, **k: spheres.clearance(*a, **k).numpy(),
+                              "sphere_torch": lambda *a, **k: reference.clearance(*a, **k).numpy()})  # fmt: skip
     configs = len(scores["sphere"].contacts)
 
     print(f"{args.candidates} x {HORIZON} configurations, {len(boxes)} boxes, {os.cpu_count()} CPUs, "
@@ -233,7 +236,7 @@ def main() -> None:
     print(header)
     for name in phases["carry"]:
         reach, carry = phases["reach"][name]["best"], phases["carry"][name]["best"]
-        score = scores.get(name.split("_")[0]) if name != "mujoco" else None
+        score = scores.get(name) if name != "mujoco" else None
         accuracy = f"{int(score.false_free.sum()):10d} {score.false_positive_rate:9.1%}" if score else ""
         ratio = carry / phases["carry"]["mujoco"]["best"]
         print(f"{name:14s} {reach:12,.0f} {carry:12,.0f} {ratio:9.2f} {accuracy}")
@@ -246,6 +249,8 @@ def main() -> None:
         carry = {name: v["best"] for name, v in phases["carry"].items()}
         result = {
             "configs_per_s": carry["sphere"],
+            "backend": spheres.backend,
+            "torch_configs_per_s": carry["sphere_torch"],
             "mujoco_configs_per_s": carry["mujoco"],
             "ratio": carry["sphere"] / carry["mujoco"],
             "ratio_of_medians": medians,

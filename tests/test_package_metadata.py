@@ -29,6 +29,7 @@ ROS_MODULES = {
 #: import name -> (package.xml key, setup.py install_requires name)
 THIRD_PARTY = {
     "numpy": ("python3-numpy", "numpy"),
+    "numba": ("python3-numba", "numba"),
     "yaml": ("python3-yaml", "pyyaml"),
     "tqdm": ("python3-tqdm", "tqdm"),
     "matplotlib": ("python3-matplotlib", "matplotlib"),

@@ -17,7 +17,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
     ],
     # Runtime Python dependencies (pip names); ROS ones are in package.xml.
-    install_requires=["setuptools", "numpy", "pyyaml", "torch", "threadpoolctl"],
+    install_requires=["setuptools", "numpy", "numba", "pyyaml", "torch", "threadpoolctl"],
     zip_safe=False,
     maintainer="flow-planner team",
     maintainer_email="team@flow-planner.dev",

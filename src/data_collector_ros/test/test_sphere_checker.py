@@ -1,7 +1,8 @@
-"""The torch sphere checker (flow_planner_common.sphere_checker) against real MuJoCo on the scene family: the committed
-sphere cover covers the MJCF geoms, forward kinematics, conservativeness (0 false "free" per category on 10 000
-configurations of 500 family scenes, tray resting and carried), separation distances as lower bounds (and close to
-MuJoCo's for the arm against boxes and the table), batching, input types, no MuJoCo import, CPU = CUDA."""
+"""The sphere checker (flow_planner_common.sphere_checker, both backends: the compiled kernel and torch ops) against
+real MuJoCo on the scene family: the committed sphere cover covers the MJCF geoms, forward kinematics,
+conservativeness (0 false "free" per category on 10 000 configurations of 500 family scenes, tray resting and
+carried), separation distances as lower bounds (and close to MuJoCo's for the arm against boxes and the table),
+batching, input types, the backends' agreement, no MuJoCo import, CPU = CUDA."""
 
 from __future__ import annotations
 
@@ -47,9 +48,10 @@ def model() -> mujoco.MjModel:
     return load_model()
 
 
-@pytest.fixture(scope="module")
-def checker() -> SphereChecker:
-    return SphereChecker()
+@pytest.fixture(scope="module", params=["compiled", "torch"])
+def checker(request: pytest.FixtureRequest) -> SphereChecker:
+    """Each backend of clearance(): the compiled kernel (the CPU default) and torch ops (the CUDA path)."""
+    return SphereChecker(backend=request.param)
 
 
 @pytest.fixture(scope="module")
@@ -241,9 +243,10 @@ def test_inputs_numpy_float64_and_masks(checker: SphereChecker) -> None:
     assert from_numpy.dtype == torch.float32 and from_numpy.device == checker.device
     from_torch = checker.clearance(torch.as_tensor(q), torch.as_tensor(boxes))  # float64 tensors
     torch.testing.assert_close(from_numpy, from_torch)
-    exact = SphereChecker(dtype=torch.float64).clearance(q, boxes)
+    exact = SphereChecker(dtype=torch.float64, backend=checker.backend).clearance(q, boxes)
     assert exact.dtype == torch.float64
-    torch.testing.assert_close(from_numpy.double(), exact, rtol=0.0, atol=2e-4)
+    # float32 pads every radius by its ROUNDING_SLACK (1e-4 m): a pair of spheres reads up to 2e-4 closer
+    torch.testing.assert_close(from_numpy.double(), exact, rtol=0.0, atol=2.5e-4)
     # a masked-out box counts as absent; no boxes at all: no obstacle pairs (+inf)
     padded, mask = np.concatenate([boxes, random_boxes(rng, 2)]), np.array([1, 1, 0, 0], dtype=bool)
     masked = checker.clearance(q, padded, mask)
@@ -259,6 +262,59 @@ def test_inputs_numpy_float64_and_masks(checker: SphereChecker) -> None:
         checker.clearance(q, tray_pose=pose, grasp=checker.grasp_from_start(q[0], pose))
 
 
+def test_compiled_kernel_agrees_with_torch(cases: list[JudgeCase]) -> None:
+    """The compiled kernel (sphere_kernel) and the torch ops give the same bounds (float64): equal up to rounding in
+    every category but arm-arm, where the kernel takes the exact closest sphere pair and torch a bound below it
+    (within 12 % where apart by less than 10 cm, <= 0 where spheres overlap); tray resting, carried by both tools and by the left
+    alone."""
+    compiled, reference = (SphereChecker(dtype=torch.float64, backend=b) for b in ("compiled", "torch"))
+    arm_arm = []
+    for case in cases[:150]:
+        trays = [{"tray_pose": case.tray_pose}] if case.grasp is None else [{"grasp": case.grasp},
+                                                                             {"grasp": case.grasp.left_only()}]
+        for tray in trays:  # fmt: skip
+            ours = compiled.clearance(case.positions, case.boxes, **tray).numpy()
+            theirs = reference.clearance(case.positions, case.boxes, **tray).numpy()
+            assert np.array_equal(np.isfinite(ours), np.isfinite(theirs))
+            finite = np.isfinite(ours[:, 1:])
+            assert np.abs(ours[:, 1:][finite] - theirs[:, 1:][finite]).max() < 1e-8
+            arm_arm.append(np.stack([ours[:, 0], theirs[:, 0]], axis=1))
+    exact, bound = np.concatenate(arm_arm).T
+    assert np.all(bound <= exact + 1e-9)
+    apart, near = exact > 0.0, (exact > 0.0) & (exact < 0.1)
+    assert np.all(bound[near] >= 0.88 * exact[near]) and near.sum() >= 100
+    assert np.all(exact[~apart] <= 0.0) and (~apart).sum() >= 50
+
+
+def test_compiled_batches_scenes_and_threads() -> None:
+    """Several scenes in one call equal one call per scene; a batch split over threads equals one thread."""
+    checker = SphereChecker(backend="compiled")
+    rng = np.random.default_rng(9)
+    pose = np.array([0.5, 0.0, 0.76, 1.0, 0.0, 0.0, 0.0])
+    q = HOME_POSITIONS + rng.normal(0.0, 0.4, (3, 700, NUM_JOINTS))  # 2100 configurations: split over threads
+    boxes = np.stack([random_boxes(rng, 4) for _ in range(3)])
+    mask = np.array([[1, 1, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]], dtype=bool)
+    grasps = [checker.grasp_from_start(q[g, 0], pose) for g in range(3)]
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        batched = checker.clearance(q, boxes, mask, grasp=grasps)
+        torch.set_num_threads(1)
+        alone = torch.stack([checker.clearance(q[g], boxes[g], mask[g], grasp=grasps[g]) for g in range(3)])
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(batched, alone)
+    assert torch.isinf(batched[2, :, CATEGORIES.index("arm_obstacle")]).all()  # scene 2: every box masked out
+
+
+def test_backend_choice() -> None:
+    assert SphereChecker().backend == "compiled"  # numba is a dependency: the CPU default
+    with pytest.raises(ValueError, match="backend"):
+        SphereChecker(backend="fortran")
+    with pytest.raises(ValueError, match="CPU only"):
+        SphereChecker(device="cuda", backend="compiled")
+
+
 def test_checker_module_does_not_load_mujoco() -> None:
     code = (
         "import sys, torch; from flow_planner_common.sphere_checker import SphereChecker; "
@@ -269,8 +325,9 @@ def test_checker_module_does_not_load_mujoco() -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_cuda_matches_cpu(checker: SphereChecker, cases: list[JudgeCase]) -> None:
-    gpu = SphereChecker(device="cuda")
+def test_cuda_matches_cpu(cases: list[JudgeCase]) -> None:
+    """The same torch ops on CUDA and on the CPU."""
+    gpu, checker = SphereChecker(device="cuda"), SphereChecker(backend="torch")
     for case in cases[:40]:
         q = torch.as_tensor(case.positions, device="cuda")
         on_gpu = gpu.clearance(q, case.boxes, tray_pose=case.tray_pose, grasp=case.grasp)

@@ -31,10 +31,19 @@ op is one vectorised loop over all configurations; there are no Python loops ove
 syncs and no data-dependent shapes, so the same code runs on CUDA without leaving the device (on one CPU thread the
 sphere-box tests go a few spheres at a time, `TILE_ELEMENTS`, to stay in cache). float32 by default; `ROUNDING_SLACK`
 (added to every robot and tray radius) keeps float32 rounding on the conservative side.
+
+Two backends compute clearance() (`backend`): these torch ops (any device: the path of CUDA, where a batch of
+thousands of configurations costs what one does), and on the CPU by default the same bounds compiled with numba
+(`flow_planner_common.sphere_kernel`): one configuration at a time, skipping bodies whose bounding sphere cannot
+lower a minimum, in float64 with the same padded radii. Torch pays a fixed cost per op, which the planner's
+batches of a few hundred configurations do not amortise; the kernel is 2x faster there and about as fast on
+thousands (benchmarks/bench_collision.py). The two agree to rounding except arm-arm, where the kernel takes the
+exact closest sphere pair (test_sphere_checker). Forward kinematics and the carried tray's pose stay torch.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +55,7 @@ from flow_planner_common.kinematics import CATEGORIES, ArmKinematics, RobotGeome
 from flow_planner_common.obstacles import BOX_DIM, Box
 from flow_planner_common.robot import NUM_ARM_JOINTS, NUM_JOINTS
 from flow_planner_common.robot_spheres import RobotSpheres, first_body_table, tray_folding
+from flow_planner_common.threads import split_rows
 from flow_planner_common.tool_frames import ee_poses_from
 
 #: Added to every robot and tray radius / half size (m) per dtype: float rounding of forward kinematics and distances.
@@ -55,6 +65,9 @@ ROUNDING_SLACK: dict[torch.dtype, float] = {torch.float32: 1e-4, torch.float64: 
 GRAM_ROUNDING = 128.0
 #: One CPU thread only: elements per array of the sphere-box tests, a few spheres at a time (fits a 2 MB cache).
 TILE_ELEMENTS = 1 << 18
+#: clearance() backends: "compiled" (numba, flow_planner_common.sphere_kernel, CPU only), "torch" (any device),
+#: "auto" (compiled on the CPU where numba is installed, else torch).
+BACKENDS = ("auto", "compiled", "torch")
 #: Shortest vector (m) from a box to a geom's centre that gives the geom bound's fourth axis (_geom_gaps).
 MIN_AXIS_LENGTH = 1e-6
 #: A geom size (m) at most this is none: robot_spheres.json rounds sizes up, so a zero reads 1e-9 there.
@@ -64,6 +77,13 @@ _ARM_ARM, _ARM_TABLE, _ARM_OBSTACLE, _TRAY_OBSTACLE, _ARM_TRAY, _TRAY_TABLE = ra
 
 
 Tensorish = torch.Tensor | np.ndarray | Sequence[float]
+
+
+def _float64(values: Tensorish) -> np.ndarray:
+    """A float64 numpy array of a tensor (any device) or array-like."""
+    if isinstance(values, torch.Tensor):
+        return values.detach().to(device="cpu", dtype=torch.float64).numpy()
+    return np.asarray(values, dtype=np.float64)
 
 
 class SphereChecker:
@@ -79,10 +99,19 @@ class SphereChecker:
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         padding: float = 0.002,
+        backend: str = "auto",
     ) -> None:
         self.geometry = g = geometry or RobotGeometry.load()
         self.spheres = sp = spheres or RobotSpheres.load()
         self.device, self.dtype, self.padding = torch.device(device), dtype, float(padding)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if backend == "compiled" and self.device.type != "cpu":
+            raise ValueError("the compiled backend runs on the CPU only")
+        #: "compiled" (numba, sphere_kernel) or "torch": which code computes clearance()
+        self.backend = "torch" if backend == "auto" and self.device.type != "cpu" else backend
+        if self.backend == "auto":
+            self.backend = "compiled" if importlib.util.find_spec("numba") is not None else "torch"
         if not np.allclose(g.tray_rot, np.eye(3)):
             raise ValueError("the sphere checker needs the tray's boxes axis-aligned in the tray frame")
         slack = ROUNDING_SLACK[dtype]
@@ -180,6 +209,15 @@ class SphereChecker:
         self._least_sum = float(pair_sum.min())
         scale = 1.0 / (4.0 * float(np.sqrt(radius[0].min() * radius[1].min())))
         self._gram_eps = GRAM_ROUNDING * float(torch.finfo(dtype).eps) * scale  # the product's rounding, in h
+        self._kernel = None
+        if self.backend == "compiled":
+            from flow_planner_common import sphere_kernel
+
+            self._kernel = sphere_kernel
+            self._kernel_geometry = sphere_kernel.kernel_geometry(g, sp, self.padding + slack, self.first_body_table,
+                                                                  MIN_AXIS_LENGTH)  # fmt: skip
+            # compiled (or loaded from numba's cache) here, not in a caller's first timed call
+            self.clearance(np.zeros((1, NUM_JOINTS)), tray_pose=[0.5, 0.0, 0.76, 1.0, 0.0, 0.0, 0.0])
 
     # ------------------------------------------------------------------ conversions
     def _tensor(self, array: np.ndarray | Sequence[float]) -> torch.Tensor:
@@ -296,6 +334,8 @@ class SphereChecker:
         of G grasps (all two-tool or all left-only) check positions (G, ..., 12), scene g for positions[g]."""
         if tray_pose is not None and grasp is not None:
             raise ValueError("give tray_pose (resting tray) or grasp (carried tray), not both")
+        if self._kernel is not None:
+            return self._compiled_clearance(positions, obstacles, obstacle_mask, tray_pose, grasp)
         q, batch, device = self._configurations(positions)
         n = q.shape[0]
         boxes, box_offset = self._boxes(obstacles, obstacle_mask)  # (G|1, B, 7) with the table last, (G|1, B, 1)
@@ -328,6 +368,46 @@ class SphereChecker:
             if multiple:
                 values[_TRAY_OBSTACLE] = gaps[:-1].amin(dim=0)
         return torch.stack(values, dim=-1).reshape(*batch, len(CATEGORIES)).to(device)
+
+    def _compiled_clearance(
+        self,
+        positions: Tensorish,
+        obstacles: Tensorish | Sequence[Box],
+        obstacle_mask: Tensorish | None,
+        tray_pose: Tensorish | None,
+        grasp: TrayGrasp | Sequence[TrayGrasp] | None,
+    ) -> torch.Tensor:
+        """clearance() by the compiled kernel (sphere_kernel): float64, split over torch's thread count (split_rows)."""
+        kernel = self._kernel
+        device = positions.device if isinstance(positions, torch.Tensor) else self.device
+        q = _float64(positions)
+        if q.shape[-1] != NUM_JOINTS:
+            raise ValueError(f"expected (..., {NUM_JOINTS}) joint positions, got {q.shape}")
+        batch = q.shape[:-1]
+        q = np.ascontiguousarray(q.reshape(-1, NUM_JOINTS))
+        boxes, box_offset = self._boxes(obstacles, obstacle_mask)
+        rot, centre, half = (np.ascontiguousarray(_float64(v)) for v in _box_frames(boxes.double()))
+        box_rt = np.ascontiguousarray(np.swapaxes(rot, -1, -2))
+        used = np.isfinite(_float64(box_offset)[..., 0])
+        mode, tray_rot, tray_pos = kernel.NO_TRAY, np.eye(3), np.zeros(3)
+        offsets, turns = np.zeros((1, 1, 3)), np.zeros((1, 1, 3, 3))
+        grasps = 1
+        if grasp is not None:
+            parts = grasp_tensors(grasp, torch.float64, torch.device("cpu"))
+            offsets = np.ascontiguousarray(np.stack([p[0].numpy() for p in parts], axis=1))  # (G, P, 3)
+            turns = np.ascontiguousarray(np.stack([p[1].numpy() for p in parts], axis=1))  # (G, P, 3, 3)
+            mode, grasps = kernel.CARRIED_TRAY, offsets.shape[0]
+        elif tray_pose is not None:
+            pose = _float64(tray_pose).reshape(-1)
+            mode, tray_pos = kernel.RESTING_TRAY, np.ascontiguousarray(pose[:3])
+            tray_rot = _quat_to_matrix(torch.as_tensor(pose[3:7])).numpy()
+        groups = _scene_count(tuple(batch), boxes.shape[0], grasps)
+        n = q.shape[0]
+        out = np.empty((n, len(CATEGORIES)))
+        geometry, per = self._kernel_geometry, max(n // groups, 1)
+        split_rows(lambda lo, hi: kernel.clearances(geometry, q, lo, hi, per, box_rt, centre, half, used, mode,
+                                                    tray_rot, tray_pos, offsets, turns, out), n)  # fmt: skip
+        return torch.from_numpy(out).to(self.dtype).reshape(*batch, len(CATEGORIES)).to(device)
 
     def _held_tray(
         self, tool_rt: torch.Tensor, tool_p: torch.Tensor, parts: list[tuple[torch.Tensor, torch.Tensor]]
@@ -644,3 +724,4 @@ def _mean_rotation(m0: torch.Tensor, m1: torch.Tensor, m2: torch.Tensor, dim: in
     y = y - (x * y).sum(dim=dim, keepdim=True) * x
     y = y / torch.linalg.vector_norm(y, dim=dim, keepdim=True)
     return torch.stack([x, y, torch.linalg.cross(x, y, dim=dim)], dim=dim)
+

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
+
+#: split_rows runs a call in parts from this many rows on.
+SPLIT_ROWS = 1024
 
 
 def limit_threads(count: int) -> None:
@@ -13,3 +23,22 @@ def limit_threads(count: int) -> None:
     other pool spin-waiting)."""
     torch.set_num_threads(count)
     threadpool_limits(limits=count)
+
+
+def split_rows(run: Callable[[int, int], None], total: int) -> None:
+    """run(lo, hi) over the rows [0, total): in as many parts as torch has threads (the process's compute thread
+    count, limit_threads) on a pool, for calls that release the GIL (the numba kernels), when there are SPLIT_ROWS
+    or more; else in one call."""
+    threads = min(torch.get_num_threads(), os.cpu_count() or 1)
+    if threads <= 1 or total < SPLIT_ROWS:
+        run(0, total)
+        return
+    bounds = np.linspace(0, total, threads + 1).astype(int)
+    futures = [_pool(threads).submit(run, int(lo), int(hi)) for lo, hi in itertools.pairwise(bounds)]
+    for future in futures:
+        future.result()
+
+
+@functools.cache
+def _pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="split-rows")
