@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from flow_planner_common.grip_follower import GripFollower
 from flow_planner_common.kinematics import ArmKinematics
 from flow_planner_common.plan_scene import EMPTY_SCENE, PlanScene
 from flow_planner_common.robot import HORIZON, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
@@ -57,11 +58,16 @@ def percentiles(seconds: list[float]) -> str:
 
 
 def time_pipeline(
-    sampler: FlowSampler, samples: int, repeats: int, sync, case: tuple[np.ndarray, np.ndarray, PlanScene]
+    sampler: FlowSampler, samples: int, repeats: int, sync, case: tuple[np.ndarray, np.ndarray, PlanScene],
+    checker_backend: str = "auto",
 ) -> tuple[list[float], float]:
-    """Plan times (s) and the share of successful plans."""
+    """Plan times (s) and the share of successful plans; checker_backend: SphereChecker's (and so the grip
+    follower's) for the CPU ("auto": the compiled kernels)."""
     limits = SafetyLimits.from_arrays(JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS)
     pipeline = PlanningPipeline(sampler, limits)
+    if checker_backend != "auto":
+        checker = SphereChecker(device=pipeline.safety.device, backend=checker_backend)
+        pipeline.safety.checker, pipeline.grip = checker, GripFollower(checker)
     start, goal, scene = case
     steps = sampler.default_steps
     for i in range(5):
@@ -106,11 +112,11 @@ def time_cuda_graph(sampler: FlowSampler, samples: int, repeats: int) -> list[fl
     return times
 
 
-def checker_rate(device: str, samples: int, repeats: int, sync) -> float:
+def checker_rate(device: str, samples: int, repeats: int, sync, backend: str = "auto") -> float:
     """Configurations per second of the sphere checker alone on `device`: the carry case's barrier and carried tray,
     `samples` x HORIZON configurations already on the device (as the pipeline holds them)."""
     start, goal, scene = cases()["carry"]
-    checker = SphereChecker(device=device)
+    checker = SphereChecker(device=device, backend=backend)
     line = np.linspace(start, goal, HORIZON)
     rng = np.random.default_rng(0)
     q = torch.as_tensor(line[None] + rng.normal(0.0, 0.05, (samples, HORIZON, NUM_JOINTS)), dtype=torch.float32,
@@ -133,19 +139,23 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--samples", default="1,8,32", help="comma-separated best-of-N values")
-    parser.add_argument("--devices", default="cpu,cuda", help="comma-separated subset of cpu,cuda")
+    parser.add_argument("--devices", default="cpu,cuda",
+                        help="comma-separated subset of cpu,cuda; torch-checker: also the CPU with the checker and "
+                             "grip follower in torch ops instead of the compiled kernels")  # fmt: skip
     args = parser.parse_args()
     counts = [int(n) for n in args.samples.split(",") if n]
     torch.set_num_threads(1)
-    runs: list[tuple[str, str, str]] = []
+    runs: list[tuple[str, str, str, str]] = []  # device, network backend, checker backend, label
     if "cpu" in args.devices:
-        runs += [("cpu", "onnx", "CPU, ONNX Runtime, 1 thread"), ("cpu", "torch", "CPU, torch")]
+        runs += [("cpu", "onnx", "auto", "CPU, ONNX Runtime, 1 thread"), ("cpu", "torch", "auto", "CPU, torch")]
+        if "torch-checker" in args.devices:  # the checks in torch ops (the CUDA path's code), same run
+            runs.append(("cpu", "onnx", "torch", "CPU, ONNX, torch checker"))
     if torch.cuda.is_available() and "cuda" in args.devices:
-        runs.append(("cuda", "torch", f"CUDA ({torch.cuda.get_device_name()}), torch eager"))
+        runs.append(("cuda", "torch", "auto", f"CUDA ({torch.cuda.get_device_name()}), torch eager"))
     steps = FlowSampler.from_checkpoint(args.checkpoint).default_steps
     print(f"checkpoint {args.checkpoint.name}; full pipeline ({steps} Euler steps, projection, checks), "
           f"{args.repeats} plans")
-    for device, backend, label in runs:
+    for device, backend, checker_backend, label in runs:
         try:
             sampler = FlowSampler.from_checkpoint(args.checkpoint, device=device, backend=backend, num_threads=1)
         except Exception as exc:  # e.g. no onnxruntime where this runs
@@ -154,10 +164,10 @@ def main() -> None:
         sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
         for name, case in cases().items():
             for samples in counts:
-                times, success = time_pipeline(sampler, samples, args.repeats, sync, case)
+                times, success = time_pipeline(sampler, samples, args.repeats, sync, case, checker_backend)
                 print(f"  {label:<30} {name}, {samples:>2} samples: {percentiles(times)}, {success:.0%} succeeded")
         for samples in counts:
-            rate = checker_rate(device, samples, args.repeats, sync)
+            rate = checker_rate(device, samples, args.repeats, sync, checker_backend)
             print(f"  {label:<30} sphere checker alone, carry, {samples} x {HORIZON} configurations: {rate:,.0f}/s")
         if device == "cuda":
             for samples in counts:

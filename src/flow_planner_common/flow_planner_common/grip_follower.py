@@ -17,11 +17,15 @@ left arm's wrist tilts the tray (scene_safety's tilt limit).
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 
+from flow_planner_common.kinematics import ArmKinematics
 from flow_planner_common.robot import JOINT_POSITION_LIMITS, NUM_ARM_JOINTS, NUM_JOINTS
 from flow_planner_common.sphere_checker import SphereChecker
+from flow_planner_common.threads import split_rows
 from flow_planner_common.tool_frames import ee_poses_from
 from flow_planner_common.tray_ik import ROTATION_WEIGHT
 
@@ -37,6 +41,18 @@ class GripFollower:
     def __init__(self, checker: SphereChecker, max_iterations: int = 8, damping: float = 1e-6) -> None:
         self.checker = checker
         self.max_iterations, self.damping = max_iterations, damping
+        self._compiled = checker.backend == "compiled"  # the compiled steps (grip_kernel) with the checker's kernel
+        if self._compiled:
+            from flow_planner_common import grip_kernel
+
+            g = checker.geometry
+            self._kernel, self._kinematics = grip_kernel, ArmKinematics(g)
+            self._ee = (np.ascontiguousarray(g.ee_pos, dtype=float), np.ascontiguousarray(g.ee_rot, dtype=float),
+                        np.ascontiguousarray(g.joint_axis, dtype=float))  # fmt: skip
+            self._limits = np.ascontiguousarray(JOINT_POSITION_LIMITS, dtype=float)
+            self._weight_array = np.array([1.0, 1.0, 1.0] + [ROTATION_WEIGHT] * 3)
+            rest = np.zeros((1, 2, NUM_JOINTS))  # compiled (or loaded from numba's cache) here, not in a first plan
+            self._follow_compiled(rest, rest, rest[0, 0], level_dt=0.05)
         t = checker._tensor
         self._axes = t(checker.geometry.joint_axis[1])  # (6, 3) the right arm's hinge axes in their bodies' frames
         self._weights = t([1.0, 1.0, 1.0] + [ROTATION_WEIGHT] * 3)
@@ -64,6 +80,8 @@ class GripFollower:
         candidates (..., H, 12) whose waypoints are this far apart (s) and whose goal has the start's tilt (within
         GOAL_TILT_TOLERANCE; the others are not leveled): its velocities get the change's time derivative (central
         differences, zero change before the first waypoint; the last waypoint, the goal, ends at rest)."""
+        if self._compiled:
+            return self._follow_compiled(positions, velocities, start_positions, level_dt)
         shape = np.shape(positions)
         q = self.checker._input(np.reshape(positions, (-1, NUM_JOINTS))).clone()
         dq = self.checker._input(np.reshape(velocities, (-1, NUM_JOINTS))).clone()
@@ -140,3 +158,51 @@ class GripFollower:
             out_q[rows, :NUM_ARM_JOINTS] = q[leveled, :NUM_ARM_JOINTS].double().cpu().numpy()
             out_dq[:, :NUM_ARM_JOINTS] = dq[:, :NUM_ARM_JOINTS].double().cpu().numpy()
         return out_q.reshape(shape), out_dq.reshape(shape)
+
+    def _follow_compiled(
+        self, positions: np.ndarray, velocities: np.ndarray, start_positions: np.ndarray, level_dt: float | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """follow() by the compiled steps (grip_kernel, float64), split over torch's thread count (split_rows)."""
+        shape = np.shape(positions)
+        q = np.array(positions, dtype=float).reshape(-1, NUM_JOINTS)
+        original_left = q[:, :NUM_ARM_JOINTS].copy()
+        dq = np.array(velocities, dtype=float).reshape(-1, NUM_JOINTS)
+        start_p, start_r = self._kinematics.ee_poses(np.asarray(start_positions, dtype=float)[None])
+        left = start_r[0, 0]
+        rel_p, rel_r = left.T @ (start_p[0, 1] - start_p[0, 0]), left.T @ start_r[0, 1]
+        up = np.ascontiguousarray(left[2])  # left^T (0, 0, 1): the start's up direction in the left frame
+        levelable = np.zeros(len(q), dtype=bool)
+        if level_dt is not None:  # only candidates whose goal keeps the start's tilt; the goal itself stays
+            horizon = shape[-2]
+            _, goal_r = self._kinematics.ee_poses(q.reshape(-1, horizon, NUM_JOINTS)[:, -1])
+            v = goal_r[:, 0] @ up
+            ends = np.maximum(np.abs(v[:, 0]), np.abs(v[:, 1])) <= GOAL_TILT_TOLERANCE
+            levelable = np.repeat(ends[:, None], horizon, axis=1)
+            levelable[:, -1] = False
+            levelable = levelable.reshape(-1)
+        moved, leveled = np.zeros(len(q), dtype=bool), np.zeros(len(q), dtype=bool)
+        jac, ee_left, target = np.empty((len(q), 2, 6, NUM_ARM_JOINTS)), np.empty((len(q), 3)), np.empty((len(q), 3))
+        geometry, (ee_pos, ee_rot, axes), kernel = self.checker._kernel_geometry, self._ee, self._kernel
+
+        def steps(lo: int, hi: int) -> None:
+            kernel.follow_rows(geometry, ee_pos, ee_rot, axes, q[lo:hi], levelable[lo:hi], rel_p, rel_r, up,
+                               level_dt is not None, self.max_iterations, self.damping, TOLERANCE,
+                               self._weight_array, self._limits, moved[lo:hi], leveled[lo:hi], jac[lo:hi],
+                               ee_left[lo:hi], target[lo:hi])  # fmt: skip
+
+        split_rows(steps, len(q))
+        if level_dt is not None and leveled.any():  # the left arm's velocities: + d/dt of its change
+            change = (q[:, :NUM_ARM_JOINTS] - original_left).reshape(-1, shape[-2], NUM_ARM_JOINTS)
+            padded = np.concatenate([np.zeros_like(change[:, :1]), change, change[:, -1:]], axis=1)
+            rate = (padded[:, 2:] - padded[:, :-2]) / (2.0 * level_dt)
+            rate[:, -1] = 0.0  # the goal is not moved and ends at rest
+            dq[:, :NUM_ARM_JOINTS] += rate.reshape(-1, NUM_ARM_JOINTS)
+        split_rows(lambda lo, hi: kernel.right_velocities(jac[lo:hi], dq[lo:hi], ee_left[lo:hi], target[lo:hi],
+                                                          self.damping), len(q))  # fmt: skip
+        return q.reshape(shape), dq.reshape(shape)
+
+
+if __name__ == "__main__":  # `make setup` and the Docker image: compile (and cache) the numba kernels once
+    started = time.perf_counter()
+    GripFollower(SphereChecker())
+    print(f"sphere checker and grip follower kernels ready in {time.perf_counter() - started:.1f} s")

@@ -67,21 +67,29 @@ def test_a_reach_is_left_as_sampled(pipeline: PlanningPipeline) -> None:
     np.testing.assert_array_equal(held.positions, free.positions)
 
 
-def test_the_follower_levels_a_tilted_carry_and_keeps_its_goal(pipeline: PlanningPipeline) -> None:
-    """level_dt (the refinement's follower): a carry whose left wrist pitches mid-way is turned back level, the right
-    arm holding the grip, the goal untouched and the velocities the positions' time derivative; a carry whose goal
-    tilts the tray is left to the tilt check."""
-    from flow_planner_common.grip_follower import GripFollower
+def _pitched_carry(dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """The barrier carry's reference motion with the left wrist pitching mid-way: (60, 12) positions, velocities."""
     from flow_planner_common.motion import reference_trajectory
 
-    start, goal, dt = scenes.BARRIER_REACH, scenes.BARRIER_CARRY, pipeline.dt
-    positions, velocities = reference_trajectory(start, np.zeros(NUM_JOINTS), goal, dt, 60)
+    positions, velocities = reference_trajectory(scenes.BARRIER_REACH, np.zeros(NUM_JOINTS), scenes.BARRIER_CARRY,
+                                                 dt, 60)  # fmt: skip
     bump = np.sin(np.linspace(0.0, np.pi, 60))
-    pitched = positions.copy()
-    pitched[:, 3] -= 0.3 * bump
-    pitched_velocities = velocities.copy()
-    pitched_velocities[:, 3] -= 0.3 * np.gradient(bump, dt)
-    follower = GripFollower(pipeline.safety.checker)
+    positions[:, 3] -= 0.3 * bump
+    velocities[:, 3] -= 0.3 * np.gradient(bump, dt)
+    return positions, velocities
+
+
+@pytest.mark.parametrize("backend", ["compiled", "torch"])
+def test_the_follower_levels_a_tilted_carry_and_keeps_its_goal(pipeline: PlanningPipeline, backend: str) -> None:
+    """level_dt (the refinement's follower): a carry whose left wrist pitches mid-way is turned back level, the right
+    arm holding the grip, the goal untouched and the velocities the positions' time derivative; a carry whose goal
+    tilts the tray is left to the tilt check. Both implementations (grip_kernel, torch)."""
+    from flow_planner_common.grip_follower import GripFollower
+    from flow_planner_common.sphere_checker import SphereChecker
+
+    start, goal, dt = scenes.BARRIER_REACH, scenes.BARRIER_CARRY, pipeline.dt
+    pitched, pitched_velocities = _pitched_carry(dt)
+    follower = GripFollower(SphereChecker(backend=backend))
     grasp = ArmKinematics().grasp_from_start(start, scenes.BARRIER_TRAY)
     scene = PlanScene.from_boxes([], grasp)
     tilt = pipeline.safety.tray_tilt(pipeline.safety.kinematics(pitched[None], start), scene)
@@ -99,3 +107,22 @@ def test_the_follower_levels_a_tilted_carry_and_keeps_its_goal(pipeline: Plannin
     # A goal that tilts the tray: no leveling, only the grip.
     q2, _ = follower.follow(pitched[None, :31], pitched_velocities[None, :31], start, level_dt=dt)
     np.testing.assert_array_equal(q2[0, :, :6], pitched[:31, :6])
+
+
+def test_the_compiled_follower_agrees_with_torch(pipeline: PlanningPipeline) -> None:
+    """The compiled steps (grip_kernel, float64) and the torch ones (float32) move the same joints to the same
+    result, within what float32 rounding changes over the iterations (the tolerance is 0.1 mm / 1 mrad)."""
+    from flow_planner_common.grip_follower import GripFollower
+    from flow_planner_common.sphere_checker import SphereChecker
+
+    start, dt = scenes.BARRIER_REACH, pipeline.dt
+    pitched, velocities = _pitched_carry(dt)
+    rng = np.random.default_rng(4)
+    positions = pitched[None] + rng.normal(0.0, 0.02, (4, 60, NUM_JOINTS)) * np.sin(np.linspace(0, np.pi, 60))[:, None]
+    compiled, reference = (GripFollower(SphereChecker(backend=b)) for b in ("compiled", "torch"))
+    for level_dt, bound in ((None, 1e-4), (dt, 2e-3)):
+        ours = compiled.follow(positions, np.repeat(velocities[None], 4, axis=0), start, level_dt)
+        theirs = reference.follow(positions, np.repeat(velocities[None], 4, axis=0), start, level_dt)
+        for mine, other in zip(ours, theirs, strict=True):
+            assert np.abs(mine - other).max() < bound * (1 if mine is ours[0] else 10)
+        assert np.array_equal(ours[0] == positions, theirs[0] == positions)  # the same joints left bit for bit
