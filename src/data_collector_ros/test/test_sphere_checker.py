@@ -265,8 +265,8 @@ def test_inputs_numpy_float64_and_masks(checker: SphereChecker) -> None:
 def test_compiled_kernel_agrees_with_torch(cases: list[JudgeCase]) -> None:
     """The compiled kernel (sphere_kernel) and the torch ops give the same bounds (float64): equal up to rounding in
     every category but arm-arm, where the kernel takes the exact closest sphere pair and torch a bound below it
-    (within 12 % where apart by less than 10 cm, <= 0 where spheres overlap); tray resting, carried by both tools and by the left
-    alone."""
+    (within 12 % where apart by less than 10 cm, <= 0 where spheres overlap); tray resting, carried by both tools
+    and by the left alone."""
     compiled, reference = (SphereChecker(dtype=torch.float64, backend=b) for b in ("compiled", "torch"))
     arm_arm = []
     for case in cases[:150]:
