@@ -236,7 +236,7 @@ def main() -> None:
     print(header)
     for name in phases["carry"]:
         reach, carry = phases["reach"][name]["best"], phases["carry"][name]["best"]
-        score = scores.get(name, scores.get(name.split("_")[0])) if name != "mujoco" else None  # cuda: as the CPU
+        score = scores.get(name, scores["sphere_torch"]) if name != "mujoco" else None  # a device: the torch ops
         accuracy = f"{int(score.false_free.sum()):10d} {score.false_positive_rate:9.1%}" if score else ""
         ratio = carry / phases["carry"]["mujoco"]["best"]
         print(f"{name:14s} {reach:12,.0f} {carry:12,.0f} {ratio:9.2f} {accuracy}")
