@@ -16,10 +16,7 @@ import math
 import numba
 import numpy as np
 
-from flow_planner_common.sphere_kernel import KernelGeometry, _chain
-
-_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
-_TOOL = 6
+from flow_planner_common.sphere_kernel import _JIT, _TOOL, KernelGeometry, _chain
 
 
 @numba.njit(**_JIT)

@@ -51,7 +51,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from flow_planner_common.kinematics import CATEGORIES, ArmKinematics, RobotGeometry, TrayGrasp, apply_rotation, skew
+from flow_planner_common.kinematics import (
+    CATEGORIES,
+    ArmKinematics,
+    RobotGeometry,
+    TrayGrasp,
+    apply_rotation,
+    quat_to_matrix,
+    skew,
+)
 from flow_planner_common.obstacles import BOX_DIM, Box
 from flow_planner_common.robot import NUM_ARM_JOINTS, NUM_JOINTS
 from flow_planner_common.robot_spheres import RobotSpheres, first_body_table, tray_folding
@@ -215,7 +223,7 @@ class SphereChecker:
 
             self._kernel = sphere_kernel
             self._kernel_geometry = sphere_kernel.kernel_geometry(g, sp, self.padding + slack, self.first_body_table,
-                                                                  MIN_AXIS_LENGTH)  # fmt: skip
+                                                                  MIN_AXIS_LENGTH, NO_SIZE)  # fmt: skip
             # compiled (or loaded from numba's cache) here, not in a caller's first timed call
             self.clearance(np.zeros((1, NUM_JOINTS)), tray_pose=[0.5, 0.0, 0.76, 1.0, 0.0, 0.0, 0.0])
 
@@ -400,7 +408,7 @@ class SphereChecker:
         elif tray_pose is not None:
             pose = _float64(tray_pose).reshape(-1)
             mode, tray_pos = kernel.RESTING_TRAY, np.ascontiguousarray(pose[:3])
-            tray_rot = _quat_to_matrix(torch.as_tensor(pose[3:7])).numpy()
+            tray_rot = np.ascontiguousarray(quat_to_matrix(pose[3:7]))
         groups = _scene_count(tuple(batch), boxes.shape[0], grasps)
         n = q.shape[0]
         out = np.empty((n, len(CATEGORIES)))
@@ -724,4 +732,3 @@ def _mean_rotation(m0: torch.Tensor, m1: torch.Tensor, m2: torch.Tensor, dim: in
     y = y - (x * y).sum(dim=dim, keepdim=True) * x
     y = y / torch.linalg.vector_norm(y, dim=dim, keepdim=True)
     return torch.stack([x, y, torch.linalg.cross(x, y, dim=dim)], dim=dim)
-

@@ -23,14 +23,17 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from flow_planner_common.kinematics import RobotGeometry, skew
+from flow_planner_common.kinematics import CATEGORIES, RobotGeometry, skew
 from flow_planner_common.robot_spheres import RobotSpheres
 
-_ARM_ARM, _ARM_TABLE, _ARM_OBSTACLE, _TRAY_OBSTACLE, _ARM_TRAY, _TRAY_TABLE = range(6)
+_ARM_ARM, _ARM_TABLE, _ARM_OBSTACLE, _TRAY_OBSTACLE, _ARM_TRAY, _TRAY_TABLE = (
+    CATEGORIES.index(name)
+    for name in ("arm_arm", "arm_table", "arm_obstacle", "tray_obstacle", "arm_tray", "tray_table")
+)
 #: Tray modes of `clearances`: no tray, resting at a fixed pose, carried by the tools (grasp parts).
 NO_TRAY, RESTING_TRAY, CARRIED_TRAY = 0, 1, 2
-_BODIES = 7  # per arm: six jointed bodies and the tool
-_TOOL = 6
+_TOOL = RobotGeometry.TOOL_BODY
+_BODIES = _TOOL + 1  # per arm: six jointed bodies and the tool
 
 
 class KernelGeometry(NamedTuple):
@@ -488,9 +491,11 @@ def kernel_geometry(
     padding: float,
     first_body_table: float | None,
     min_axis_length: float,
+    no_size: float,
 ) -> KernelGeometry:
     """The kernel's arrays from RobotGeometry and RobotSpheres, radii and half sizes padded by `padding` (the
-    checker's padding plus its rounding slack)."""
+    checker's padding plus its rounding slack); the checker's MIN_AXIS_LENGTH and NO_SIZE (a geom whose x and y
+    sizes are at most this is round)."""
     g, sp = geometry, spheres
     k = skew(g.joint_axis)  # (2, 6, 3, 3)
     terms = np.stack([np.broadcast_to(np.eye(3), k.shape), k, k @ k], axis=2)  # (2, 6, 3, 3, 3)
@@ -513,7 +518,7 @@ def kernel_geometry(
     corners = (g.tray_center[:, None] + tray_half[:, None] * signs).reshape(-1, 3)
     tray_centre = 0.5 * (corners.min(axis=0) + corners.max(axis=0))
     tray_bound = np.append(tray_centre, np.linalg.norm(corners - tray_centre, axis=1).max())
-    round_geom = np.all(sp.geom_half[:, :, :2] <= 1e-6, axis=2)
+    round_geom = np.all(sp.geom_half[:, :, :2] <= no_size, axis=2)
     return KernelGeometry(
         first_rot=np.ascontiguousarray(first_rot, dtype=np.float64),
         first_pos=np.ascontiguousarray(first_pos, dtype=np.float64),
