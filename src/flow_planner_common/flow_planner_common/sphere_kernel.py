@@ -68,6 +68,8 @@ class KernelGeometry(NamedTuple):
 
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+#: Configurations computed together (the last axis of every intermediate): one or two SIMD vectors of float64.
+LANES = 32
 
 
 @numba.njit(**_JIT)
@@ -92,62 +94,74 @@ def clearances(
     (G, B, 3, 3) (rows: the box's axes in the world), box_center (G, B, 3), box_half (G, B, 3), box_used (G, B) (the
     last box the table); the tray resting at tray_rot (3, 3), tray_pos (3,), or carried: per scene g and tool part k
     the tray's offset grasp_offset[g, k] and rotation grasp_turn[g, k] in that tool's frame (the mean of the parts'
-    poses). A leading size of 1 (boxes or grasps) serves every scene."""
-    spheres, geoms, boxes = geo.sphere_center.shape[1], geo.geom_body.shape[1], box_used.shape[1]
-    rot, pos = np.empty((2, _BODIES, 3, 3)), np.empty((2, _BODIES, 3))
-    world, bound = np.empty((2, spheres, 3)), np.empty((2, _BODIES, 3))
-    gap_box, gap_value = np.empty((2, geoms), dtype=np.int64), np.empty((2, geoms))
-    tray = np.empty((4, 3))  # rows 0-2 the tray's rotation, row 3 its position
-    work = np.empty((8, 3))
-    pair_bound = np.empty(_BODIES * _BODIES)  # scratch of _arm_arm and _arm_box
+    poses). A leading size of 1 (boxes or grasps) serves every scene. LANES configurations of one scene at a time
+    (a short block repeats its last configuration)."""
+    joints, spheres, geoms, boxes = q.shape[1], geo.sphere_center.shape[1], geo.geom_body.shape[1], box_used.shape[1]
+    lanes = max(1, min(LANES, hi - lo))  # a run-time count: the compiler vectorises these loops instead of unrolling
+    trig = np.empty((2, joints, lanes))  # sin q, 1 - cos q
+    rot, pos = np.empty((2, _BODIES, 3, 3, lanes)), np.empty((2, _BODIES, 3, lanes))
+    world, bound = np.empty((2, spheres, 3, lanes)), np.empty((2, _BODIES, 3, lanes))
+    gap_box, gap = np.empty((2, geoms), dtype=np.int64), np.empty((2, geoms, lanes))
+    tray = np.empty((4, 3, lanes))  # rows 0-2 the tray's rotation, row 3 its position
+    best = np.empty((len(CATEGORIES), lanes))
+    pair_bound, value = np.empty((_BODIES * _BODIES, lanes)), np.empty(lanes)  # scratch
     skip_first = not math.isnan(geo.first_body_table)
     first_sphere = geo.sphere_start[1] if skip_first else 0
-    for c in range(lo, hi):
+    c = lo
+    while c < hi:
         scene = c // per_scene
+        end = min(hi, (scene + 1) * per_scene, c + lanes)
         g = scene if box_used.shape[0] > 1 else 0
+        for j in range(joints):
+            for lane in range(lanes):
+                angle = q[min(c + lane, end - 1), j]
+                trig[0, j, lane] = math.sin(angle)
+                trig[1, j, lane] = 1.0 - math.cos(angle)
         for arm in range(2):
-            _chain(geo, q, c, arm, rot, pos)
+            _chain_lanes(geo, trig, arm, rot, pos)
             _place(geo, arm, rot, pos, world, bound)
-        out[c, _ARM_ARM] = _arm_arm(geo, world, bound, pair_bound)
+        best[:] = np.inf
+        _arm_arm(geo, world, bound, pair_bound, best[_ARM_ARM])
         gap_box[:] = -1
-        obstacle, table = np.inf, np.inf
-        for m in range(boxes - 1):
+        for m in range(boxes):
             if box_used[g, m]:
-                obstacle = _arm_box(geo, rot, pos, world, bound, box_rt, box_center, box_half, g, m, False, obstacle,
-                                    gap_box, gap_value, work, pair_bound)  # fmt: skip
-        if box_used[g, boxes - 1]:
-            table = _arm_box(geo, rot, pos, world, bound, box_rt, box_center, box_half, g, boxes - 1, skip_first,
-                             table, gap_box, gap_value, work, pair_bound)  # fmt: skip
+                table = m == boxes - 1
+                lowered = best[_ARM_TABLE] if table else best[_ARM_OBSTACLE]
+                _arm_box(geo, rot, pos, world, bound, box_rt, box_center, box_half, g, m, table and skip_first,
+                         lowered, gap_box, gap, pair_bound, value)  # fmt: skip
+        table = best[_ARM_TABLE]
         for arm in range(2):  # the floor
             for s in range(first_sphere, spheres):
-                table = min(table, world[arm, s, 2] - geo.sphere_radius[arm, s] - geo.floor_z)
+                lowest = geo.sphere_radius[arm, s] + geo.floor_z
+                for lane in range(lanes):
+                    table[lane] = min(table[lane], world[arm, s, 2, lane] - lowest)
         if skip_first:
-            table = min(table, geo.first_body_table)
-        out[c, _ARM_TABLE] = table
-        out[c, _ARM_OBSTACLE] = obstacle
-        out[c, _TRAY_OBSTACLE] = np.inf
-        out[c, _ARM_TRAY] = np.inf
-        out[c, _TRAY_TABLE] = np.inf
-        if tray_mode == NO_TRAY:
-            continue
-        if tray_mode == RESTING_TRAY:
-            tray[:3] = tray_rot
-            tray[3] = tray_pos
-        else:
-            _held_tray(rot, pos, grasp_offset, grasp_turn, scene if grasp_offset.shape[0] > 1 else 0, tray)
-        out[c, _ARM_TRAY] = _arm_tray(geo, world, bound, tray)
-        obstacle = np.inf
-        for m in range(boxes - 1):
-            if box_used[g, m] and _tray_box_bound(geo, tray, box_rt, box_center, box_half, g, m) < obstacle:
-                obstacle = min(obstacle, _tray_box(geo, tray, box_rt, box_center, box_half, g, m, work))
-        out[c, _TRAY_OBSTACLE] = obstacle
-        if box_used[g, boxes - 1]:
-            out[c, _TRAY_TABLE] = _tray_box(geo, tray, box_rt, box_center, box_half, g, boxes - 1, work)
+            for lane in range(lanes):
+                table[lane] = min(table[lane], geo.first_body_table)
+        if tray_mode != NO_TRAY:
+            if tray_mode == RESTING_TRAY:
+                for i in range(3):
+                    for j in range(3):
+                        tray[i, j, :] = tray_rot[i, j]
+                    tray[3, i, :] = tray_pos[i]
+            else:
+                _held_tray(rot, pos, grasp_offset, grasp_turn, scene if grasp_offset.shape[0] > 1 else 0, tray)
+            _arm_tray(geo, world, bound, tray, best[_ARM_TRAY], pair_bound)
+            for m in range(boxes):
+                if box_used[g, m]:
+                    table = m == boxes - 1
+                    _tray_box(geo, tray, box_rt, box_center, box_half, g, m, not table,
+                              best[_TRAY_TABLE] if table else best[_TRAY_OBSTACLE], pair_bound)  # fmt: skip
+        for lane in range(end - c):
+            for k in range(len(CATEGORIES)):
+                out[c + lane, k] = best[k, lane]
+        c = end
 
 
 @numba.njit(**_JIT)
 def _chain(geo: KernelGeometry, q: np.ndarray, c: int, arm: int, rot: np.ndarray, pos: np.ndarray) -> None:
-    """rot[arm] (7, 3, 3), pos[arm] (7, 3): world poses of the arm's bodies (the tool last) at joints q[c]."""
+    """rot[arm] (7, 3, 3), pos[arm] (7, 3): world poses of the arm's bodies (the tool last) at joints q[c] (one
+    configuration: the grip follower's)."""
     s, c1 = math.sin(q[c, 6 * arm]), 1.0 - math.cos(q[c, 6 * arm])
     for i in range(3):
         pos[arm, 0, i] = geo.first_pos[arm, i]
@@ -181,308 +195,425 @@ def _chain(geo: KernelGeometry, q: np.ndarray, c: int, arm: int, rot: np.ndarray
 
 
 @numba.njit(**_JIT)
-def _place(
-    geo: KernelGeometry, arm: int, rot: np.ndarray, pos: np.ndarray, world: np.ndarray, bound: np.ndarray
-) -> None:
-    """world[arm] (S, 3), bound[arm] (7, 3): the world centres of the arm's spheres and of its bodies' bounds."""
-    for b in range(_BODIES):
+def _chain_lanes(geo: KernelGeometry, trig: np.ndarray, arm: int, rot: np.ndarray, pos: np.ndarray) -> None:
+    """_chain for a block: rot[arm] (7, 3, 3, lanes), pos[arm] (7, 3, lanes) from trig (2, 12, lanes)."""
+    lanes = trig.shape[2]
+    joint = 6 * arm
+    for i in range(3):
+        pos[arm, 0, i, :] = geo.first_pos[arm, i]
+        for j in range(3):
+            e0, e1, e2 = geo.first_rot[arm, 0, i, j], geo.first_rot[arm, 1, i, j], geo.first_rot[arm, 2, i, j]
+            for lane in range(lanes):
+                rot[arm, 0, i, j, lane] = e0 + trig[0, joint, lane] * e1 + trig[1, joint, lane] * e2
+    turn = np.empty((3, lanes))
+    for b in range(1, 6):
+        x, y, z = geo.link_pos[arm, b, 0], geo.link_pos[arm, b, 1], geo.link_pos[arm, b, 2]
         for i in range(3):
-            bound[arm, b, i] = (pos[arm, b, i] + rot[arm, b, i, 0] * geo.bound_center[arm, b, 0]
-                                + rot[arm, b, i, 1] * geo.bound_center[arm, b, 1]
-                                + rot[arm, b, i, 2] * geo.bound_center[arm, b, 2])  # fmt: skip
-        for s in range(geo.sphere_start[b], geo.sphere_start[b + 1]):
+            for lane in range(lanes):
+                pos[arm, b, i, lane] = (pos[arm, b - 1, i, lane] + rot[arm, b - 1, i, 0, lane] * x
+                                        + rot[arm, b - 1, i, 1, lane] * y
+                                        + rot[arm, b - 1, i, 2, lane] * z)  # fmt: skip
+        for j in range(3):  # column j of link_rot (I + s K + c1 K^2), then the product
+            for r in range(3):
+                terms = geo.link_terms[arm, b]
+                e0, e1, e2 = terms[0, r, j], terms[1, r, j], terms[2, r, j]
+                for lane in range(lanes):
+                    turn[r, lane] = e0 + trig[0, joint + b, lane] * e1 + trig[1, joint + b, lane] * e2
             for i in range(3):
-                world[arm, s, i] = (pos[arm, b, i] + rot[arm, b, i, 0] * geo.sphere_center[arm, s, 0]
-                                    + rot[arm, b, i, 1] * geo.sphere_center[arm, s, 1]
-                                    + rot[arm, b, i, 2] * geo.sphere_center[arm, s, 2])  # fmt: skip
+                for lane in range(lanes):
+                    rot[arm, b, i, j, lane] = (rot[arm, b - 1, i, 0, lane] * turn[0, lane]
+                                               + rot[arm, b - 1, i, 1, lane] * turn[1, lane]
+                                               + rot[arm, b - 1, i, 2, lane] * turn[2, lane])  # fmt: skip
+    x, y, z = geo.tool_pos[arm, 0], geo.tool_pos[arm, 1], geo.tool_pos[arm, 2]
+    for i in range(3):
+        for lane in range(lanes):
+            pos[arm, _TOOL, i, lane] = (pos[arm, 5, i, lane] + rot[arm, 5, i, 0, lane] * x
+                                        + rot[arm, 5, i, 1, lane] * y + rot[arm, 5, i, 2, lane] * z)  # fmt: skip
+        for j in range(3):
+            e0, e1, e2 = geo.tool_rot[arm, 0, j], geo.tool_rot[arm, 1, j], geo.tool_rot[arm, 2, j]
+            for lane in range(lanes):
+                rot[arm, _TOOL, i, j, lane] = (rot[arm, 5, i, 0, lane] * e0 + rot[arm, 5, i, 1, lane] * e1
+                                               + rot[arm, 5, i, 2, lane] * e2)  # fmt: skip
 
 
 @numba.njit(**_JIT)
-def _box_sdf(
-    box_rt: np.ndarray, box_center: np.ndarray, box_half: np.ndarray, g: int, m: int, x: float, y: float, z: float
-) -> float:
+def _place(
+    geo: KernelGeometry, arm: int, rot: np.ndarray, pos: np.ndarray, world: np.ndarray, bound: np.ndarray
+) -> None:
+    """world[arm] (S, 3, lanes), bound[arm] (7, 3, lanes): the world centres of the arm's spheres and of its
+    bodies' bounds."""
+    lanes = world.shape[3]
+    for b in range(_BODIES):
+        x, y, z = geo.bound_center[arm, b, 0], geo.bound_center[arm, b, 1], geo.bound_center[arm, b, 2]
+        for i in range(3):
+            for lane in range(lanes):
+                bound[arm, b, i, lane] = (pos[arm, b, i, lane] + rot[arm, b, i, 0, lane] * x
+                                          + rot[arm, b, i, 1, lane] * y + rot[arm, b, i, 2, lane] * z)  # fmt: skip
+        for s in range(geo.sphere_start[b], geo.sphere_start[b + 1]):
+            x, y, z = geo.sphere_center[arm, s, 0], geo.sphere_center[arm, s, 1], geo.sphere_center[arm, s, 2]
+            for i in range(3):
+                for lane in range(lanes):
+                    world[arm, s, i, lane] = (pos[arm, b, i, lane] + rot[arm, b, i, 0, lane] * x
+                                              + rot[arm, b, i, 1, lane] * y + rot[arm, b, i, 2, lane] * z)  # fmt: skip
+
+
+@numba.njit(**_JIT)
+def _any_below(values: np.ndarray, best: np.ndarray) -> bool:
+    """Whether any lane of values (lanes,) is below best's."""
+    for lane in range(values.shape[0]):  # noqa: SIM110 (a compiled loop that stops at the first)
+        if values[lane] < best[lane]:
+            return True
+    return False
+
+
+@numba.njit(**_JIT)
+def _box_sdf(box_rt: np.ndarray, box_center: np.ndarray, box_half: np.ndarray, g: int, m: int, x: float, y: float,
+             z: float) -> float:  # fmt: skip
     """Signed distance of the point (x, y, z) to box m of scene g."""
     dx, dy, dz = x - box_center[g, m, 0], y - box_center[g, m, 1], z - box_center[g, m, 2]
-    outside, inside = 0.0, -np.inf
-    for j in range(3):
-        e = abs(box_rt[g, m, j, 0] * dx + box_rt[g, m, j, 1] * dy + box_rt[g, m, j, 2] * dz) - box_half[g, m, j]
-        inside = max(inside, e)
-        if e > 0.0:
-            outside += e * e
-    return math.sqrt(outside) + min(inside, 0.0)
+    e0 = abs(box_rt[g, m, 0, 0] * dx + box_rt[g, m, 0, 1] * dy + box_rt[g, m, 0, 2] * dz) - box_half[g, m, 0]
+    e1 = abs(box_rt[g, m, 1, 0] * dx + box_rt[g, m, 1, 1] * dy + box_rt[g, m, 1, 2] * dz) - box_half[g, m, 1]
+    e2 = abs(box_rt[g, m, 2, 0] * dx + box_rt[g, m, 2, 1] * dy + box_rt[g, m, 2, 2] * dz) - box_half[g, m, 2]
+    outside = max(e0, 0.0) ** 2 + max(e1, 0.0) ** 2 + max(e2, 0.0) ** 2
+    return math.sqrt(outside) + min(max(e0, e1, e2), 0.0)
 
 
 @numba.njit(**_JIT)
 def _arm_box(
     geo: KernelGeometry, rot: np.ndarray, pos: np.ndarray, world: np.ndarray, bound: np.ndarray, box_rt: np.ndarray,
-    box_center: np.ndarray, box_half: np.ndarray, g: int, m: int, skip_first: bool, best: float,
-    gap_box: np.ndarray, gap_value: np.ndarray, work: np.ndarray, body_bound: np.ndarray,
-) -> float:  # fmt: skip
-    """min(best, the smallest bound of any arm sphere to box m of scene g): per sphere its box SDF minus its radius,
-    or its geom's separating-axis gap where larger (_geom_gap; cached per geom in gap_box / gap_value); the first
-    bodies left out with skip_first. Bodies from the closest bound on, each only while its bound is below the best
-    so far. body_bound: (2 * 7,) scratch."""
-    first = -1
+    box_center: np.ndarray, box_half: np.ndarray, g: int, m: int, skip_first: bool, best: np.ndarray,
+    gap_box: np.ndarray, gap: np.ndarray, body_bound: np.ndarray, value: np.ndarray,
+) -> None:  # fmt: skip
+    """best (lanes,) lowered to the smallest bound of any arm sphere to box m of scene g: per sphere its box SDF
+    minus its radius, or its geom's separating-axis gap where larger (_geom_gap; cached per geom in gap_box / gap);
+    the first bodies left out with skip_first. Bodies from the closest bound on, each only while its bound is below
+    the best so far in some lane. body_bound: (>= 14, lanes), value: (lanes,) scratch."""
+    lanes = best.shape[0]
+    first, first_value = 0, np.inf
     for index in range(2 * _BODIES):
         arm, b = index // _BODIES, index % _BODIES
         if skip_first and b == 0:
-            body_bound[index] = np.inf
+            body_bound[index, :] = np.inf
             continue
-        body_bound[index] = _box_sdf(box_rt, box_center, box_half, g, m, bound[arm, b, 0], bound[arm, b, 1],
-                                     bound[arm, b, 2]) - geo.bound_radius[arm, b]  # fmt: skip
-        if first < 0 or body_bound[index] < body_bound[first]:
-            first = index
+        radius = geo.bound_radius[arm, b]
+        for lane in range(lanes):
+            body_bound[index, lane] = _box_sdf(box_rt, box_center, box_half, g, m, bound[arm, b, 0, lane],
+                                               bound[arm, b, 1, lane], bound[arm, b, 2, lane]) - radius  # fmt: skip
+        lowest = body_bound[index].min()
+        if lowest < first_value:
+            first, first_value = index, lowest
     for step in range(2 * _BODIES + 1):
         index = first if step == 0 else step - 1
-        if (step > 0 and index == first) or body_bound[index] >= best:
+        if (step > 0 and index == first) or not _any_below(body_bound[index], best):
             continue
         arm, b = index // _BODIES, index % _BODIES
         for s in range(geo.sphere_start[b], geo.sphere_start[b + 1]):
-            value = _box_sdf(box_rt, box_center, box_half, g, m, world[arm, s, 0], world[arm, s, 1],
-                             world[arm, s, 2]) - geo.sphere_radius[arm, s]  # fmt: skip
-            if value >= best:
+            radius = geo.sphere_radius[arm, s]
+            for lane in range(lanes):
+                value[lane] = _box_sdf(box_rt, box_center, box_half, g, m, world[arm, s, 0, lane],
+                                       world[arm, s, 1, lane], world[arm, s, 2, lane]) - radius  # fmt: skip
+            if not _any_below(value, best):
                 continue
             k = geo.sphere_geom[arm, s]
             if gap_box[arm, k] != m:
-                gap_value[arm, k] = _geom_gap(geo, arm, k, rot, pos, box_rt, box_center, box_half, g, m, work)
+                _geom_gap(geo, arm, k, rot, pos, box_rt, box_center, box_half, g, m, gap[arm, k])
                 gap_box[arm, k] = m
-            best = min(best, max(value, gap_value[arm, k]))
-    return best
+            for lane in range(lanes):
+                best[lane] = min(best[lane], max(value[lane], gap[arm, k, lane]))
 
 
 @numba.njit(**_JIT)
 def _geom_gap(
     geo: KernelGeometry, arm: int, k: int, rot: np.ndarray, pos: np.ndarray, box_rt: np.ndarray,
-    box_center: np.ndarray, box_half: np.ndarray, g: int, m: int, work: np.ndarray,
-) -> float:  # fmt: skip
-    """Separating-axis gap of arm geom k to box m of scene g: the largest over the box's three axes and the one from
-    the box's point closest to the geom's centre (across a round geom's axis) to that centre
-    (SphereChecker._geom_gaps). work: (8, 3) scratch."""
+    box_center: np.ndarray, box_half: np.ndarray, g: int, m: int, out: np.ndarray,
+) -> None:  # fmt: skip
+    """out (lanes,): separating-axis gap of arm geom k to box m of scene g: the largest over the box's three axes and
+    the one from the box's point closest to the geom's centre (across a round geom's axis) to that centre
+    (SphereChecker._geom_gaps)."""
+    lanes = out.shape[0]
     b = geo.geom_body[arm, k]
     size0, size1, size2 = geo.geom_half[arm, k, 0], geo.geom_half[arm, k, 1], geo.geom_half[arm, k, 2]
-    disc, ball = geo.geom_disc[arm, k], geo.geom_ball[arm, k]
-    for i in range(3):  # work[5 + i, n]: the geom's axis n in the world; work[4, i]: its centre minus the box's
-        work[4, i] = (
-            pos[arm, b, i]
-            - box_center[g, m, i]
-            + rot[arm, b, i, 0] * geo.geom_center[arm, k, 0]
-            + rot[arm, b, i, 1] * geo.geom_center[arm, k, 1]
-            + rot[arm, b, i, 2] * geo.geom_center[arm, k, 2]
-        )
-        for n in range(3):
-            work[5 + i, n] = (rot[arm, b, i, 0] * geo.geom_rot[arm, k, 0, n]
-                              + rot[arm, b, i, 1] * geo.geom_rot[arm, k, 1, n]
-                              + rot[arm, b, i, 2] * geo.geom_rot[arm, k, 2, n])  # fmt: skip
-    best = -np.inf
-    for j in range(3):  # work[0, j]: the centre along box axis j; work[1 + j, n]: box axis j . geom axis n
-        work[0, j] = box_rt[g, m, j, 0] * work[4, 0] + box_rt[g, m, j, 1] * work[4, 1] + box_rt[g, m, j, 2] * work[4, 2]
-        for n in range(3):
-            work[1 + j, n] = (box_rt[g, m, j, 0] * work[5, n] + box_rt[g, m, j, 1] * work[6, n]
-                              + box_rt[g, m, j, 2] * work[7, n])  # fmt: skip
-        reach = (
-            size0 * abs(work[1 + j, 0])
-            + size1 * abs(work[1 + j, 1])
-            + size2 * abs(work[1 + j, 2])
-            + ball
-            + box_half[g, m, j]
-            + disc * math.sqrt(max(0.0, 1.0 - work[1 + j, 2] * work[1 + j, 2]))
-        )
-        best = max(best, abs(work[0, j]) - reach)
-    for j in range(3):  # work[4, j]: from the box's closest point to the centre
-        work[4, j] = work[0, j] - min(max(work[0, j], -box_half[g, m, j]), box_half[g, m, j])
-    if geo.geom_round[arm, k]:  # across the geom's axis
-        along = work[4, 0] * work[1, 2] + work[4, 1] * work[2, 2] + work[4, 2] * work[3, 2]
-        for j in range(3):
-            work[4, j] -= along * work[1 + j, 2]
-    length = math.sqrt(work[4, 0] ** 2 + work[4, 1] ** 2 + work[4, 2] ** 2)
-    if length < geo.min_axis_length:
-        return best
-    u0, u1, u2 = work[4, 0] / length, work[4, 1] / length, work[4, 2] / length
-    gap = abs(u0 * work[0, 0] + u1 * work[0, 1] + u2 * work[0, 2]) - ball
-    gap -= abs(u0) * box_half[g, m, 0] + abs(u1) * box_half[g, m, 1] + abs(u2) * box_half[g, m, 2]
-    turned_z = u0 * work[1, 2] + u1 * work[2, 2] + u2 * work[3, 2]
-    gap -= size0 * abs(u0 * work[1, 0] + u1 * work[2, 0] + u2 * work[3, 0])
-    gap -= size1 * abs(u0 * work[1, 1] + u1 * work[2, 1] + u2 * work[3, 1])
-    gap -= size2 * abs(turned_z) + disc * math.sqrt(max(0.0, 1.0 - turned_z * turned_z))
-    return max(best, gap)
+    disc, ball, round_geom = geo.geom_disc[arm, k], geo.geom_ball[arm, k], geo.geom_round[arm, k]
+    gr, gc = geo.geom_rot[arm, k], geo.geom_center[arm, k]
+    br, bc, bh = box_rt[g, m], box_center[g, m], box_half[g, m]
+    for lane in range(lanes):
+        r00, r01, r02 = rot[arm, b, 0, 0, lane], rot[arm, b, 0, 1, lane], rot[arm, b, 0, 2, lane]
+        r10, r11, r12 = rot[arm, b, 1, 0, lane], rot[arm, b, 1, 1, lane], rot[arm, b, 1, 2, lane]
+        r20, r21, r22 = rot[arm, b, 2, 0, lane], rot[arm, b, 2, 1, lane], rot[arm, b, 2, 2, lane]
+        # the geom's centre minus the box's, and its axes, in the world
+        w0 = pos[arm, b, 0, lane] - bc[0] + r00 * gc[0] + r01 * gc[1] + r02 * gc[2]
+        w1 = pos[arm, b, 1, lane] - bc[1] + r10 * gc[0] + r11 * gc[1] + r12 * gc[2]
+        w2 = pos[arm, b, 2, lane] - bc[2] + r20 * gc[0] + r21 * gc[1] + r22 * gc[2]
+        a00 = r00 * gr[0, 0] + r01 * gr[1, 0] + r02 * gr[2, 0]
+        a01 = r00 * gr[0, 1] + r01 * gr[1, 1] + r02 * gr[2, 1]
+        a02 = r00 * gr[0, 2] + r01 * gr[1, 2] + r02 * gr[2, 2]
+        a10 = r10 * gr[0, 0] + r11 * gr[1, 0] + r12 * gr[2, 0]
+        a11 = r10 * gr[0, 1] + r11 * gr[1, 1] + r12 * gr[2, 1]
+        a12 = r10 * gr[0, 2] + r11 * gr[1, 2] + r12 * gr[2, 2]
+        a20 = r20 * gr[0, 0] + r21 * gr[1, 0] + r22 * gr[2, 0]
+        a21 = r20 * gr[0, 1] + r21 * gr[1, 1] + r22 * gr[2, 1]
+        a22 = r20 * gr[0, 2] + r21 * gr[1, 2] + r22 * gr[2, 2]
+        # in the box frame: the centre (c0, c1, c2) and box axis j . geom axis n (mjn)
+        c0 = br[0, 0] * w0 + br[0, 1] * w1 + br[0, 2] * w2
+        c1 = br[1, 0] * w0 + br[1, 1] * w1 + br[1, 2] * w2
+        c2 = br[2, 0] * w0 + br[2, 1] * w1 + br[2, 2] * w2
+        m00 = br[0, 0] * a00 + br[0, 1] * a10 + br[0, 2] * a20
+        m01 = br[0, 0] * a01 + br[0, 1] * a11 + br[0, 2] * a21
+        m02 = br[0, 0] * a02 + br[0, 1] * a12 + br[0, 2] * a22
+        m10 = br[1, 0] * a00 + br[1, 1] * a10 + br[1, 2] * a20
+        m11 = br[1, 0] * a01 + br[1, 1] * a11 + br[1, 2] * a21
+        m12 = br[1, 0] * a02 + br[1, 1] * a12 + br[1, 2] * a22
+        m20 = br[2, 0] * a00 + br[2, 1] * a10 + br[2, 2] * a20
+        m21 = br[2, 0] * a01 + br[2, 1] * a11 + br[2, 2] * a21
+        m22 = br[2, 0] * a02 + br[2, 1] * a12 + br[2, 2] * a22
+        best = max(
+            abs(c0) - (size0 * abs(m00) + size1 * abs(m01) + size2 * abs(m02) + ball + bh[0]
+                       + disc * math.sqrt(max(0.0, 1.0 - m02 * m02))),
+            abs(c1) - (size0 * abs(m10) + size1 * abs(m11) + size2 * abs(m12) + ball + bh[1]
+                       + disc * math.sqrt(max(0.0, 1.0 - m12 * m12))),
+            abs(c2) - (size0 * abs(m20) + size1 * abs(m21) + size2 * abs(m22) + ball + bh[2]
+                       + disc * math.sqrt(max(0.0, 1.0 - m22 * m22))),
+        )  # fmt: skip
+        # from the box's closest point to the centre (across a round geom's axis)
+        d0 = c0 - min(max(c0, -bh[0]), bh[0])
+        d1 = c1 - min(max(c1, -bh[1]), bh[1])
+        d2 = c2 - min(max(c2, -bh[2]), bh[2])
+        if round_geom:
+            along = d0 * m02 + d1 * m12 + d2 * m22
+            d0, d1, d2 = d0 - along * m02, d1 - along * m12, d2 - along * m22
+        length = math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+        scale = 1.0 / max(length, geo.min_axis_length)
+        u0, u1, u2 = d0 * scale, d1 * scale, d2 * scale
+        turned_z = u0 * m02 + u1 * m12 + u2 * m22
+        axis_gap = (
+            abs(u0 * c0 + u1 * c1 + u2 * c2) - ball
+            - (abs(u0) * bh[0] + abs(u1) * bh[1] + abs(u2) * bh[2])
+            - size0 * abs(u0 * m00 + u1 * m10 + u2 * m20)
+            - size1 * abs(u0 * m01 + u1 * m11 + u2 * m21)
+            - size2 * abs(turned_z)
+            - disc * math.sqrt(max(0.0, 1.0 - turned_z * turned_z))
+        )  # fmt: skip
+        out[lane] = max(best, axis_gap) if length >= geo.min_axis_length else best
 
 
 @numba.njit(**_JIT)
-def _arm_arm(geo: KernelGeometry, world: np.ndarray, bound: np.ndarray, pair_bound: np.ndarray) -> float:
-    """The smallest distance between a left and a right sphere: body pairs from the closest bounds on, each only
-    while its bound is below the best so far. pair_bound: (7 * 7,) scratch."""
-    first = 0
+def _arm_arm(geo: KernelGeometry, world: np.ndarray, bound: np.ndarray, pair_bound: np.ndarray,
+             best: np.ndarray) -> None:  # fmt: skip
+    """best (lanes,): the smallest distance between a left and a right sphere. Body pairs from the closest bounds
+    on, each only while its bound is below the best so far in some lane; in a pair, left spheres only while their
+    distance to the right body's bound is. pair_bound: (49, lanes) scratch."""
+    lanes = best.shape[0]
+    first, first_value = 0, np.inf
     for pair in range(_BODIES * _BODIES):
         bl, br = pair // _BODIES, pair % _BODIES
-        gap = math.sqrt((bound[0, bl, 0] - bound[1, br, 0]) ** 2 + (bound[0, bl, 1] - bound[1, br, 1]) ** 2
-                        + (bound[0, bl, 2] - bound[1, br, 2]) ** 2)  # fmt: skip
-        pair_bound[pair] = gap - geo.bound_radius[0, bl] - geo.bound_radius[1, br]
-        if pair_bound[pair] < pair_bound[first]:
-            first = pair
-    best = _body_pair(geo, world, bound, first // _BODIES, first % _BODIES, np.inf)
-    for pair in range(_BODIES * _BODIES):
-        if pair != first and pair_bound[pair] < best:
-            best = _body_pair(geo, world, bound, pair // _BODIES, pair % _BODIES, best)
-    return best
-
-
-@numba.njit(**_JIT)
-def _body_pair(geo: KernelGeometry, world: np.ndarray, bound: np.ndarray, bl: int, br: int, best: float) -> float:
-    """min(best, the smallest distance between a sphere of left body bl and one of right body br): left spheres
-    whose distance to the right body's bound is at least best are skipped."""
-    for i in range(geo.sphere_start[bl], geo.sphere_start[bl + 1]):
-        x, y, z, r = world[0, i, 0], world[0, i, 1], world[0, i, 2], geo.sphere_radius[0, i]
-        reach = best + r + geo.bound_radius[1, br]
-        squared = (x - bound[1, br, 0]) ** 2 + (y - bound[1, br, 1]) ** 2 + (z - bound[1, br, 2]) ** 2
-        if reach <= 0.0 or squared >= reach * reach:
+        radii = geo.bound_radius[0, bl] + geo.bound_radius[1, br]
+        for lane in range(lanes):
+            pair_bound[pair, lane] = math.sqrt(
+                (bound[0, bl, 0, lane] - bound[1, br, 0, lane]) ** 2
+                + (bound[0, bl, 1, lane] - bound[1, br, 1, lane]) ** 2
+                + (bound[0, bl, 2, lane] - bound[1, br, 2, lane]) ** 2
+            ) - radii  # fmt: skip
+        lowest = pair_bound[pair].min()
+        if lowest < first_value:
+            first, first_value = pair, lowest
+    for step in range(_BODIES * _BODIES + 1):
+        pair = first if step == 0 else step - 1
+        if (step > 0 and pair == first) or not _any_below(pair_bound[pair], best):
             continue
-        for j in range(geo.sphere_start[br], geo.sphere_start[br + 1]):
-            reach = best + r + geo.sphere_radius[1, j]
-            squared = (x - world[1, j, 0]) ** 2 + (y - world[1, j, 1]) ** 2 + (z - world[1, j, 2]) ** 2
-            if reach > 0.0 and squared < reach * reach:  # can lower best (best = inf: always)
-                best = math.sqrt(squared) - r - geo.sphere_radius[1, j]
-    return best
+        bl, br = pair // _BODIES, pair % _BODIES
+        for i in range(geo.sphere_start[bl], geo.sphere_start[bl + 1]):
+            r = geo.sphere_radius[0, i]
+            near = False
+            for lane in range(lanes):
+                reach = best[lane] + r + geo.bound_radius[1, br]
+                squared = ((world[0, i, 0, lane] - bound[1, br, 0, lane]) ** 2
+                           + (world[0, i, 1, lane] - bound[1, br, 1, lane]) ** 2
+                           + (world[0, i, 2, lane] - bound[1, br, 2, lane]) ** 2)  # fmt: skip
+                near |= reach > 0.0 and squared < reach * reach
+            if not near:
+                continue
+            for j in range(geo.sphere_start[br], geo.sphere_start[br + 1]):
+                radii = r + geo.sphere_radius[1, j]
+                for lane in range(lanes):
+                    distance = math.sqrt((world[0, i, 0, lane] - world[1, j, 0, lane]) ** 2
+                                         + (world[0, i, 1, lane] - world[1, j, 1, lane]) ** 2
+                                         + (world[0, i, 2, lane] - world[1, j, 2, lane]) ** 2)  # fmt: skip
+                    best[lane] = min(best[lane], distance - radii)
 
 
 @numba.njit(**_JIT)
 def _held_tray(
     rot: np.ndarray, pos: np.ndarray, grasp_offset: np.ndarray, grasp_turn: np.ndarray, g: int, tray: np.ndarray
 ) -> None:
-    """tray (4, 3): the carried tray's rotation (rows 0-2) and position (row 3). Per tool part k (the left tool, then
-    the right) p_tool + R_tool offset[k] and R_tool turn[k]; with two parts the mean position and the rotation
-    nearest the mean (SphereChecker._held_tray): one Newton step of the polar iteration on M = (R_left G_left +
-    R_right G_right) / 2, then Gram-Schmidt."""
+    """tray (4, 3, lanes): the carried tray's rotation (rows 0-2) and position (row 3). Per tool part k (the left
+    tool, then the right) p_tool + R_tool offset[k] and R_tool turn[k]; with two parts the mean position and the
+    rotation nearest the mean (SphereChecker._held_tray): one Newton step of the polar iteration on
+    M = (R_left G_left + R_right G_right) / 2, then Gram-Schmidt."""
+    lanes = tray.shape[2]
     parts = grasp_offset.shape[1]
     tray[:] = 0.0
     for k in range(parts):
         for i in range(3):
-            tray[3, i] += (pos[k, _TOOL, i] + rot[k, _TOOL, i, 0] * grasp_offset[g, k, 0]
-                           + rot[k, _TOOL, i, 1] * grasp_offset[g, k, 1]
-                           + rot[k, _TOOL, i, 2] * grasp_offset[g, k, 2]) / parts  # fmt: skip
+            o0, o1, o2 = grasp_offset[g, k, 0] / parts, grasp_offset[g, k, 1] / parts, grasp_offset[g, k, 2] / parts
+            for lane in range(lanes):
+                tray[3, i, lane] += (pos[k, _TOOL, i, lane] / parts + rot[k, _TOOL, i, 0, lane] * o0
+                                     + rot[k, _TOOL, i, 1, lane] * o1 + rot[k, _TOOL, i, 2, lane] * o2)  # fmt: skip
             for j in range(3):
-                tray[i, j] += (rot[k, _TOOL, i, 0] * grasp_turn[g, k, 0, j]
-                               + rot[k, _TOOL, i, 1] * grasp_turn[g, k, 1, j]
-                               + rot[k, _TOOL, i, 2] * grasp_turn[g, k, 2, j]) / parts  # fmt: skip
+                t0, t1 = grasp_turn[g, k, 0, j] / parts, grasp_turn[g, k, 1, j] / parts
+                t2 = grasp_turn[g, k, 2, j] / parts
+                for lane in range(lanes):
+                    tray[i, j, lane] += (rot[k, _TOOL, i, 0, lane] * t0 + rot[k, _TOOL, i, 1, lane] * t1
+                                         + rot[k, _TOOL, i, 2, lane] * t2)  # fmt: skip
     if parts == 1:
         return
-    m = tray  # the mean M; its columns c0, c1, c2
-    cof0x = m[1, 1] * m[2, 2] - m[2, 1] * m[1, 2]  # c1 x c2
-    cof0y = m[2, 1] * m[0, 2] - m[0, 1] * m[2, 2]
-    cof0z = m[0, 1] * m[1, 2] - m[1, 1] * m[0, 2]
-    cof1x = m[1, 2] * m[2, 0] - m[2, 2] * m[1, 0]  # c2 x c0
-    cof1y = m[2, 2] * m[0, 0] - m[0, 2] * m[2, 0]
-    cof1z = m[0, 2] * m[1, 0] - m[1, 2] * m[0, 0]
-    det = m[0, 0] * cof0x + m[1, 0] * cof0y + m[2, 0] * cof0z
-    x0, x1, x2 = 0.5 * (m[0, 0] + cof0x / det), 0.5 * (m[1, 0] + cof0y / det), 0.5 * (m[2, 0] + cof0z / det)
-    y0, y1, y2 = 0.5 * (m[0, 1] + cof1x / det), 0.5 * (m[1, 1] + cof1y / det), 0.5 * (m[2, 1] + cof1z / det)
-    norm = math.sqrt(x0 * x0 + x1 * x1 + x2 * x2)
-    x0, x1, x2 = x0 / norm, x1 / norm, x2 / norm
-    dot = x0 * y0 + x1 * y1 + x2 * y2
-    y0, y1, y2 = y0 - dot * x0, y1 - dot * x1, y2 - dot * x2
-    norm = math.sqrt(y0 * y0 + y1 * y1 + y2 * y2)
-    y0, y1, y2 = y0 / norm, y1 / norm, y2 / norm
-    m[0, 0], m[1, 0], m[2, 0] = x0, x1, x2
-    m[0, 1], m[1, 1], m[2, 1] = y0, y1, y2
-    m[0, 2], m[1, 2], m[2, 2] = x1 * y2 - x2 * y1, x2 * y0 - x0 * y2, x0 * y1 - x1 * y0
+    for lane in range(lanes):
+        m00, m01, m02 = tray[0, 0, lane], tray[0, 1, lane], tray[0, 2, lane]  # the mean M; its columns c0, c1, c2
+        m10, m11, m12 = tray[1, 0, lane], tray[1, 1, lane], tray[1, 2, lane]
+        m20, m21, m22 = tray[2, 0, lane], tray[2, 1, lane], tray[2, 2, lane]
+        cof0x = m11 * m22 - m21 * m12  # c1 x c2
+        cof0y = m21 * m02 - m01 * m22
+        cof0z = m01 * m12 - m11 * m02
+        cof1x = m12 * m20 - m22 * m10  # c2 x c0
+        cof1y = m22 * m00 - m02 * m20
+        cof1z = m02 * m10 - m12 * m00
+        det = m00 * cof0x + m10 * cof0y + m20 * cof0z
+        x0, x1, x2 = 0.5 * (m00 + cof0x / det), 0.5 * (m10 + cof0y / det), 0.5 * (m20 + cof0z / det)
+        y0, y1, y2 = 0.5 * (m01 + cof1x / det), 0.5 * (m11 + cof1y / det), 0.5 * (m21 + cof1z / det)
+        norm = math.sqrt(x0 * x0 + x1 * x1 + x2 * x2)
+        x0, x1, x2 = x0 / norm, x1 / norm, x2 / norm
+        dot = x0 * y0 + x1 * y1 + x2 * y2
+        y0, y1, y2 = y0 - dot * x0, y1 - dot * x1, y2 - dot * x2
+        norm = math.sqrt(y0 * y0 + y1 * y1 + y2 * y2)
+        y0, y1, y2 = y0 / norm, y1 / norm, y2 / norm
+        tray[0, 0, lane], tray[1, 0, lane], tray[2, 0, lane] = x0, x1, x2
+        tray[0, 1, lane], tray[1, 1, lane], tray[2, 1, lane] = y0, y1, y2
+        tray[0, 2, lane], tray[1, 2, lane], tray[2, 2, lane] = x1 * y2 - x2 * y1, x2 * y0 - x0 * y2, x0 * y1 - x1 * y0
 
 
 @numba.njit(**_JIT)
-def _tray_sdf(tray_center: np.ndarray, tray_half: np.ndarray, tray: np.ndarray, x: float, y: float, z: float) -> float:
-    """Signed distance of the point (x, y, z) to the nearest of the tray's boxes (axis-aligned in the tray frame)."""
-    dx, dy, dz = x - tray[3, 0], y - tray[3, 1], z - tray[3, 2]
-    lx = tray[0, 0] * dx + tray[1, 0] * dy + tray[2, 0] * dz
-    ly = tray[0, 1] * dx + tray[1, 1] * dy + tray[2, 1] * dz
-    lz = tray[0, 2] * dx + tray[1, 2] * dy + tray[2, 2] * dz
-    outside, inside = np.inf, np.inf  # the least squared distance to a box outside it, the least depth inside one
-    for t in range(tray_center.shape[0]):
-        ex = abs(lx - tray_center[t, 0]) - tray_half[t, 0]
-        ey = abs(ly - tray_center[t, 1]) - tray_half[t, 1]
-        ez = abs(lz - tray_center[t, 2]) - tray_half[t, 2]
-        deepest = max(ex, ey, ez)
-        if deepest <= 0.0:
-            inside = min(inside, deepest)
-        else:
-            outside = min(outside, max(ex, 0.0) ** 2 + max(ey, 0.0) ** 2 + max(ez, 0.0) ** 2)
-    return inside if inside <= 0.0 else math.sqrt(outside)
+def _tray_sdf(geo: KernelGeometry, tray: np.ndarray, point: np.ndarray, scratch: np.ndarray) -> None:
+    """scratch[0] (lanes,): the signed distance of point (3, lanes) to the nearest of the tray's boxes (axis-aligned
+    in the tray frame), the tray at its pose per lane (tray (4, 3, lanes)). scratch: (6, lanes)."""
+    lanes = scratch.shape[1]
+    for lane in range(lanes):  # rows 1-3: the point in the tray frame; 4: least depth inside a box; 5: least squared
+        dx, dy, dz = (point[0, lane] - tray[3, 0, lane], point[1, lane] - tray[3, 1, lane],
+                      point[2, lane] - tray[3, 2, lane])  # fmt: skip
+        scratch[1, lane] = tray[0, 0, lane] * dx + tray[1, 0, lane] * dy + tray[2, 0, lane] * dz
+        scratch[2, lane] = tray[0, 1, lane] * dx + tray[1, 1, lane] * dy + tray[2, 1, lane] * dz
+        scratch[3, lane] = tray[0, 2, lane] * dx + tray[1, 2, lane] * dy + tray[2, 2, lane] * dz
+        scratch[4, lane] = np.inf
+        scratch[5, lane] = np.inf  # distance to a box outside it
+    for t in range(geo.tray_center.shape[0]):
+        cx, cy, cz = geo.tray_center[t, 0], geo.tray_center[t, 1], geo.tray_center[t, 2]
+        hx, hy, hz = geo.tray_half[t, 0], geo.tray_half[t, 1], geo.tray_half[t, 2]
+        for lane in range(lanes):
+            ex = abs(scratch[1, lane] - cx) - hx
+            ey = abs(scratch[2, lane] - cy) - hy
+            ez = abs(scratch[3, lane] - cz) - hz
+            deepest = max(ex, ey, ez)
+            squared = max(ex, 0.0) ** 2 + max(ey, 0.0) ** 2 + max(ez, 0.0) ** 2
+            scratch[4, lane] = min(scratch[4, lane], deepest if deepest <= 0.0 else np.inf)
+            scratch[5, lane] = min(scratch[5, lane], np.inf if deepest <= 0.0 else squared)
+    for lane in range(lanes):
+        scratch[0, lane] = scratch[4, lane] if scratch[4, lane] <= 0.0 else math.sqrt(scratch[5, lane])
 
 
 @numba.njit(**_JIT)
-def _arm_tray(geo: KernelGeometry, world: np.ndarray, bound: np.ndarray, tray: np.ndarray) -> float:
-    """The smallest distance of the arms' spheres (the tools' excluded: the grasp) to the tray's boxes: bodies whose
-    bound is at least the best so far (first against the tray's bounding sphere, then its boxes) are skipped."""
-    cx, cy, cz = tray[3, 0], tray[3, 1], tray[3, 2]  # the tray's bounding sphere's centre in the world
+def _arm_tray(
+    geo: KernelGeometry, world: np.ndarray, bound: np.ndarray, tray: np.ndarray, best: np.ndarray, scratch: np.ndarray
+) -> None:
+    """best (lanes,): the smallest distance of the arms' spheres (the tools' excluded: the grasp) to the tray's
+    boxes. A body is skipped where in no lane its bound (first against the tray's bounding sphere, then its boxes)
+    is below the best so far. scratch: (>= 9, lanes)."""
+    lanes = best.shape[0]
+    centre = scratch[6:9]  # the tray's bounding sphere's centre in the world
     for i in range(3):
-        cx += tray[0, i] * geo.tray_bound[i]
-        cy += tray[1, i] * geo.tray_bound[i]
-        cz += tray[2, i] * geo.tray_bound[i]
-    best = np.inf
+        for lane in range(lanes):
+            centre[i, lane] = (tray[3, i, lane] + tray[i, 0, lane] * geo.tray_bound[0]
+                               + tray[i, 1, lane] * geo.tray_bound[1]
+                               + tray[i, 2, lane] * geo.tray_bound[2])  # fmt: skip
     for arm in range(2):
         for b in range(_TOOL - 1, -1, -1):
-            x, y, z, r = bound[arm, b, 0], bound[arm, b, 1], bound[arm, b, 2], geo.bound_radius[arm, b]
-            reach = best + r + geo.tray_bound[3]
-            if reach <= 0.0 or (x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2 >= reach * reach:
+            r = geo.bound_radius[arm, b]
+            near = False
+            for lane in range(lanes):
+                reach = best[lane] + r + geo.tray_bound[3]
+                squared = ((bound[arm, b, 0, lane] - centre[0, lane]) ** 2
+                           + (bound[arm, b, 1, lane] - centre[1, lane]) ** 2
+                           + (bound[arm, b, 2, lane] - centre[2, lane]) ** 2)  # fmt: skip
+                near |= reach > 0.0 and squared < reach * reach
+            if not near:
                 continue
-            if _tray_sdf(geo.tray_center, geo.tray_half, tray, x, y, z) - r >= best:
+            _tray_sdf(geo, tray, bound[arm, b], scratch)
+            near = False
+            for lane in range(lanes):
+                near |= scratch[0, lane] - r < best[lane]
+            if not near:
                 continue
             for s in range(geo.sphere_start[b], geo.sphere_start[b + 1]):
-                value = _tray_sdf(geo.tray_center, geo.tray_half, tray, world[arm, s, 0], world[arm, s, 1],
-                                  world[arm, s, 2])  # fmt: skip
-                best = min(best, value - geo.sphere_radius[arm, s])
-    return best
-
-
-@numba.njit(**_JIT)
-def _tray_box_bound(
-    geo: KernelGeometry, tray: np.ndarray, box_rt: np.ndarray, box_center: np.ndarray, box_half: np.ndarray, g: int,
-    m: int,
-) -> float:  # fmt: skip
-    """A lower bound of _tray_box: the tray's bounding sphere's largest face-axis gap to the box (every face-axis
-    gap of a tray box is at least it)."""
-    x, y, z = tray[3, 0], tray[3, 1], tray[3, 2]
-    for i in range(3):
-        x += tray[0, i] * geo.tray_bound[i]
-        y += tray[1, i] * geo.tray_bound[i]
-        z += tray[2, i] * geo.tray_bound[i]
-    dx, dy, dz = x - box_center[g, m, 0], y - box_center[g, m, 1], z - box_center[g, m, 2]
-    gap = -np.inf
-    for j in range(3):
-        along = box_rt[g, m, j, 0] * dx + box_rt[g, m, j, 1] * dy + box_rt[g, m, j, 2] * dz
-        gap = max(gap, abs(along) - box_half[g, m, j])
-    return gap - geo.tray_bound[3]
+                _tray_sdf(geo, tray, world[arm, s], scratch)
+                radius = geo.sphere_radius[arm, s]
+                for lane in range(lanes):
+                    best[lane] = min(best[lane], scratch[0, lane] - radius)
 
 
 @numba.njit(**_JIT)
 def _tray_box(
     geo: KernelGeometry, tray: np.ndarray, box_rt: np.ndarray, box_center: np.ndarray, box_half: np.ndarray, g: int,
-    m: int, work: np.ndarray,
-) -> float:  # fmt: skip
-    """Separating-axis gap (both boxes' face axes) between the tray's boxes and box m of scene g: the smallest over
-    the tray's boxes (SphereChecker._tray_boxes). work: (8, 3) scratch."""
-    for j in range(3):  # work[j, i] = box axis j . tray axis i; work[3]: the tray's origin in the box frame
-        work[3, j] = (box_rt[g, m, j, 0] * (tray[3, 0] - box_center[g, m, 0])
-                      + box_rt[g, m, j, 1] * (tray[3, 1] - box_center[g, m, 1])
-                      + box_rt[g, m, j, 2] * (tray[3, 2] - box_center[g, m, 2]))  # fmt: skip
-        for i in range(3):
-            work[j, i] = (box_rt[g, m, j, 0] * tray[0, i] + box_rt[g, m, j, 1] * tray[1, i]
-                          + box_rt[g, m, j, 2] * tray[2, i])  # fmt: skip
-    for i in range(3):  # work[4]: the box's centre in the tray frame
-        work[4, i] = (tray[0, i] * (box_center[g, m, 0] - tray[3, 0]) + tray[1, i] * (box_center[g, m, 1] - tray[3, 1])
-                      + tray[2, i] * (box_center[g, m, 2] - tray[3, 2]))  # fmt: skip
-    best = np.inf
-    for t in range(geo.tray_center.shape[0]):
-        gap = -np.inf
+    m: int, bounded: bool, best: np.ndarray, scratch: np.ndarray,
+) -> None:  # fmt: skip
+    """best (lanes,) lowered to the separating-axis gap (both boxes' face axes) between the tray's boxes and box m
+    of scene g: the smallest over the tray's boxes (SphereChecker._tray_boxes). With `bounded`, not computed where
+    in no lane the tray's bounding sphere's largest face-axis gap to the box (every tray box's gap is at least it)
+    is below the best so far. scratch: (>= 16, lanes)."""
+    lanes = best.shape[0]
+    br, bc, bh = box_rt[g, m], box_center[g, m], box_half[g, m]
+    if bounded:
+        near = False
+        for lane in range(lanes):
+            dx, dy, dz = tray[3, 0, lane] - bc[0], tray[3, 1, lane] - bc[1], tray[3, 2, lane] - bc[2]
+            for i in range(3):
+                dx += tray[0, i, lane] * geo.tray_bound[i]
+                dy += tray[1, i, lane] * geo.tray_bound[i]
+                dz += tray[2, i, lane] * geo.tray_bound[i]
+            gap = max(abs(br[0, 0] * dx + br[0, 1] * dy + br[0, 2] * dz) - bh[0],
+                      abs(br[1, 0] * dx + br[1, 1] * dy + br[1, 2] * dz) - bh[1],
+                      abs(br[2, 0] * dx + br[2, 1] * dy + br[2, 2] * dz) - bh[2])  # fmt: skip
+            near |= gap - geo.tray_bound[3] < best[lane]
+        if not near:
+            return
+    # scratch rows 0-2: the tray's origin in the box frame; 3-5: the box's centre in the tray frame; 6 + 3 j + i:
+    # box axis j . tray axis i; 15: the smallest gap so far
+    for lane in range(lanes):
+        dx, dy, dz = tray[3, 0, lane] - bc[0], tray[3, 1, lane] - bc[1], tray[3, 2, lane] - bc[2]
         for j in range(3):
-            along = (work[3, j] + work[j, 0] * geo.tray_center[t, 0] + work[j, 1] * geo.tray_center[t, 1]
-                     + work[j, 2] * geo.tray_center[t, 2])  # fmt: skip
-            reach = (box_half[g, m, j] + geo.tray_half[t, 0] * abs(work[j, 0]) + geo.tray_half[t, 1] * abs(work[j, 1])
-                     + geo.tray_half[t, 2] * abs(work[j, 2]))  # fmt: skip
-            gap = max(gap, abs(along) - reach)
-        for i in range(3):
-            reach = (geo.tray_half[t, i] + box_half[g, m, 0] * abs(work[0, i]) + box_half[g, m, 1] * abs(work[1, i])
-                     + box_half[g, m, 2] * abs(work[2, i]))  # fmt: skip
-            gap = max(gap, abs(work[4, i] - geo.tray_center[t, i]) - reach)
-        best = min(best, gap)
-    return best
+            scratch[j, lane] = br[j, 0] * dx + br[j, 1] * dy + br[j, 2] * dz
+            scratch[3 + j, lane] = -(tray[0, j, lane] * dx + tray[1, j, lane] * dy + tray[2, j, lane] * dz)
+            for i in range(3):
+                scratch[6 + 3 * j + i, lane] = (br[j, 0] * tray[0, i, lane] + br[j, 1] * tray[1, i, lane]
+                                                + br[j, 2] * tray[2, i, lane])  # fmt: skip
+        scratch[15, lane] = np.inf
+    for k in range(geo.tray_center.shape[0]):
+        tc0, tc1, tc2 = geo.tray_center[k, 0], geo.tray_center[k, 1], geo.tray_center[k, 2]
+        th0, th1, th2 = geo.tray_half[k, 0], geo.tray_half[k, 1], geo.tray_half[k, 2]
+        for lane in range(lanes):
+            a00, a01, a02 = abs(scratch[6, lane]), abs(scratch[7, lane]), abs(scratch[8, lane])
+            a10, a11, a12 = abs(scratch[9, lane]), abs(scratch[10, lane]), abs(scratch[11, lane])
+            a20, a21, a22 = abs(scratch[12, lane]), abs(scratch[13, lane]), abs(scratch[14, lane])
+            gap = max(
+                abs(scratch[0, lane] + scratch[6, lane] * tc0 + scratch[7, lane] * tc1 + scratch[8, lane] * tc2)
+                - (bh[0] + th0 * a00 + th1 * a01 + th2 * a02),
+                abs(scratch[1, lane] + scratch[9, lane] * tc0 + scratch[10, lane] * tc1 + scratch[11, lane] * tc2)
+                - (bh[1] + th0 * a10 + th1 * a11 + th2 * a12),
+                abs(scratch[2, lane] + scratch[12, lane] * tc0 + scratch[13, lane] * tc1 + scratch[14, lane] * tc2)
+                - (bh[2] + th0 * a20 + th1 * a21 + th2 * a22),
+                abs(scratch[3, lane] - tc0) - (th0 + bh[0] * a00 + bh[1] * a10 + bh[2] * a20),
+                abs(scratch[4, lane] - tc1) - (th1 + bh[0] * a01 + bh[1] * a11 + bh[2] * a21),
+                abs(scratch[5, lane] - tc2) - (th2 + bh[0] * a02 + bh[1] * a12 + bh[2] * a22),
+            )  # fmt: skip
+            scratch[15, lane] = min(scratch[15, lane], gap)
+    for lane in range(lanes):
+        best[lane] = min(best[lane], scratch[15, lane])
 
 
 def kernel_geometry(
