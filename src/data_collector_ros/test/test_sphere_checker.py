@@ -30,6 +30,7 @@ from flow_planner_common.kinematics import CATEGORIES, ArmKinematics, quat_to_ma
 from flow_planner_common.robot import HOME_POSITIONS, NUM_JOINTS
 from flow_planner_common.robot_spheres import SPHERES_JSON, RobotSpheres
 from flow_planner_common.sphere_checker import SphereChecker
+from flow_planner_common.sphere_kernel import LANES
 
 SCENES, CONFIGS_PER_SCENE = 500, 20  # 10 000 configurations
 #: Largest accepted false-positive rate (MuJoCo free, the checker colliding at margin 0): measured 7.2 % on these
@@ -222,16 +223,19 @@ def test_a_tool_buried_in_a_box_reads_deep(checker: SphereChecker) -> None:
 
 
 def test_batch_equals_single_configurations(checker: SphereChecker) -> None:
+    """A batch's rows equal single configurations': the compiled kernel's blocks of LANES (two full, one short) with
+    one lane each."""
     rng = np.random.default_rng(3)
     boxes = random_boxes(rng, 3)
-    q = HOME_POSITIONS + rng.normal(0.0, 0.8, (4, 6, NUM_JOINTS))
+    rows, columns = 2, LANES + 22
+    q = HOME_POSITIONS + rng.normal(0.0, 0.8, (rows, columns, NUM_JOINTS))
     tray_pose = np.array([0.5, 0.0, 0.76, 1.0, 0.0, 0.0, 0.0])
     grasp = checker.grasp_from_start(HOME_POSITIONS, tray_pose)
     for tray in ({"tray_pose": tray_pose}, {"grasp": grasp}, {}):
         batch = checker.clearance(q, boxes, **tray)
-        assert batch.shape == (4, 6, len(CATEGORIES))
-        single = torch.stack([torch.stack([checker.clearance(q[n, k], boxes, **tray) for k in range(6)])
-                              for n in range(4)])  # fmt: skip
+        assert batch.shape == (rows, columns, len(CATEGORIES))
+        single = torch.stack([torch.stack([checker.clearance(q[n, k], boxes, **tray) for k in range(columns)])
+                              for n in range(rows)])  # fmt: skip
         torch.testing.assert_close(batch, single, rtol=0.0, atol=1e-5)  # float32 rounding of differently sized products
 
 

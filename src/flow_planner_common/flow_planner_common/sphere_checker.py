@@ -34,10 +34,10 @@ sphere-box tests go a few spheres at a time, `TILE_ELEMENTS`, to stay in cache).
 
 Two backends compute clearance() (`backend`): these torch ops (any device: the path of CUDA, where a batch of
 thousands of configurations costs what one does), and on the CPU by default the same bounds compiled with numba
-(`flow_planner_common.sphere_kernel`): one configuration at a time, skipping bodies whose bounding sphere cannot
-lower a minimum, in float64 with the same padded radii. Torch pays a fixed cost per op, which the planner's
-batches of a few hundred configurations do not amortise; the kernel is 2x faster there and about as fast on
-thousands (benchmarks/bench_collision.py). The two agree to rounding except arm-arm, where the kernel takes the
+(`flow_planner_common.sphere_kernel`): blocks of 128 configurations vectorised over them, skipping bodies whose
+bounding sphere cannot lower a minimum in any of them, in float64 with the same padded radii. Torch pays a fixed
+cost per op and a pass through memory per intermediate; the kernel is 3-4x faster than it on the planner's batches
+of a few hundred configurations and on thousands (benchmarks/bench_collision.py). The two agree to rounding except arm-arm, where the kernel takes the
 exact closest sphere pair (test_sphere_checker). Forward kinematics and the carried tray's pose stay torch.
 """
 

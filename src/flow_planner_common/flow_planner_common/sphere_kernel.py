@@ -1,17 +1,21 @@
-"""The sphere checker's clearances compiled for the CPU (numba): the same bounds as `SphereChecker`'s torch code, one
-configuration at a time, with a body-level broad phase that skips what cannot lower a minimum.
+"""The sphere checker's clearances compiled for the CPU (numba): the same bounds as `SphereChecker`'s torch code,
+LANES configurations of one scene at a time, vectorised over them, with a body-level broad phase.
 
-Per configuration: both arms' forward kinematics (the chain of `RobotGeometry`, hinge j turning by link_rot (I + sin q K
-+ (1 - cos q) K^2)), the sphere centres and one bounding sphere per body. A category's minimum runs over bodies: a
-body whose bounding sphere is already at least the category's best so far is skipped (every distance bound used
-here is 1-Lipschitz in the sphere's centre, so the bounding sphere's value is at most each of its spheres'), and a
-sphere's geom bound (the separating-axis gap of its exact geom, `_geom_gap`) is computed only where the sphere's own
-value would lower the minimum. The result is the minimum the torch code takes over all terms, except arm-arm: here
-the exact smallest sphere-pair distance, where the torch code takes a bound a few per cent below it (one batched
-product). Computed in float64, with the same padded radii as the torch checker of the same dtype.
+Every intermediate of a block is laid out with the configurations last ((..., lanes), structure of arrays) and every
+loop over them has a run-time trip count, so LLVM turns it into SIMD code (AVX-512 / AVX2) with a scalar remainder
+(a constant count of 8 was fully unrolled into scalar code instead, 4x slower). Per block: both arms' forward
+kinematics (the chain of `RobotGeometry`, hinge j turning by link_rot (I + sin q K + (1 - cos q) K^2)), the sphere
+centres and one bounding sphere per body. A category's minimum runs over bodies: a body whose bounding sphere is,
+in every lane, already at least the category's best so far is skipped (every distance bound used here is
+1-Lipschitz in the sphere's centre, so the bounding sphere's value is at most each of its spheres'), and a sphere's
+geom bound (the separating-axis gap of its exact geom, `_geom_gap`) is computed only where the sphere's own value
+would lower the minimum in some lane. The result is the minimum the torch code takes over all terms, except
+arm-arm: here the exact smallest sphere-pair distance, where the torch code takes a bound a few per cent below it
+(one batched product). Computed in float64, with the same padded radii as the torch checker of the same dtype.
 
 `clearances` fills one row per configuration, in `kinematics.CATEGORIES` order, +inf where a category has no pair;
-it releases the GIL, so the caller can split a batch over threads (SphereChecker does).
+it releases the GIL, so the caller can split a batch over threads (SphereChecker does). `_chain` is the one-
+configuration forward kinematics of the grip follower's kernel (grip_kernel).
 """
 
 from __future__ import annotations
@@ -68,8 +72,10 @@ class KernelGeometry(NamedTuple):
 
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
-#: Configurations computed together (the last axis of every intermediate): one or two SIMD vectors of float64.
-LANES = 32
+#: Configurations computed together (the last axis of every intermediate): 16 AVX-512 vectors of float64; 128 was
+#: fastest of 8-128 on bench_collision and the planner's 8 x 60 checks (the broad phase skips less in longer blocks,
+#: the loops' fixed costs spread over more lanes).
+LANES = 128
 
 
 @numba.njit(**_JIT)
