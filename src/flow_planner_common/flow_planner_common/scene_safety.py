@@ -1,8 +1,9 @@
 """Collision safety of candidate trajectories against the scene, the other arm and the table (ROS-free).
 
-`SceneSafety.check` runs the batched sphere checker (flow_planner_common.sphere_checker: torch on the model's device,
-conservative against MuJoCo: every clearance is a lower bound of the MJCF geoms' signed distance, shapes padded by
-2 mm) on every waypoint of a batch of candidates, with forward kinematics, sweep and grip on the same device, and
+`SceneSafety.check` runs the batched sphere checker (flow_planner_common.sphere_checker: compiled on the CPU, torch on
+CUDA; conservative against MuJoCo: every clearance is a lower bound of the MJCF geoms' signed distance, shapes padded
+by 2 mm) on every waypoint of a batch of candidates, with forward kinematics, sweep, grip and tilt on the same device
+(on the CPU one compiled pass, motion_kernel; on CUDA torch ops from `kinematics`), and
 says, per candidate, every category whose clearance falls below what is required, e.g. "arm_obstacle: clearance
 -3.2 mm < 10.0 mm required at step 41". A candidate with a reason is never selected (trajectory_safety.select_best),
 so nothing that collides is published. Only the (N, H, C) clearances and requirements come back to the host.
@@ -65,7 +66,8 @@ import torch
 from flow_planner_common.clearance_rules import CLEARANCE_FLOOR, endpoint_thresholds
 from flow_planner_common.kinematics import CATEGORIES, RobotGeometry, TrayGrasp
 from flow_planner_common.plan_scene import PlanScene
-from flow_planner_common.sphere_checker import SphereChecker
+from flow_planner_common.robot import NUM_JOINTS
+from flow_planner_common.sphere_checker import SphereChecker, kernel_grasp
 from flow_planner_common.tool_frames import grip_change
 
 #: Default clearance margin (m), see the module docstring.
@@ -184,6 +186,13 @@ class SceneSafety:
         self.checker = checker or SphereChecker(device=device)
         self._body_reach = self.checker._tensor(body_reach(self.checker))  # (14,)
         self._tray_reach = tray_reach(self.checker)
+        self._motion = None  # the compiled motion terms (motion_kernel), with the compiled checker
+        if self.checker.backend == "compiled":
+            from flow_planner_common import motion_kernel
+
+            self._motion = motion_kernel
+            self._reach_table = np.ascontiguousarray(body_reach(self.checker).reshape(2, -1))  # (2, 7)
+            self._motion_terms(np.zeros((1, 2, NUM_JOINTS)), np.zeros(NUM_JOINTS), None)  # compiled (or loaded) now
 
     @property
     def device(self) -> torch.device:
@@ -204,7 +213,8 @@ class SceneSafety:
         return self._clearances(positions, scene, start, kinematics).double().cpu().numpy()
 
     def _clearances(
-        self, positions, scene: PlanScene | SceneBatch, start=None, kinematics: Kinematics = None
+        self, positions, scene: PlanScene | SceneBatch, start=None, kinematics: Kinematics = None,
+        motion: tuple[torch.Tensor, ...] | None = None,
     ) -> torch.Tensor:
         positions = self.checker._input(positions)
         categories = self.categories(scene)
@@ -212,13 +222,47 @@ class SceneSafety:
         values = [values[..., [_CATEGORY_INDEX[c] for c in categories if c not in SLACKS]]]
         if GRIP in categories or TILT in categories:
             first = positions[..., 0, :] if start is None else self.checker._input(start)
-            if kinematics is None:
-                kinematics = self.kinematics(positions, first)
+            if motion is None and kinematics is None and self._compiled_motion(positions, scene):
+                motion = self._motion_terms(positions, first, scene.grasp)
+            if motion is not None:
+                grip, tilt = motion[1], motion[2]
+            else:
+                if kinematics is None:
+                    kinematics = self.kinematics(positions, first)
+                grip, tilt = self.grip_change(positions, first, kinematics), self.tray_tilt(kinematics, scene)
         if GRIP in categories:
-            values.append((self.max_grip_change - self.grip_change(positions, first, kinematics))[..., None])
+            values.append((self.max_grip_change - grip)[..., None])
         if TILT in categories:
-            values.append((self.max_tray_tilt - self.tray_tilt(kinematics, scene))[..., None])
+            values.append((self.max_tray_tilt - tilt)[..., None])
         return torch.cat(values, dim=-1) if len(values) > 1 else values[0]
+
+    def _compiled_motion(self, positions: torch.Tensor, scene: PlanScene | SceneBatch) -> bool:
+        """Whether the compiled motion terms serve these positions (..., H, 12) and this scene: with the compiled
+        checker, and one grasp or one per candidate."""
+        if self._motion is None or positions.dim() < 2:
+            return False
+        grasp = scene.grasp
+        return grasp is None or isinstance(grasp, TrayGrasp) or len(grasp) == positions[..., 0, 0].numel()
+
+    def _motion_terms(
+        self, positions, start, grasp: TrayGrasp | Sequence[TrayGrasp] | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The sweep, grip change and tray tilt (..., H) of positions (..., H, 12) from `start` ((12,) or one per
+        candidate) by the compiled kernel (motion_kernel): what sweep, grip_change and tray_tilt give from
+        kinematics, in float64 (grip and tilt 0 without a grasp)."""
+        q = np.asarray(positions.detach().cpu() if isinstance(positions, torch.Tensor) else positions, dtype=float)
+        batch = q.shape[:-1]
+        q = np.ascontiguousarray(q.reshape(-1, *q.shape[-2:]))  # (N, H, 12)
+        first = np.asarray(start.detach().cpu() if isinstance(start, torch.Tensor) else start, dtype=float)
+        first = np.ascontiguousarray(first.reshape(-1, NUM_JOINTS))
+        if first.shape[0] not in (1, q.shape[0]):
+            raise ValueError(f"{first.shape[0]} starts for {q.shape[0]} candidates")
+        offsets, turns = (np.zeros((1, 1, 3)), np.zeros((1, 1, 3, 3))) if grasp is None else kernel_grasp(grasp)
+        sweep, grip, tilt = np.empty(q.shape[:2]), np.zeros(q.shape[:2]), np.zeros(q.shape[:2])
+        geometry, reach = self.checker._kernel_geometry, self._reach_table
+        self._motion.motion_terms(geometry, q, first, 0, q.shape[0], reach, grasp is not None, self._tray_reach,
+                                  offsets, turns, sweep, grip, tilt)  # fmt: skip
+        return tuple(torch.from_numpy(v).to(self.checker.dtype).reshape(batch) for v in (sweep, grip, tilt))
 
     def kinematics(self, positions, start) -> tuple[torch.Tensor, torch.Tensor]:
         """forward_kinematics of `start` followed by `positions` (..., H, 12): (..., H + 1, 2, 7, 3), (..., 3, 3)."""
@@ -304,10 +348,14 @@ class SceneSafety:
         """(N, H, C) clearances and required clearances (thresholds (C,) or (N, 1, C) plus the sweep beyond the
         margin, not for the slacks: grip, tilt) of candidates (N, H, 12) from `start` ((12,), or (N, 1, 12) per
         candidate)."""
-        if kinematics is None:
-            kinematics = self.kinematics(positions, start)  # one pass for the grip and the sweep
-        clearance = self._clearances(positions, scene, start, kinematics)
-        sweep = self.sweep(positions, start, scene, kinematics)  # (N, H)
+        if kinematics is None and self._compiled_motion(positions, scene):
+            motion = self._motion_terms(positions, start, scene.grasp)  # one pass for the grip, tilt and sweep
+            clearance, sweep = self._clearances(positions, scene, start, motion=motion), motion[0]
+        else:
+            if kinematics is None:
+                kinematics = self.kinematics(positions, start)  # one pass for the grip and the sweep
+            clearance = self._clearances(positions, scene, start, kinematics)
+            sweep = self.sweep(positions, start, scene, kinematics)  # (N, H)
         not_slack = clearance.new_tensor([c not in SLACKS for c in self.categories(scene)])
         return clearance, thresholds + (sweep - self.margin).clamp_min(0.0)[..., None] * not_slack
 

@@ -37,8 +37,9 @@ thousands of configurations costs what one does), and on the CPU by default the 
 (`flow_planner_common.sphere_kernel`): blocks of 128 configurations vectorised over them, skipping bodies whose
 bounding sphere cannot lower a minimum in any of them, in float64 with the same padded radii. Torch pays a fixed
 cost per op and a pass through memory per intermediate; the kernel is 3-4x faster than it on the planner's batches
-of a few hundred configurations and on thousands (benchmarks/bench_collision.py). The two agree to rounding except arm-arm, where the kernel takes the
-exact closest sphere pair (test_sphere_checker). Forward kinematics and the carried tray's pose stay torch.
+of a few hundred configurations and on thousands (benchmarks/bench_collision.py). The two agree to rounding except
+arm-arm, where the kernel takes the exact closest sphere pair (test_sphere_checker). forward_kinematics and
+carried_tray stay torch (SceneSafety's sweep, grip and tilt have their own compiled kernel: motion_kernel).
 """
 
 from __future__ import annotations
@@ -401,9 +402,7 @@ class SphereChecker:
         offsets, turns = np.zeros((1, 1, 3)), np.zeros((1, 1, 3, 3))
         grasps = 1
         if grasp is not None:
-            parts = grasp_tensors(grasp, torch.float64, torch.device("cpu"))
-            offsets = np.ascontiguousarray(np.stack([p[0].numpy() for p in parts], axis=1))  # (G, P, 3)
-            turns = np.ascontiguousarray(np.stack([p[1].numpy() for p in parts], axis=1))  # (G, P, 3, 3)
+            offsets, turns = kernel_grasp(grasp)
             mode, grasps = kernel.CARRIED_TRAY, offsets.shape[0]
         elif tray_pose is not None:
             pose = _float64(tray_pose).reshape(-1)
@@ -674,6 +673,15 @@ def grasp_tensors(
         tuple(torch.as_tensor(np.stack(values), dtype=dtype, device=device) for values in zip(*part, strict=True))
         for part in zip(*(g.tool_parts() for g in grasps), strict=True)
     ]
+
+
+def kernel_grasp(grasp: TrayGrasp | Sequence[TrayGrasp]) -> tuple[np.ndarray, np.ndarray]:
+    """grasp_tensors as the compiled kernels read them: the tray's offsets (G, P, 3) and rotations (G, P, 3, 3) in
+    each tool part's frame, float64."""
+    parts = grasp_tensors(grasp, torch.float64, torch.device("cpu"))
+    offsets = np.ascontiguousarray(np.stack([p[0].numpy() for p in parts], axis=1))
+    turns = np.ascontiguousarray(np.stack([p[1].numpy() for p in parts], axis=1))
+    return offsets, turns
 
 
 def _scene_count(batch: tuple[int, ...], *counts: int) -> int:

@@ -18,7 +18,7 @@ from flow_planner_common.obstacles import Box, ObstacleError
 from flow_planner_common.plan_scene import EMPTY_SCENE, PlanScene, SceneError, merge_boxes, validated_tray_pose
 from flow_planner_common.quaternion import QUATERNION_NORM_TOLERANCE
 from flow_planner_common.robot import DEFAULT_DT, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, NUM_JOINTS
-from flow_planner_common.scene_safety import SceneSafety
+from flow_planner_common.scene_safety import SceneBatch, SceneSafety
 from flow_planner_ros.planning.refinement import Refiner
 from flow_planner_ros.planning.request import PlanRequest
 from flow_planner_ros.planning.trajectory_safety import SafetyLimits
@@ -141,6 +141,47 @@ def test_a_carry_that_tilts_the_tray_is_refused(safety: SceneSafety) -> None:
     assert "deg from level (max_tray_tilt 5.0 deg)" in problem
     # Reaches (no carried tray) have no tilt check.
     assert "tilt" not in safety.categories(PlanScene.from_boxes([]))
+
+
+def test_the_compiled_motion_terms_agree_with_the_torch_ones(safety: SceneSafety) -> None:
+    """The CPU's one compiled pass (motion_kernel) gives the sweep, grip change and tilt that the torch ops give from
+    forward kinematics (the CUDA path), for reaches, two-tool and left-only carries, per-candidate starts and grasps
+    (check_many's batches) and a horizon longer than one block of lanes."""
+    from flow_planner_common.kinematics import TrayGrasp
+    from flow_planner_common.sphere_kernel import LANES
+
+    assert safety._motion is not None  # the CPU default: the compiled checker
+    start, goal = scenes.BARRIER_REACH, scenes.BARRIER_CARRY
+    two_tool = safety.checker.grasp_from_start(start, scenes.BARRIER_TRAY)
+    left_only = TrayGrasp(two_tool.position, two_tool.rotation)
+    rng = np.random.default_rng(4)
+    for horizon in (60, LANES + 40):
+        line = np.linspace(start, goal, horizon + 1)[1:]
+        positions = line + np.cumsum(rng.normal(0.0, 0.01, (3, horizon, NUM_JOINTS)), axis=1)
+        starts = start + rng.normal(0.0, 0.01, (3, 1, NUM_JOINTS))
+        per_candidate = tuple(safety.checker.grasp_from_start(s[0], scenes.BARRIER_TRAY) for s in starts)
+        for grasp in (None, two_tool, left_only, per_candidate):
+            compiled = safety._motion_terms(positions, starts, grasp)
+            q = safety.checker._input(positions)
+            kinematics = safety.kinematics(q, safety.checker._input(starts))
+            scene = SceneBatch(np.zeros((3, 1, 7)), np.zeros((3, 1), dtype=bool), grasp)
+            sweep = safety.sweep(q, None, scene, kinematics)
+            np.testing.assert_allclose(compiled[0].numpy(), sweep.numpy(), rtol=0.0, atol=2e-5)
+            if grasp is not None:
+                np.testing.assert_allclose(compiled[1].numpy(), safety.grip_change(q, None, kinematics).numpy(),
+                                           rtol=0.0, atol=2e-5)  # fmt: skip
+                tilt = safety.tray_tilt(kinematics, scene).numpy()  # float32 arccos near 1: ~1e-4 rad of rounding
+                np.testing.assert_allclose(compiled[2].numpy(), tilt, rtol=0.0, atol=5e-4)
+                assert compiled[2].max() > 1e-3 and compiled[1].max() > 1e-3  # the noise moves both
+    # In a check: the same clearances and requirements as from the torch kinematics.
+    positions = np.linspace(start, goal, 61)[1:][None]
+    scene = PlanScene.from_boxes([scenes.BARRIER], two_tool)
+    thresholds = safety.checker._input(safety.bind(start, goal, scene).thresholds)
+    q, first = safety.checker._input(positions), safety.checker._input(start)
+    compiled = safety._evaluate(q, first, scene, thresholds)
+    torch_ops = safety._evaluate(q, first, scene, thresholds, safety.kinematics(q, first))
+    for a, b in zip(compiled, torch_ops, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0.0, atol=5e-4)
 
 
 def test_a_goal_inside_a_box_is_refused_with_its_reason(safety: SceneSafety) -> None:
