@@ -33,7 +33,7 @@ $(DEPS_STAMP): requirements/lock.txt tools/setup_venv.sh tools/fix_ros_wheel_cma
 $(BUILD_STAMP): $(DEPS_STAMP) $(WORKSPACE_INPUTS)
 	source $(VENV)/bin/activate && source $(VENV)/local_setup.bash && \
 	  colcon --log-base log build --symlink-install --metas colcon.meta --event-handlers console_direct- summary+ 2>&1 | grep -v "is ignored"
-	$(IN_WS) python -m flow_planner_common.grip_follower
+	$(IN_WS) python -m flow_planner_common.compiled_kernels
 	touch $@
 
 lint: $(DEPS_STAMP)

@@ -17,8 +17,6 @@ left arm's wrist tilts the tray (scene_safety's tilt limit).
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 
@@ -201,8 +199,3 @@ class GripFollower:
                                                           self.damping), len(q))  # fmt: skip
         return q.reshape(shape), dq.reshape(shape)
 
-
-if __name__ == "__main__":  # `make setup` and the Docker image: compile (and cache) the numba kernels once
-    started = time.perf_counter()
-    GripFollower(SphereChecker())
-    print(f"sphere checker and grip follower kernels ready in {time.perf_counter() - started:.1f} s")
