@@ -20,7 +20,16 @@ import math
 import numba
 import numpy as np
 
-from flow_planner_common.sphere_kernel import _BODIES, _JIT, _TOOL, LANES, KernelGeometry, _chain_lanes, _held_tray
+from flow_planner_common.sphere_kernel import (
+    _BODIES,
+    _JIT,
+    _TOOL,
+    LANES,
+    KernelGeometry,
+    _chain_lanes,
+    _held_tray,
+    _trig_lanes,
+)
 
 
 @numba.njit(**_JIT)
@@ -56,12 +65,11 @@ def motion_terms(
         first = 0  # the block's first waypoint (0: the start)
         while True:
             count = min(lanes, horizon + 1 - first)
-            for j in range(joints):
-                for lane in range(lanes):
-                    k = first + min(lane, count - 1)
-                    angle = start[s, j] if k == 0 else q[n, k - 1, j]
-                    trig[0, j, lane] = math.sin(angle)
-                    trig[1, j, lane] = 1.0 - math.cos(angle)
+            for lane in range(lanes):
+                k = first + min(lane, count - 1)
+                for j in range(joints):
+                    trig[0, j, lane] = start[s, j] if k == 0 else q[n, k - 1, j]
+            _trig_lanes(trig)
             for arm in range(2):
                 _chain_lanes(geo, trig, arm, rot, pos)
             if carried:
