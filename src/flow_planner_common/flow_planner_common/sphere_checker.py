@@ -394,10 +394,7 @@ class SphereChecker:
             raise ValueError(f"expected (..., {NUM_JOINTS}) joint positions, got {q.shape}")
         batch = q.shape[:-1]
         q = np.ascontiguousarray(q.reshape(-1, NUM_JOINTS))
-        boxes, box_offset = self._boxes(obstacles, obstacle_mask)
-        rot, centre, half = (np.ascontiguousarray(_float64(v)) for v in _box_frames(boxes.double()))
-        box_rt = np.ascontiguousarray(np.swapaxes(rot, -1, -2))
-        used = np.isfinite(_float64(box_offset)[..., 0])
+        box_rt, centre, half, used = self._kernel_boxes(obstacles, obstacle_mask)
         mode, tray_rot, tray_pos = kernel.NO_TRAY, np.eye(3), np.zeros(3)
         offsets, turns = np.zeros((1, 1, 3)), np.zeros((1, 1, 3, 3))
         grasps = 1
@@ -408,13 +405,40 @@ class SphereChecker:
             pose = _float64(tray_pose).reshape(-1)
             mode, tray_pos = kernel.RESTING_TRAY, np.ascontiguousarray(pose[:3])
             tray_rot = np.ascontiguousarray(quat_to_matrix(pose[3:7]))
-        groups = _scene_count(tuple(batch), boxes.shape[0], grasps)
+        groups = _scene_count(tuple(batch), used.shape[0], grasps)
         n = q.shape[0]
         out = np.empty((n, len(CATEGORIES)))
         geometry, per = self._kernel_geometry, max(n // groups, 1)
         split_rows(lambda lo, hi: kernel.clearances(geometry, q, lo, hi, per, box_rt, centre, half, used, mode,
                                                     tray_rot, tray_pos, offsets, turns, out), n)  # fmt: skip
         return torch.from_numpy(out).to(self.dtype).reshape(*batch, len(CATEGORIES)).to(device)
+
+    def _kernel_boxes(
+        self, obstacles: Tensorish | Sequence[Box], mask: Tensorish | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """_boxes as the compiled kernel reads them, in numpy float64 (no torch op: a planner's call is a few hundred
+        configurations): per scene (G = 1 unless obstacles are (G, M, 7)) the boxes' axes as rows (G, M + 1, 3, 3),
+        centres and half sizes (G, M + 1, 3) and whether each is used (G, M + 1); the table last."""
+        if len(obstacles) and isinstance(obstacles[0], Box):
+            obstacles = [b.as_array() for b in obstacles]
+        array = _float64(obstacles)
+        array = array if array.ndim == 3 else array.reshape(1, -1, BOX_DIM)
+        if array.shape[-1] != BOX_DIM:
+            raise ValueError(f"expected (M, {BOX_DIM}) or (G, M, {BOX_DIM}) obstacles, got {tuple(array.shape)}")
+        groups, count = array.shape[:2]
+        used = np.ones((groups, count + 1), dtype=bool)
+        if mask is not None:
+            flags = _float64(mask) != 0.0
+            used[:, :count] = flags.reshape(groups if flags.ndim > 1 else 1, count)
+        g = self.geometry
+        table = np.concatenate([g.table_center, 2.0 * g.table_half, [0.0]])
+        boxes = np.concatenate([array, np.broadcast_to(table, (groups, 1, BOX_DIM))], axis=1)
+        cos, sin = np.cos(boxes[..., 6]), np.sin(boxes[..., 6])
+        box_rt = np.zeros((groups, count + 1, 3, 3))  # rows: the box's axes in the world (R^T, R the yaw)
+        box_rt[..., 0, 0], box_rt[..., 0, 1], box_rt[..., 1, 0], box_rt[..., 1, 1] = cos, sin, -sin, cos
+        box_rt[..., 2, 2] = 1.0
+        centre, half = np.ascontiguousarray(boxes[..., 0:3]), np.ascontiguousarray(0.5 * boxes[..., 3:6])
+        return box_rt, centre, half, used
 
     def _held_tray(
         self, tool_rt: torch.Tensor, tool_p: torch.Tensor, parts: list[tuple[torch.Tensor, torch.Tensor]]
@@ -664,11 +688,7 @@ def grasp_tensors(
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per tool part (TrayGrasp.tool_parts) the tray's positions (G, 3) and rotations (G, 3, 3) in that tool's
     frame: G = 1 for one grasp, else one row per grasp of the sequence (all two-tool or all left-only)."""
-    grasps = [grasp] if isinstance(grasp, TrayGrasp) else list(grasp)
-    if not grasps or not all(isinstance(g, TrayGrasp) for g in grasps):
-        raise ValueError("expected a TrayGrasp or a non-empty sequence of them")
-    if len({g.two_tool for g in grasps}) > 1:
-        raise ValueError("the grasps of one call must all be two-tool or all left-only")
+    grasps = _grasp_list(grasp)
     return [
         tuple(torch.as_tensor(np.stack(values), dtype=dtype, device=device) for values in zip(*part, strict=True))
         for part in zip(*(g.tool_parts() for g in grasps), strict=True)
@@ -678,10 +698,22 @@ def grasp_tensors(
 def kernel_grasp(grasp: TrayGrasp | Sequence[TrayGrasp]) -> tuple[np.ndarray, np.ndarray]:
     """grasp_tensors as the compiled kernels read them: the tray's offsets (G, P, 3) and rotations (G, P, 3, 3) in
     each tool part's frame, float64."""
-    parts = grasp_tensors(grasp, torch.float64, torch.device("cpu"))
-    offsets = np.ascontiguousarray(np.stack([p[0].numpy() for p in parts], axis=1))
-    turns = np.ascontiguousarray(np.stack([p[1].numpy() for p in parts], axis=1))
+    grasps = _grasp_list(grasp)
+    parts = [g.tool_parts() for g in grasps]
+    offsets = np.array([[offset for offset, _ in p] for p in parts], dtype=np.float64)
+    turns = np.array([[turn for _, turn in p] for p in parts], dtype=np.float64)
     return offsets, turns
+
+
+def _grasp_list(grasp: TrayGrasp | Sequence[TrayGrasp]) -> list[TrayGrasp]:
+    """The grasps of one call; ValueError unless one TrayGrasp or a non-empty sequence of them, all two-tool or all
+    left-only."""
+    grasps = [grasp] if isinstance(grasp, TrayGrasp) else list(grasp)
+    if not grasps or not all(isinstance(g, TrayGrasp) for g in grasps):
+        raise ValueError("expected a TrayGrasp or a non-empty sequence of them")
+    if len({g.two_tool for g in grasps}) > 1:
+        raise ValueError("the grasps of one call must all be two-tool or all left-only")
+    return grasps
 
 
 def _scene_count(batch: tuple[int, ...], *counts: int) -> int:

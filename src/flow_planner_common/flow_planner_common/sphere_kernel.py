@@ -304,10 +304,10 @@ def _place(
 @numba.njit(**_JIT)
 def _any_below(values: np.ndarray, best: np.ndarray) -> bool:
     """Whether any lane of values (lanes,) is below best's."""
-    for lane in range(values.shape[0]):  # noqa: SIM110 (a compiled loop that stops at the first)
-        if values[lane] < best[lane]:
-            return True
-    return False
+    below = 0
+    for lane in range(values.shape[0]):  # a count, not a loop that stops at the first: this one vectorises
+        below += values[lane] < best[lane]
+    return below > 0
 
 
 @numba.njit(**_JIT)

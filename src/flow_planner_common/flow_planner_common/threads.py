@@ -29,7 +29,7 @@ def split_rows(run: Callable[[int, int], None], total: int) -> None:
     """run(lo, hi) over the rows [0, total): in as many parts as torch has threads (the process's compute thread
     count, limit_threads) on a pool, for calls that release the GIL (the numba kernels), when there are SPLIT_ROWS
     or more; else in one call."""
-    threads = min(torch.get_num_threads(), os.cpu_count() or 1)
+    threads = min(torch.get_num_threads(), _cpu_count())
     if threads <= 1 or total < SPLIT_ROWS:
         run(0, total)
         return
@@ -37,6 +37,11 @@ def split_rows(run: Callable[[int, int], None], total: int) -> None:
     futures = [_pool(threads).submit(run, int(lo), int(hi)) for lo, hi in itertools.pairwise(bounds)]
     for future in futures:
         future.result()
+
+
+@functools.cache
+def _cpu_count() -> int:
+    return os.cpu_count() or 1
 
 
 @functools.cache
