@@ -27,16 +27,20 @@ def limit_threads(count: int) -> None:
 
 def split_rows(run: Callable[[int, int], None], total: int) -> None:
     """run(lo, hi) over the rows [0, total): in as many parts as torch has threads (the process's compute thread
-    count, limit_threads) on a pool, for calls that release the GIL (the numba kernels), when there are SPLIT_ROWS
-    or more; else in one call."""
+    count, limit_threads), the first on the calling thread and the others on a pool, for calls that release the GIL
+    (the numba kernels), when there are SPLIT_ROWS or more; else in one call."""
     threads = min(torch.get_num_threads(), _cpu_count())
     if threads <= 1 or total < SPLIT_ROWS:
         run(0, total)
         return
     bounds = np.linspace(0, total, threads + 1).astype(int)
-    futures = [_pool(threads).submit(run, int(lo), int(hi)) for lo, hi in itertools.pairwise(bounds)]
-    for future in futures:
-        future.result()
+    parts = list(itertools.pairwise(bounds))
+    futures = [_pool(threads).submit(run, int(lo), int(hi)) for lo, hi in parts[1:]]
+    try:
+        run(int(parts[0][0]), int(parts[0][1]))  # the first part here: one thread fewer to wake
+    finally:
+        for future in futures:
+            future.result()
 
 
 @functools.cache
