@@ -239,8 +239,8 @@ class SceneSafety:
     def _compiled_motion(self, positions: torch.Tensor, scene: PlanScene | SceneBatch) -> bool:
         """Whether the compiled motion terms serve these positions (..., H, 12) and this scene: with the compiled
         checker, and one grasp or one per candidate."""
-        if self._motion is None or positions.dim() < 2:
-            return False
+        if self._motion is None or self.checker.backend != "compiled" or positions.dim() < 2:
+            return False  # (a caller may have swapped in a torch checker: bench_planning_devices)
         grasp = scene.grasp
         return grasp is None or isinstance(grasp, TrayGrasp) or len(grasp) == positions[..., 0, 0].numel()
 

@@ -14,8 +14,8 @@ arm-arm: here the exact smallest sphere-pair distance, where the torch code take
 (one batched product). Computed in float64, with the same padded radii as the torch checker of the same dtype.
 
 `clearances` fills one row per configuration, in `kinematics.CATEGORIES` order, +inf where a category has no pair;
-it releases the GIL, so the caller can split a batch over threads (SphereChecker does). `_chain` is the one-
-configuration forward kinematics of the grip follower's kernel (grip_kernel).
+it releases the GIL, so the caller can split a batch over threads (SphereChecker does). The forward kinematics
+(`_chain_lanes`) and the carried tray (`_held_tray`) also serve motion_kernel and grip_kernel.
 """
 
 from __future__ import annotations
@@ -201,46 +201,9 @@ def clearances(
 
 
 @numba.njit(**_JIT)
-def _chain(geo: KernelGeometry, q: np.ndarray, c: int, arm: int, rot: np.ndarray, pos: np.ndarray) -> None:
-    """rot[arm] (7, 3, 3), pos[arm] (7, 3): world poses of the arm's bodies (the tool last) at joints q[c] (one
-    configuration: the grip follower's)."""
-    s, c1 = _sin_cos(q[c, 6 * arm])
-    c1 = 1.0 - c1
-    for i in range(3):
-        pos[arm, 0, i] = geo.first_pos[arm, i]
-        for j in range(3):
-            rot[arm, 0, i, j] = (geo.first_rot[arm, 0, i, j] + s * geo.first_rot[arm, 1, i, j]
-                                 + c1 * geo.first_rot[arm, 2, i, j])  # fmt: skip
-    for b in range(1, 6):
-        for i in range(3):
-            pos[arm, b, i] = (pos[arm, b - 1, i] + rot[arm, b - 1, i, 0] * geo.link_pos[arm, b, 0]
-                              + rot[arm, b - 1, i, 1] * geo.link_pos[arm, b, 1]
-                              + rot[arm, b - 1, i, 2] * geo.link_pos[arm, b, 2])  # fmt: skip
-        s, c1 = _sin_cos(q[c, 6 * arm + b])
-        c1 = 1.0 - c1
-        terms = geo.link_terms
-        for j in range(3):  # column j of link_rot (I + s K + c1 K^2), then the product
-            u0 = terms[arm, b, 0, 0, j] + s * terms[arm, b, 1, 0, j] + c1 * terms[arm, b, 2, 0, j]
-            u1 = terms[arm, b, 0, 1, j] + s * terms[arm, b, 1, 1, j] + c1 * terms[arm, b, 2, 1, j]
-            u2 = terms[arm, b, 0, 2, j] + s * terms[arm, b, 1, 2, j] + c1 * terms[arm, b, 2, 2, j]
-            for i in range(3):
-                rot[arm, b, i, j] = rot[arm, b - 1, i, 0] * u0 + rot[arm, b - 1, i, 1] * u1 + rot[arm, b - 1, i, 2] * u2
-    for i in range(3):
-        pos[arm, _TOOL, i] = (
-            pos[arm, 5, i]
-            + rot[arm, 5, i, 0] * geo.tool_pos[arm, 0]
-            + rot[arm, 5, i, 1] * geo.tool_pos[arm, 1]
-            + rot[arm, 5, i, 2] * geo.tool_pos[arm, 2]
-        )
-        for j in range(3):
-            rot[arm, _TOOL, i, j] = (rot[arm, 5, i, 0] * geo.tool_rot[arm, 0, j]
-                                     + rot[arm, 5, i, 1] * geo.tool_rot[arm, 1, j]
-                                     + rot[arm, 5, i, 2] * geo.tool_rot[arm, 2, j])  # fmt: skip
-
-
-@numba.njit(**_JIT)
 def _chain_lanes(geo: KernelGeometry, trig: np.ndarray, arm: int, rot: np.ndarray, pos: np.ndarray) -> None:
-    """_chain for a block: rot[arm] (7, 3, 3, lanes), pos[arm] (7, 3, lanes) from trig (2, 12, lanes)."""
+    """rot[arm] (7, 3, 3, lanes), pos[arm] (7, 3, lanes): world poses of the arm's bodies (the tool last) at the
+    joints whose sines and 1 - cosines are trig (2, 12, lanes)."""
     lanes = trig.shape[2]
     joint = 6 * arm
     for i in range(3):
