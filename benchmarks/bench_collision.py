@@ -124,12 +124,19 @@ def timed(call: Callable[[], object], sync: Callable[[], None] = lambda: None) -
     return time.perf_counter() - start
 
 
+#: Seconds each path runs untimed before its timed runs: on this 2-vCPU machine a path timed right after a pause or
+#: another path's work ran up to 30 % slower for its first runs (clocks and the thread pool's wake-ups).
+WARM_UP_S = 0.5
+
+
 def rates(paths: dict[str, Callable[[], float]], rounds: int) -> dict[str, dict[str, float]]:
-    """Configurations per second of each path, `rounds` back-to-back runs after a warm-up run: the best run (the
-    least disturbed by other load on the machine) and the median."""
+    """Configurations per second of each path, `rounds` back-to-back runs after running it for WARM_UP_S: the best
+    run (the least disturbed by other load on the machine) and the median."""
     out = {}
     for name, run in paths.items():
-        run()
+        started = time.perf_counter()
+        while time.perf_counter() - started < WARM_UP_S:
+            run()
         seen = [run() for _ in range(rounds)]
         out[name] = {"best": max(seen), "median": float(np.median(seen))}
     return out
