@@ -28,7 +28,7 @@ import numba
 import numpy as np
 
 from flow_planner_common.kinematics import CATEGORIES, RobotGeometry, skew
-from flow_planner_common.robot_spheres import RobotSpheres
+from flow_planner_common.robot_spheres import RobotSpheres, tray_folding
 
 _ARM_ARM, _ARM_TABLE, _ARM_OBSTACLE, _TRAY_OBSTACLE, _ARM_TRAY, _TRAY_TABLE = (
     CATEGORIES.index(name)
@@ -66,6 +66,9 @@ class KernelGeometry(NamedTuple):
     tray_center: np.ndarray  # (T, 3) the tray's boxes in the tray frame (axis-aligned there)
     tray_half: np.ndarray  # (T, 3) padded
     tray_bound: np.ndarray  # (4,) a sphere around all the tray's boxes: centre (tray frame), radius
+    tray_fold: np.ndarray  # (3,) bool: axes of the tray frame across whose mid-plane its boxes are mirror images
+    tray_kept_center: np.ndarray  # (Tk, 3) the boxes left after folding (robot_spheres.tray_folding)
+    tray_kept_half: np.ndarray  # (Tk, 3) padded
     floor_z: float
     first_body_table: float  # the first bodies' fixed distance to the table and floor (m), or NaN: none
     min_axis_length: float  # sphere_checker.MIN_AXIS_LENGTH
@@ -500,19 +503,25 @@ def _held_tray(
 @numba.njit(**_JIT)
 def _tray_sdf(geo: KernelGeometry, tray: np.ndarray, point: np.ndarray, scratch: np.ndarray) -> None:
     """scratch[0] (lanes,): the signed distance of point (3, lanes) to the nearest of the tray's boxes (axis-aligned
-    in the tray frame), the tray at its pose per lane (tray (4, 3, lanes)). scratch: (6, lanes)."""
+    in the tray frame), the tray at its pose per lane (tray (4, 3, lanes)): the point folded across the tray's mirror
+    planes against the boxes kept there (geo.tray_fold; the same distances, 3 boxes instead of 5). scratch: (6,
+    lanes)."""
     lanes = scratch.shape[1]
+    fold_x, fold_y, fold_z = geo.tray_fold[0], geo.tray_fold[1], geo.tray_fold[2]
     for lane in range(lanes):  # rows 1-3: the point in the tray frame; 4: least depth inside a box; 5: least squared
         dx, dy, dz = (point[0, lane] - tray[3, 0, lane], point[1, lane] - tray[3, 1, lane],
                       point[2, lane] - tray[3, 2, lane])  # fmt: skip
-        scratch[1, lane] = tray[0, 0, lane] * dx + tray[1, 0, lane] * dy + tray[2, 0, lane] * dz
-        scratch[2, lane] = tray[0, 1, lane] * dx + tray[1, 1, lane] * dy + tray[2, 1, lane] * dz
-        scratch[3, lane] = tray[0, 2, lane] * dx + tray[1, 2, lane] * dy + tray[2, 2, lane] * dz
+        lx = tray[0, 0, lane] * dx + tray[1, 0, lane] * dy + tray[2, 0, lane] * dz
+        ly = tray[0, 1, lane] * dx + tray[1, 1, lane] * dy + tray[2, 1, lane] * dz
+        lz = tray[0, 2, lane] * dx + tray[1, 2, lane] * dy + tray[2, 2, lane] * dz
+        scratch[1, lane] = abs(lx) if fold_x else lx
+        scratch[2, lane] = abs(ly) if fold_y else ly
+        scratch[3, lane] = abs(lz) if fold_z else lz
         scratch[4, lane] = np.inf
         scratch[5, lane] = np.inf  # distance to a box outside it
-    for t in range(geo.tray_center.shape[0]):
-        cx, cy, cz = geo.tray_center[t, 0], geo.tray_center[t, 1], geo.tray_center[t, 2]
-        hx, hy, hz = geo.tray_half[t, 0], geo.tray_half[t, 1], geo.tray_half[t, 2]
+    for t in range(geo.tray_kept_center.shape[0]):
+        cx, cy, cz = geo.tray_kept_center[t, 0], geo.tray_kept_center[t, 1], geo.tray_kept_center[t, 2]
+        hx, hy, hz = geo.tray_kept_half[t, 0], geo.tray_kept_half[t, 1], geo.tray_kept_half[t, 2]
         for lane in range(lanes):
             ex = abs(scratch[1, lane] - cx) - hx
             ey = abs(scratch[2, lane] - cy) - hy
@@ -657,6 +666,7 @@ def kernel_geometry(
     tray_centre = 0.5 * (corners.min(axis=0) + corners.max(axis=0))
     tray_bound = np.append(tray_centre, np.linalg.norm(corners - tray_centre, axis=1).max())
     round_geom = np.all(sp.geom_half[:, :, :2] <= no_size, axis=2)
+    fold, keep = tray_folding(g.tray_center, tray_half, g.tray_handle)
     return KernelGeometry(
         first_rot=np.ascontiguousarray(first_rot, dtype=np.float64),
         first_pos=np.ascontiguousarray(first_pos, dtype=np.float64),
@@ -680,6 +690,9 @@ def kernel_geometry(
         tray_center=np.ascontiguousarray(g.tray_center, dtype=np.float64),
         tray_half=np.ascontiguousarray(tray_half, dtype=np.float64),
         tray_bound=np.ascontiguousarray(tray_bound, dtype=np.float64),
+        tray_fold=np.ascontiguousarray(fold),
+        tray_kept_center=np.ascontiguousarray(g.tray_center[keep], dtype=np.float64),
+        tray_kept_half=np.ascontiguousarray(tray_half[keep], dtype=np.float64),
         floor_z=float(g.floor_z),
         first_body_table=math.nan if first_body_table is None else float(first_body_table),
         min_axis_length=float(min_axis_length),
