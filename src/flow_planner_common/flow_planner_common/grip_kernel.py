@@ -57,7 +57,7 @@ def follow_rows(
     ee_p, ee_r = np.empty((2, 3, lanes)), np.empty((2, 3, 3, lanes))
     jacobian = np.empty((2, 6, 6, lanes))  # per arm: rows linear, angular; columns the joints
     err, rhs, normal, damp = np.empty((6, lanes)), np.empty((6, lanes)), np.empty((6, 6, lanes)), np.empty(lanes)
-    turn = np.empty((3, 3, lanes))
+    turn, aim = np.empty((3, 3, lanes)), np.empty((3, lanes))
     active, tilted, off = np.empty(lanes, np.bool_), np.empty(lanes, np.bool_), np.empty(lanes, np.bool_)
     ones = np.ones(6)
     for c in range(0, total, lanes):
@@ -91,17 +91,15 @@ def follow_rows(
                     value = ee_p[0, i, lane]
                     for k in range(3):
                         value += ee_r[0, i, k, lane] * rel_p[k]
-                    target_i = value
-                    err[i, lane] = (target_i - ee_p[1, i, lane]) * weights[i]
-                    turn[0, i, lane] = target_i  # kept until the rows that stop are written out
+                    aim[i, lane] = value
+                    err[i, lane] = (value - ee_p[1, i, lane]) * weights[i]
             for lane in range(count):
                 if active[lane]:
                     for i in range(3):
-                        target[c + lane, i] = turn[0, i, lane]
+                        target[c + lane, i] = aim[i, lane]
             _rotation_error(ee_r, rel_r, weights, turn, err)
             still = False
             for lane in range(count):
-                off[lane] = False
                 for i in range(6):
                     off[lane] = off[lane] or abs(err[i, lane]) > tolerance
                 if active[lane] and (iteration == max_iterations or not (off[lane] or tilted[lane])):

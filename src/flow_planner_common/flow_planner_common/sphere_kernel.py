@@ -170,9 +170,9 @@ def clearances(
         gap_box[:] = -1
         for m in range(boxes):
             if box_used[g, m]:
-                table = m == boxes - 1
-                lowered = best[_ARM_TABLE] if table else best[_ARM_OBSTACLE]
-                _arm_box(geo, rot, pos, world, bound, box_rt, box_center, box_half, g, m, table and skip_first,
+                is_table = m == boxes - 1
+                lowered = best[_ARM_TABLE] if is_table else best[_ARM_OBSTACLE]
+                _arm_box(geo, rot, pos, world, bound, box_rt, box_center, box_half, g, m, is_table and skip_first,
                          lowered, gap_box, gap, pair_bound, value)  # fmt: skip
         table = best[_ARM_TABLE]
         for arm in range(2):  # the floor
@@ -194,9 +194,9 @@ def clearances(
             _arm_tray(geo, world, bound, tray, best[_ARM_TRAY], pair_bound)
             for m in range(boxes):
                 if box_used[g, m]:
-                    table = m == boxes - 1
-                    _tray_box(geo, tray, box_rt, box_center, box_half, g, m, not table,
-                              best[_TRAY_TABLE] if table else best[_TRAY_OBSTACLE], pair_bound)  # fmt: skip
+                    is_table = m == boxes - 1
+                    _tray_box(geo, tray, box_rt, box_center, box_half, g, m, not is_table,
+                              best[_TRAY_TABLE] if is_table else best[_TRAY_OBSTACLE], pair_bound)  # fmt: skip
         for lane in range(end - c):
             for k in range(len(CATEGORIES)):
                 out[c + lane, k] = best[k, lane]
