@@ -140,8 +140,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--samples", default="1,8,32", help="comma-separated best-of-N values")
     parser.add_argument("--devices", default="cpu,cuda",
-                        help="comma-separated subset of cpu,cuda; torch-checker: also the CPU with the checker and "
-                             "grip follower in torch ops instead of the compiled kernels")  # fmt: skip
+                        help="comma-separated subset of cpu,cuda; torch-checker: also the CPU with the checker, "
+                             "the safety check's sweep, grip and tilt and the grip follower in torch ops instead of "
+                             "the compiled kernels")  # fmt: skip
     args = parser.parse_args()
     counts = [int(n) for n in args.samples.split(",") if n]
     torch.set_num_threads(1)
