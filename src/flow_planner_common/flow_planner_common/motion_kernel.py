@@ -58,7 +58,7 @@ def motion_terms(
     rot, pos = np.empty((2, _BODIES, 3, 3, lanes)), np.empty((2, _BODIES, 3, lanes))
     tray = np.empty((4, 3, lanes))
     step = np.empty(horizon + 1)  # step[k]: from waypoint k - 1 to k (k >= 1; the start is waypoint 0)
-    grip_start = np.empty(3)
+    grip_x, grip_y, grip_z = 0.0, 0.0, 0.0  # the right tool in the left tool's frame at the start
     for n in range(lo, hi):
         s = n if start.shape[0] > 1 else 0
         g = n if grasp_offset.shape[0] > 1 else 0
@@ -77,7 +77,7 @@ def motion_terms(
             for lane in range(count):
                 k = first + lane
                 if k == 0 and carried:
-                    _grip_vector(rot, pos, lane, grip_start)
+                    grip_x, grip_y, grip_z = _grip_vector(rot, pos, lane)
                 if k == 0 or lane == 0:  # the start, or this block's overlap with the last
                     continue
                 largest = 0.0
@@ -87,9 +87,8 @@ def motion_terms(
                         largest = max(largest, moved)
                 if carried:
                     largest = max(largest, _moved(tray[3], lane) + _turned(tray[:3], lane) * tray_reach)
-                    x, y, z = _grip_vector_xyz(rot, pos, lane)
-                    grip[n, k - 1] = math.sqrt((x - grip_start[0]) ** 2 + (y - grip_start[1]) ** 2
-                                               + (z - grip_start[2]) ** 2)  # fmt: skip
+                    x, y, z = _grip_vector(rot, pos, lane)
+                    grip[n, k - 1] = math.sqrt((x - grip_x) ** 2 + (y - grip_y) ** 2 + (z - grip_z) ** 2)
                     tilt[n, k - 1] = math.acos(min(1.0, max(-1.0, tray[2, 2, lane])))
                 step[k] = largest
             if first + count >= horizon + 1:
@@ -119,7 +118,7 @@ def _turned(r: np.ndarray, lane: int) -> float:
 
 
 @numba.njit(**_JIT)
-def _grip_vector_xyz(rot: np.ndarray, pos: np.ndarray, lane: int) -> tuple[float, float, float]:
+def _grip_vector(rot: np.ndarray, pos: np.ndarray, lane: int) -> tuple[float, float, float]:
     """The right tool's position in the left tool's frame, R_left^T (p_right - p_left)."""
     dx = pos[1, _TOOL, 0, lane] - pos[0, _TOOL, 0, lane]
     dy = pos[1, _TOOL, 1, lane] - pos[0, _TOOL, 1, lane]
@@ -128,9 +127,3 @@ def _grip_vector_xyz(rot: np.ndarray, pos: np.ndarray, lane: int) -> tuple[float
     return (r[0, 0, lane] * dx + r[1, 0, lane] * dy + r[2, 0, lane] * dz,
             r[0, 1, lane] * dx + r[1, 1, lane] * dy + r[2, 1, lane] * dz,
             r[0, 2, lane] * dx + r[1, 2, lane] * dy + r[2, 2, lane] * dz)  # fmt: skip
-
-
-@numba.njit(**_JIT)
-def _grip_vector(rot: np.ndarray, pos: np.ndarray, lane: int, out: np.ndarray) -> None:
-    """out (3,): _grip_vector_xyz."""
-    out[0], out[1], out[2] = _grip_vector_xyz(rot, pos, lane)

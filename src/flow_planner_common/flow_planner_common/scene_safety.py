@@ -67,7 +67,7 @@ from flow_planner_common.clearance_rules import CLEARANCE_FLOOR, endpoint_thresh
 from flow_planner_common.kinematics import CATEGORIES, RobotGeometry, TrayGrasp
 from flow_planner_common.plan_scene import PlanScene
 from flow_planner_common.robot import NUM_JOINTS
-from flow_planner_common.sphere_checker import SphereChecker, kernel_grasp
+from flow_planner_common.sphere_checker import SphereChecker, float64_array, kernel_grasp
 from flow_planner_common.tool_frames import grip_change
 
 #: Default clearance margin (m), see the module docstring.
@@ -250,11 +250,10 @@ class SceneSafety:
         """The sweep, grip change and tray tilt (..., H) of positions (..., H, 12) from `start` ((12,) or one per
         candidate) by the compiled kernel (motion_kernel): what sweep, grip_change and tray_tilt give from
         kinematics, in float64 (grip and tilt 0 without a grasp)."""
-        q = np.asarray(positions.detach().cpu() if isinstance(positions, torch.Tensor) else positions, dtype=float)
+        q = float64_array(positions)
         batch = q.shape[:-1]
         q = np.ascontiguousarray(q.reshape(-1, *q.shape[-2:]))  # (N, H, 12)
-        first = np.asarray(start.detach().cpu() if isinstance(start, torch.Tensor) else start, dtype=float)
-        first = np.ascontiguousarray(first.reshape(-1, NUM_JOINTS))
+        first = np.ascontiguousarray(float64_array(start).reshape(-1, NUM_JOINTS))
         if first.shape[0] not in (1, q.shape[0]):
             raise ValueError(f"{first.shape[0]} starts for {q.shape[0]} candidates")
         offsets, turns = (np.zeros((1, 1, 3)), np.zeros((1, 1, 3, 3))) if grasp is None else kernel_grasp(grasp)

@@ -88,7 +88,7 @@ _ARM_ARM, _ARM_TABLE, _ARM_OBSTACLE, _TRAY_OBSTACLE, _ARM_TRAY, _TRAY_TABLE = ra
 Tensorish = torch.Tensor | np.ndarray | Sequence[float]
 
 
-def _float64(values: Tensorish) -> np.ndarray:
+def float64_array(values: Tensorish) -> np.ndarray:
     """A float64 numpy array of a tensor (any device) or array-like."""
     if isinstance(values, torch.Tensor):
         return values.detach().to(device="cpu", dtype=torch.float64).numpy()
@@ -158,7 +158,8 @@ class SphereChecker:
         # The table (the last static box, after the scene's obstacles) and the floor plane. A first body that turns
         # about a vertical axis above the table keeps its distance to both: its exact shapes' (RobotGeometry) stand
         # in for its spheres there (a sphere around the stubby shoulder reaches 2.5 cm below it).
-        self._table = self._tensor(np.concatenate([g.table_center, 2 * g.table_half, [0.0]]))  # an obstacle row
+        self._table_row = np.concatenate([g.table_center, 2 * g.table_half, [0.0]])  # an obstacle row, float64
+        self._table = self._tensor(self._table_row)
         self.first_body_table = first_body_table(g, self.padding + slack)  # m, or None
         skip = np.where((sp.body == 0).reshape(-1) & (self.first_body_table is not None), np.inf, 0.0)
         self._floor = self._tensor(flat_radius[:, None] + g.floor_z - skip[:, None])  # (2S, 1): z minus this
@@ -389,7 +390,7 @@ class SphereChecker:
         """clearance() by the compiled kernel (sphere_kernel): float64, split over torch's thread count (split_rows)."""
         kernel = self._kernel
         device = positions.device if isinstance(positions, torch.Tensor) else self.device
-        q = _float64(positions)
+        q = float64_array(positions)
         if q.shape[-1] != NUM_JOINTS:
             raise ValueError(f"expected (..., {NUM_JOINTS}) joint positions, got {q.shape}")
         batch = q.shape[:-1]
@@ -402,7 +403,7 @@ class SphereChecker:
             offsets, turns = kernel_grasp(grasp)
             mode, grasps = kernel.CARRIED_TRAY, offsets.shape[0]
         elif tray_pose is not None:
-            pose = _float64(tray_pose).reshape(-1)
+            pose = float64_array(tray_pose).reshape(-1)
             mode, tray_pos = kernel.RESTING_TRAY, np.ascontiguousarray(pose[:3])
             tray_rot = np.ascontiguousarray(quat_to_matrix(pose[3:7]))
         groups = _scene_count(tuple(batch), used.shape[0], grasps)
@@ -421,18 +422,16 @@ class SphereChecker:
         centres and half sizes (G, M + 1, 3) and whether each is used (G, M + 1); the table last."""
         if len(obstacles) and isinstance(obstacles[0], Box):
             obstacles = [b.as_array() for b in obstacles]
-        array = _float64(obstacles)
+        array = float64_array(obstacles)
         array = array if array.ndim == 3 else array.reshape(1, -1, BOX_DIM)
         if array.shape[-1] != BOX_DIM:
             raise ValueError(f"expected (M, {BOX_DIM}) or (G, M, {BOX_DIM}) obstacles, got {tuple(array.shape)}")
         groups, count = array.shape[:2]
         used = np.ones((groups, count + 1), dtype=bool)
         if mask is not None:
-            flags = _float64(mask) != 0.0
+            flags = float64_array(mask) != 0.0
             used[:, :count] = flags.reshape(groups if flags.ndim > 1 else 1, count)
-        g = self.geometry
-        table = np.concatenate([g.table_center, 2.0 * g.table_half, [0.0]])
-        boxes = np.concatenate([array, np.broadcast_to(table, (groups, 1, BOX_DIM))], axis=1)
+        boxes = np.concatenate([array, np.broadcast_to(self._table_row, (groups, 1, BOX_DIM))], axis=1)
         cos, sin = np.cos(boxes[..., 6]), np.sin(boxes[..., 6])
         box_rt = np.zeros((groups, count + 1, 3, 3))  # rows: the box's axes in the world (R^T, R the yaw)
         box_rt[..., 0, 0], box_rt[..., 0, 1], box_rt[..., 1, 0], box_rt[..., 1, 1] = cos, sin, -sin, cos
