@@ -266,12 +266,13 @@ def test_inputs_numpy_float64_and_masks(checker: SphereChecker) -> None:
         checker.clearance(q, tray_pose=pose, grasp=checker.grasp_from_start(q[0], pose))
 
 
-def test_compiled_kernel_agrees_with_torch(cases: list[JudgeCase]) -> None:
-    """The compiled kernel (sphere_kernel) and the torch ops give the same bounds (float64): equal up to rounding in
-    every category but arm-arm, where the kernel takes the exact closest sphere pair and torch a bound below it
-    (within 12 % where apart by less than 10 cm, <= 0 where spheres overlap); tray resting, carried by both tools
-    and by the left alone."""
-    compiled, reference = (SphereChecker(dtype=torch.float64, backend=b) for b in ("compiled", "torch"))
+@pytest.mark.parametrize(("dtype", "rounding"), [(torch.float64, 1e-8), (torch.float32, 2e-5)])
+def test_compiled_kernel_agrees_with_torch(cases: list[JudgeCase], dtype: torch.dtype, rounding: float) -> None:
+    """The compiled kernel (sphere_kernel) and the torch ops give the same bounds in each dtype (the kernel's float32
+    lanes: the default): equal up to rounding in every category but arm-arm, where the kernel takes the exact closest
+    sphere pair and torch a bound below it (in float64 within 12 % where apart by less than 10 cm; <= 0 where spheres
+    overlap); tray resting, carried by both tools and by the left alone."""
+    compiled, reference = (SphereChecker(dtype=dtype, backend=b) for b in ("compiled", "torch"))
     arm_arm = []
     for case in cases[:150]:
         trays = [{"tray_pose": case.tray_pose}] if case.grasp is None else [{"grasp": case.grasp},
@@ -281,12 +282,14 @@ def test_compiled_kernel_agrees_with_torch(cases: list[JudgeCase]) -> None:
             theirs = reference.clearance(case.positions, case.boxes, **tray).numpy()
             assert np.array_equal(np.isfinite(ours), np.isfinite(theirs))
             finite = np.isfinite(ours[:, 1:])
-            assert np.abs(ours[:, 1:][finite] - theirs[:, 1:][finite]).max() < 1e-8
+            assert np.abs(ours[:, 1:][finite] - theirs[:, 1:][finite]).max() < rounding
             arm_arm.append(np.stack([ours[:, 0], theirs[:, 0]], axis=1))
     exact, bound = np.concatenate(arm_arm).T
-    assert np.all(bound <= exact + 1e-9)
+    assert np.all(bound <= exact + rounding)
     apart, near = exact > 0.0, (exact > 0.0) & (exact < 0.1)
-    assert np.all(bound[near] >= 0.88 * exact[near]) and near.sum() >= 100
+    assert near.sum() >= 100
+    if dtype == torch.float64:  # torch's float32 bound also takes off its product's rounding (_gram_eps)
+        assert np.all(bound[near] >= 0.88 * exact[near])
     assert np.all(exact[~apart] <= 0.0) and (~apart).sum() >= 50
 
 

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import time
 
+import torch
+
 from flow_planner_common.grip_follower import GripFollower
 from flow_planner_common.scene_safety import SceneSafety
+from flow_planner_common.sphere_checker import SphereChecker
 
 
 def main() -> None:
     started = time.perf_counter()
     safety = SceneSafety()
     GripFollower(safety.checker)
+    SphereChecker(dtype=torch.float64)  # the clearance kernel compiles once per dtype (float32 is the default)
     print(f"sphere checker, motion terms and grip follower kernels ready in {time.perf_counter() - started:.1f} s")
 
 

@@ -35,10 +35,10 @@ sphere-box tests go a few spheres at a time, `TILE_ELEMENTS`, to stay in cache).
 Two backends compute clearance() (`backend`): these torch ops (any device: the path of CUDA, where a batch of
 thousands of configurations costs what one does), and on the CPU by default the same bounds compiled with numba
 (`flow_planner_common.sphere_kernel`): blocks of 128 configurations vectorised over them, skipping bodies whose
-bounding sphere cannot lower a minimum in any of them, in float64 with the same padded radii. Torch pays a fixed
-cost per op and a pass through memory per intermediate; the kernel is 3-4x faster than it on the planner's batches
-of a few hundred configurations and on thousands (benchmarks/bench_collision.py). The two agree to rounding except
-arm-arm, where the kernel takes the exact closest sphere pair (test_sphere_checker). forward_kinematics and
+bounding sphere cannot lower a minimum in any of them, in the checker's dtype with the same padded radii. Torch pays
+a fixed cost per op and a pass through memory per intermediate; the kernel is 4-5x faster than it on the planner's
+batches of a few hundred configurations and on thousands (benchmarks/bench_collision.py). The two agree to rounding
+except arm-arm, where the kernel takes the exact closest sphere pair (test_sphere_checker). forward_kinematics and
 carried_tray stay torch (SceneSafety's sweep, grip and tilt have their own compiled kernel: motion_kernel).
 """
 
@@ -224,8 +224,16 @@ class SphereChecker:
             from flow_planner_common import sphere_kernel
 
             self._kernel = sphere_kernel
+            #: the robot for the compiled forward kinematics of the follower and SceneSafety (float64), and for
+            #: clearance() (in the checker's dtype: float32 lanes are twice as many per SIMD instruction)
             self._kernel_geometry = sphere_kernel.kernel_geometry(g, sp, self.padding + slack, self.first_body_table,
                                                                   MIN_AXIS_LENGTH, NO_SIZE)  # fmt: skip
+            self._numpy_dtype = torch.empty((), dtype=dtype).numpy().dtype.type
+            self._clearance_geometry = (
+                self._kernel_geometry if self._numpy_dtype is np.float64 else
+                sphere_kernel.kernel_geometry(g, sp, self.padding + slack, self.first_body_table, MIN_AXIS_LENGTH,
+                                              NO_SIZE, self._numpy_dtype)
+            )  # fmt: skip
             # compiled (or loaded from numba's cache) here, not in a caller's first timed call
             self.clearance(np.zeros((1, NUM_JOINTS)), tray_pose=[0.5, 0.0, 0.76, 1.0, 0.0, 0.0, 0.0])
 
@@ -387,7 +395,8 @@ class SphereChecker:
         tray_pose: Tensorish | None,
         grasp: TrayGrasp | Sequence[TrayGrasp] | None,
     ) -> torch.Tensor:
-        """clearance() by the compiled kernel (sphere_kernel): float64, split over torch's thread count (split_rows)."""
+        """clearance() by the compiled kernel (sphere_kernel): in the checker's dtype (the joint angles' sines and
+        cosines from float64), split over torch's thread count (split_rows)."""
         kernel = self._kernel
         device = positions.device if isinstance(positions, torch.Tensor) else self.device
         q = float64_array(positions)
@@ -396,6 +405,7 @@ class SphereChecker:
         batch = q.shape[:-1]
         q = np.ascontiguousarray(q.reshape(-1, NUM_JOINTS))
         box_rt, centre, half, used = self._kernel_boxes(obstacles, obstacle_mask)
+        dtype = self._numpy_dtype
         mode, tray_rot, tray_pos = kernel.NO_TRAY, np.eye(3), np.zeros(3)
         offsets, turns = np.zeros((1, 1, 3)), np.zeros((1, 1, 3, 3))
         grasps = 1
@@ -407,9 +417,11 @@ class SphereChecker:
             mode, tray_pos = kernel.RESTING_TRAY, np.ascontiguousarray(pose[:3])
             tray_rot = np.ascontiguousarray(quat_to_matrix(pose[3:7]))
         groups = _scene_count(tuple(batch), used.shape[0], grasps)
+        tray_rot, tray_pos, offsets, turns = (np.ascontiguousarray(a, dtype=dtype)
+                                              for a in (tray_rot, tray_pos, offsets, turns))  # fmt: skip
         n = q.shape[0]
-        out = np.empty((n, len(CATEGORIES)))
-        geometry, per = self._kernel_geometry, max(n // groups, 1)
+        out = np.empty((n, len(CATEGORIES)), dtype=dtype)
+        geometry, per = self._clearance_geometry, max(n // groups, 1)
         split_rows(lambda lo, hi: kernel.clearances(geometry, q, lo, hi, per, box_rt, centre, half, used, mode,
                                                     tray_rot, tray_pos, offsets, turns, out), n)  # fmt: skip
         return torch.from_numpy(out).to(self.dtype).reshape(*batch, len(CATEGORIES)).to(device)
@@ -417,9 +429,9 @@ class SphereChecker:
     def _kernel_boxes(
         self, obstacles: Tensorish | Sequence[Box], mask: Tensorish | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """_boxes as the compiled kernel reads them, in numpy float64 (no torch op: a planner's call is a few hundred
-        configurations): per scene (G = 1 unless obstacles are (G, M, 7)) the boxes' axes as rows (G, M + 1, 3, 3),
-        centres and half sizes (G, M + 1, 3) and whether each is used (G, M + 1); the table last."""
+        """_boxes as the compiled kernel reads them, in numpy in the checker's dtype (no torch op: a planner's call is a
+        few hundred configurations): per scene (G = 1 unless obstacles are (G, M, 7)) the boxes' axes as rows
+        (G, M + 1, 3, 3), centres and half sizes (G, M + 1, 3) and whether each is used (G, M + 1); the table last."""
         if len(obstacles) and isinstance(obstacles[0], Box):
             obstacles = [b.as_array() for b in obstacles]
         array = float64_array(obstacles)
@@ -433,10 +445,11 @@ class SphereChecker:
             used[:, :count] = flags.reshape(groups if flags.ndim > 1 else 1, count)
         boxes = np.concatenate([array, np.broadcast_to(self._table_row, (groups, 1, BOX_DIM))], axis=1)
         cos, sin = np.cos(boxes[..., 6]), np.sin(boxes[..., 6])
-        box_rt = np.zeros((groups, count + 1, 3, 3))  # rows: the box's axes in the world (R^T, R the yaw)
+        box_rt = np.zeros((groups, count + 1, 3, 3), dtype=self._numpy_dtype)  # rows: the box's axes in the world
         box_rt[..., 0, 0], box_rt[..., 0, 1], box_rt[..., 1, 0], box_rt[..., 1, 1] = cos, sin, -sin, cos
         box_rt[..., 2, 2] = 1.0
-        centre, half = np.ascontiguousarray(boxes[..., 0:3]), np.ascontiguousarray(0.5 * boxes[..., 3:6])
+        centre = np.ascontiguousarray(boxes[..., 0:3], dtype=self._numpy_dtype)
+        half = np.ascontiguousarray(0.5 * boxes[..., 3:6], dtype=self._numpy_dtype)
         return box_rt, centre, half, used
 
     def _held_tray(

@@ -11,7 +11,10 @@ in every lane, already at least the category's best so far is skipped (every dis
 geom bound (the separating-axis gap of its exact geom, `_geom_gap`) is computed only where the sphere's own value
 would lower the minimum in some lane. The result is the minimum the torch code takes over all terms, except
 arm-arm: here the exact smallest sphere-pair distance, where the torch code takes a bound a few per cent below it
-(one batched product). Computed in float64, with the same padded radii as the torch checker of the same dtype.
+(one batched product). Computed in the dtype of `out` (float32 lanes: twice as many per SIMD instruction as float64,
+1.5x faster here), with the same padded radii as the torch checker of that dtype (its rounding slack covers float32's
+rounding); every float array in that dtype too (kernel_geometry's dtype), and every literal through `_as`, since one
+float64 literal in an expression turns its float32 lanes into float64 ones.
 
 `clearances` fills one row per configuration, in `kinematics.CATEGORIES` order, +inf where a category has no pair;
 it releases the GIL, so the caller can split a batch over threads (SphereChecker does). The forward kinematics
@@ -26,6 +29,8 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from flow_planner_common.kinematics import CATEGORIES, RobotGeometry, skew
 from flow_planner_common.robot_spheres import RobotSpheres, tray_folding
@@ -41,7 +46,7 @@ _BODIES = _TOOL + 1  # per arm: six jointed bodies and the tool
 
 
 class KernelGeometry(NamedTuple):
-    """The robot as the kernel reads it (float64, int64), built once by SphereChecker from RobotGeometry and
+    """The robot as the kernel reads it (float64 or float32, int64), built once by SphereChecker from RobotGeometry and
     RobotSpheres; radii and half sizes already padded."""
 
     first_rot: np.ndarray  # (2, 3 terms, 3, 3) base_rot link_rot[0] (I, K, K^2): body 0's rotation terms
@@ -75,9 +80,9 @@ class KernelGeometry(NamedTuple):
 
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
-#: Configurations computed together (the last axis of every intermediate): 16 AVX-512 vectors of float64; 128 was
-#: fastest of 8-128 on bench_collision and the planner's 8 x 60 checks (the broad phase skips less in longer blocks,
-#: the loops' fixed costs spread over more lanes).
+#: Configurations computed together (the last axis of every intermediate): 16 AVX-512 vectors of float64, 8 of
+#: float32; 128 was fastest of 8-128 on bench_collision and the planner's 8 x 60 checks (the broad phase skips less
+#: in longer blocks, the loops' fixed costs spread over more lanes).
 LANES = 128
 
 
@@ -90,6 +95,20 @@ _SIN = (-1.66666666666666324348e-01, 8.33333333332248946124e-03, -1.984126982985
         2.75573137070700676789e-06, -2.50507602534068634195e-08, 1.58969099521155010221e-10)  # fmt: skip
 _COS = (4.16666666666666019037e-02, -1.38888888888741095749e-03, 2.48015872894767294178e-05,
         -2.75573143513906633035e-07, 2.08757232129817482790e-09, -1.13596475577881948265e-11)  # fmt: skip
+
+
+def _as(like: object, value: float) -> float:
+    """value in the float type of `like` (an array's dtype, or a scalar's type): numba types Python literals as
+    float64, and one in an expression turns float32 lanes into float64 ones (half the SIMD width, conversions)."""
+    return value
+
+
+@overload(_as, inline="always")
+def _as_overload(like, value):  # no annotations: numba requires the lambdas' signature, annotations included
+    kind = like.dtype if isinstance(like, types.Array) else like
+    if kind == types.float32:
+        return lambda like, value: np.float32(value)
+    return lambda like, value: np.float64(value)
 
 
 @numba.njit(inline="always", **_JIT)
@@ -143,13 +162,14 @@ def clearances(
     (a short block repeats its last configuration)."""
     joints, spheres, geoms, boxes = q.shape[1], geo.sphere_center.shape[1], geo.geom_body.shape[1], box_used.shape[1]
     lanes = max(1, min(LANES, hi - lo))  # a run-time count: the compiler vectorises these loops instead of unrolling
-    trig = np.empty((2, joints, lanes))  # sin q, 1 - cos q
-    rot, pos = np.empty((2, _BODIES, 3, 3, lanes)), np.empty((2, _BODIES, 3, lanes))
-    world, bound = np.empty((2, spheres, 3, lanes)), np.empty((2, _BODIES, 3, lanes))
-    gap_box, gap = np.empty((2, geoms), dtype=np.int64), np.empty((2, geoms, lanes))
-    tray = np.empty((4, 3, lanes))  # rows 0-2 the tray's rotation, row 3 its position
-    best = np.empty((len(CATEGORIES), lanes))
-    pair_bound, value = np.empty((_BODIES * _BODIES, lanes)), np.empty(lanes)  # scratch
+    dtype = out.dtype
+    trig = np.empty((2, joints, lanes), dtype)  # sin q, 1 - cos q
+    rot, pos = np.empty((2, _BODIES, 3, 3, lanes), dtype), np.empty((2, _BODIES, 3, lanes), dtype)
+    world, bound = np.empty((2, spheres, 3, lanes), dtype), np.empty((2, _BODIES, 3, lanes), dtype)
+    gap_box, gap = np.empty((2, geoms), dtype=np.int64), np.empty((2, geoms, lanes), dtype)
+    tray = np.empty((4, 3, lanes), dtype)  # rows 0-2 the tray's rotation, row 3 its position
+    best = np.empty((len(CATEGORIES), lanes), dtype)
+    pair_bound, value = np.empty((_BODIES * _BODIES, lanes), dtype), np.empty(lanes, dtype)  # scratch
     skip_first = not math.isnan(geo.first_body_table)
     first_sphere = geo.sphere_start[1] if skip_first else 0
     c = lo
@@ -215,7 +235,7 @@ def _chain_lanes(geo: KernelGeometry, trig: np.ndarray, arm: int, rot: np.ndarra
             e0, e1, e2 = geo.first_rot[arm, 0, i, j], geo.first_rot[arm, 1, i, j], geo.first_rot[arm, 2, i, j]
             for lane in range(lanes):
                 rot[arm, 0, i, j, lane] = e0 + trig[0, joint, lane] * e1 + trig[1, joint, lane] * e2
-    turn = np.empty((3, lanes))
+    turn = np.empty((3, lanes), trig.dtype)
     for b in range(1, 6):
         x, y, z = geo.link_pos[arm, b, 0], geo.link_pos[arm, b, 1], geo.link_pos[arm, b, 2]
         for i in range(3):
@@ -284,8 +304,9 @@ def _box_sdf(box_rt: np.ndarray, box_center: np.ndarray, box_half: np.ndarray, g
     e0 = abs(box_rt[g, m, 0, 0] * dx + box_rt[g, m, 0, 1] * dy + box_rt[g, m, 0, 2] * dz) - box_half[g, m, 0]
     e1 = abs(box_rt[g, m, 1, 0] * dx + box_rt[g, m, 1, 1] * dy + box_rt[g, m, 1, 2] * dz) - box_half[g, m, 1]
     e2 = abs(box_rt[g, m, 2, 0] * dx + box_rt[g, m, 2, 1] * dy + box_rt[g, m, 2, 2] * dz) - box_half[g, m, 2]
-    outside = max(e0, 0.0) ** 2 + max(e1, 0.0) ** 2 + max(e2, 0.0) ** 2
-    return math.sqrt(outside) + min(max(e0, e1, e2), 0.0)
+    zero = _as(box_half, 0.0)
+    outside = max(e0, zero) ** 2 + max(e1, zero) ** 2 + max(e2, zero) ** 2
+    return math.sqrt(outside) + min(max(e0, e1, e2), zero)
 
 
 @numba.njit(**_JIT)
@@ -346,6 +367,7 @@ def _geom_gap(
     disc, ball, round_geom = geo.geom_disc[arm, k], geo.geom_ball[arm, k], geo.geom_round[arm, k]
     gr, gc = geo.geom_rot[arm, k], geo.geom_center[arm, k]
     br, bc, bh = box_rt[g, m], box_center[g, m], box_half[g, m]
+    zero, one = _as(out, 0.0), _as(out, 1.0)
     for lane in range(lanes):
         r00, r01, r02 = rot[arm, b, 0, 0, lane], rot[arm, b, 0, 1, lane], rot[arm, b, 0, 2, lane]
         r10, r11, r12 = rot[arm, b, 1, 0, lane], rot[arm, b, 1, 1, lane], rot[arm, b, 1, 2, lane]
@@ -378,11 +400,11 @@ def _geom_gap(
         m22 = br[2, 0] * a02 + br[2, 1] * a12 + br[2, 2] * a22
         best = max(
             abs(c0) - (size0 * abs(m00) + size1 * abs(m01) + size2 * abs(m02) + ball + bh[0]
-                       + disc * math.sqrt(max(0.0, 1.0 - m02 * m02))),
+                       + disc * math.sqrt(max(zero, one - m02 * m02))),
             abs(c1) - (size0 * abs(m10) + size1 * abs(m11) + size2 * abs(m12) + ball + bh[1]
-                       + disc * math.sqrt(max(0.0, 1.0 - m12 * m12))),
+                       + disc * math.sqrt(max(zero, one - m12 * m12))),
             abs(c2) - (size0 * abs(m20) + size1 * abs(m21) + size2 * abs(m22) + ball + bh[2]
-                       + disc * math.sqrt(max(0.0, 1.0 - m22 * m22))),
+                       + disc * math.sqrt(max(zero, one - m22 * m22))),
         )  # fmt: skip
         # from the box's closest point to the centre (across a round geom's axis)
         d0 = c0 - min(max(c0, -bh[0]), bh[0])
@@ -392,7 +414,7 @@ def _geom_gap(
             along = d0 * m02 + d1 * m12 + d2 * m22
             d0, d1, d2 = d0 - along * m02, d1 - along * m12, d2 - along * m22
         length = math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
-        scale = 1.0 / max(length, geo.min_axis_length)
+        scale = one / max(length, geo.min_axis_length)
         u0, u1, u2 = d0 * scale, d1 * scale, d2 * scale
         turned_z = u0 * m02 + u1 * m12 + u2 * m22
         axis_gap = (
@@ -401,7 +423,7 @@ def _geom_gap(
             - size0 * abs(u0 * m00 + u1 * m10 + u2 * m20)
             - size1 * abs(u0 * m01 + u1 * m11 + u2 * m21)
             - size2 * abs(turned_z)
-            - disc * math.sqrt(max(0.0, 1.0 - turned_z * turned_z))
+            - disc * math.sqrt(max(zero, one - turned_z * turned_z))
         )  # fmt: skip
         out[lane] = max(best, axis_gap) if length >= geo.min_axis_length else best
 
@@ -412,7 +434,7 @@ def _arm_arm(geo: KernelGeometry, world: np.ndarray, bound: np.ndarray, pair_bou
     """best (lanes,): the smallest distance between a left and a right sphere. Body pairs from the closest bounds
     on, each only while its bound is below the best so far in some lane; in a pair, left spheres only while their
     distance to the right body's bound is. pair_bound: (49, lanes) scratch."""
-    lanes = best.shape[0]
+    lanes, zero = best.shape[0], _as(best, 0.0)
     first, first_value = 0, np.inf
     for pair in range(_BODIES * _BODIES):
         bl, br = pair // _BODIES, pair % _BODIES
@@ -439,7 +461,7 @@ def _arm_arm(geo: KernelGeometry, world: np.ndarray, bound: np.ndarray, pair_bou
                 squared = ((world[0, i, 0, lane] - bound[1, br, 0, lane]) ** 2
                            + (world[0, i, 1, lane] - bound[1, br, 1, lane]) ** 2
                            + (world[0, i, 2, lane] - bound[1, br, 2, lane]) ** 2)  # fmt: skip
-                near |= reach > 0.0 and squared < reach * reach
+                near |= reach > zero and squared < reach * reach
             if not near:
                 continue
             for j in range(geo.sphere_start[br], geo.sphere_start[br + 1]):
@@ -461,16 +483,17 @@ def _held_tray(
     M = (R_left G_left + R_right G_right) / 2, then Gram-Schmidt."""
     lanes = tray.shape[2]
     parts = grasp_offset.shape[1]
+    share, half = _as(tray, 1.0 / parts), _as(tray, 0.5)
     tray[:] = 0.0
     for k in range(parts):
         for i in range(3):
-            o0, o1, o2 = grasp_offset[g, k, 0] / parts, grasp_offset[g, k, 1] / parts, grasp_offset[g, k, 2] / parts
+            o0, o1, o2 = grasp_offset[g, k, 0] * share, grasp_offset[g, k, 1] * share, grasp_offset[g, k, 2] * share
             for lane in range(lanes):
-                tray[3, i, lane] += (pos[k, _TOOL, i, lane] / parts + rot[k, _TOOL, i, 0, lane] * o0
+                tray[3, i, lane] += (pos[k, _TOOL, i, lane] * share + rot[k, _TOOL, i, 0, lane] * o0
                                      + rot[k, _TOOL, i, 1, lane] * o1 + rot[k, _TOOL, i, 2, lane] * o2)  # fmt: skip
             for j in range(3):
-                t0, t1 = grasp_turn[g, k, 0, j] / parts, grasp_turn[g, k, 1, j] / parts
-                t2 = grasp_turn[g, k, 2, j] / parts
+                t0, t1 = grasp_turn[g, k, 0, j] * share, grasp_turn[g, k, 1, j] * share
+                t2 = grasp_turn[g, k, 2, j] * share
                 for lane in range(lanes):
                     tray[i, j, lane] += (rot[k, _TOOL, i, 0, lane] * t0 + rot[k, _TOOL, i, 1, lane] * t1
                                          + rot[k, _TOOL, i, 2, lane] * t2)  # fmt: skip
@@ -487,8 +510,8 @@ def _held_tray(
         cof1y = m22 * m00 - m02 * m20
         cof1z = m02 * m10 - m12 * m00
         det = m00 * cof0x + m10 * cof0y + m20 * cof0z
-        x0, x1, x2 = 0.5 * (m00 + cof0x / det), 0.5 * (m10 + cof0y / det), 0.5 * (m20 + cof0z / det)
-        y0, y1, y2 = 0.5 * (m01 + cof1x / det), 0.5 * (m11 + cof1y / det), 0.5 * (m21 + cof1z / det)
+        x0, x1, x2 = half * (m00 + cof0x / det), half * (m10 + cof0y / det), half * (m20 + cof0z / det)
+        y0, y1, y2 = half * (m01 + cof1x / det), half * (m11 + cof1y / det), half * (m21 + cof1z / det)
         norm = math.sqrt(x0 * x0 + x1 * x1 + x2 * x2)
         x0, x1, x2 = x0 / norm, x1 / norm, x2 / norm
         dot = x0 * y0 + x1 * y1 + x2 * y2
@@ -506,7 +529,7 @@ def _tray_sdf(geo: KernelGeometry, tray: np.ndarray, point: np.ndarray, scratch:
     in the tray frame), the tray at its pose per lane (tray (4, 3, lanes)): the point folded across the tray's mirror
     planes against the boxes kept there (geo.tray_fold; the same distances, 3 boxes instead of 5). scratch: (6,
     lanes)."""
-    lanes = scratch.shape[1]
+    lanes, zero, inf = scratch.shape[1], _as(scratch, 0.0), _as(scratch, np.inf)
     fold_x, fold_y, fold_z = geo.tray_fold[0], geo.tray_fold[1], geo.tray_fold[2]
     for lane in range(lanes):  # rows 1-3: the point in the tray frame; 4: least depth inside a box; 5: least squared
         dx, dy, dz = (point[0, lane] - tray[3, 0, lane], point[1, lane] - tray[3, 1, lane],
@@ -527,11 +550,11 @@ def _tray_sdf(geo: KernelGeometry, tray: np.ndarray, point: np.ndarray, scratch:
             ey = abs(scratch[2, lane] - cy) - hy
             ez = abs(scratch[3, lane] - cz) - hz
             deepest = max(ex, ey, ez)
-            squared = max(ex, 0.0) ** 2 + max(ey, 0.0) ** 2 + max(ez, 0.0) ** 2
-            scratch[4, lane] = min(scratch[4, lane], deepest if deepest <= 0.0 else np.inf)
-            scratch[5, lane] = min(scratch[5, lane], np.inf if deepest <= 0.0 else squared)
+            squared = max(ex, zero) ** 2 + max(ey, zero) ** 2 + max(ez, zero) ** 2
+            scratch[4, lane] = min(scratch[4, lane], deepest if deepest <= zero else inf)
+            scratch[5, lane] = min(scratch[5, lane], inf if deepest <= zero else squared)
     for lane in range(lanes):
-        scratch[0, lane] = scratch[4, lane] if scratch[4, lane] <= 0.0 else math.sqrt(scratch[5, lane])
+        scratch[0, lane] = scratch[4, lane] if scratch[4, lane] <= zero else math.sqrt(scratch[5, lane])
 
 
 @numba.njit(**_JIT)
@@ -541,7 +564,7 @@ def _arm_tray(
     """best (lanes,): the smallest distance of the arms' spheres (the tools' excluded: the grasp) to the tray's
     boxes. A body is skipped where in no lane its bound (first against the tray's bounding sphere, then its boxes)
     is below the best so far. scratch: (>= 9, lanes)."""
-    lanes = best.shape[0]
+    lanes, zero = best.shape[0], _as(best, 0.0)
     centre = scratch[6:9]  # the tray's bounding sphere's centre in the world
     for i in range(3):
         for lane in range(lanes):
@@ -557,7 +580,7 @@ def _arm_tray(
                 squared = ((bound[arm, b, 0, lane] - centre[0, lane]) ** 2
                            + (bound[arm, b, 1, lane] - centre[1, lane]) ** 2
                            + (bound[arm, b, 2, lane] - centre[2, lane]) ** 2)  # fmt: skip
-                near |= reach > 0.0 and squared < reach * reach
+                near |= reach > zero and squared < reach * reach
             if not near:
                 continue
             _tray_sdf(geo, tray, bound[arm, b], scratch)
@@ -639,6 +662,7 @@ def kernel_geometry(
     first_body_table: float | None,
     min_axis_length: float,
     no_size: float,
+    dtype: type[np.floating] = np.float64,
 ) -> KernelGeometry:
     """The kernel's arrays from RobotGeometry and RobotSpheres, radii and half sizes padded by `padding` (the
     checker's padding plus its rounding slack); the checker's MIN_AXIS_LENGTH and NO_SIZE (a geom whose x and y
@@ -668,32 +692,32 @@ def kernel_geometry(
     round_geom = np.all(sp.geom_half[:, :, :2] <= no_size, axis=2)
     fold, keep = tray_folding(g.tray_center, tray_half, g.tray_handle)
     return KernelGeometry(
-        first_rot=np.ascontiguousarray(first_rot, dtype=np.float64),
-        first_pos=np.ascontiguousarray(first_pos, dtype=np.float64),
-        link_terms=np.ascontiguousarray(link_terms, dtype=np.float64),
-        link_pos=np.ascontiguousarray(g.link_pos, dtype=np.float64),
-        tool_rot=np.ascontiguousarray(g.tool_rot, dtype=np.float64),
-        tool_pos=np.ascontiguousarray(g.tool_pos, dtype=np.float64),
+        first_rot=np.ascontiguousarray(first_rot, dtype=dtype),
+        first_pos=np.ascontiguousarray(first_pos, dtype=dtype),
+        link_terms=np.ascontiguousarray(link_terms, dtype=dtype),
+        link_pos=np.ascontiguousarray(g.link_pos, dtype=dtype),
+        tool_rot=np.ascontiguousarray(g.tool_rot, dtype=dtype),
+        tool_pos=np.ascontiguousarray(g.tool_pos, dtype=dtype),
         sphere_start=start,
-        sphere_center=np.ascontiguousarray(sp.center, dtype=np.float64),
-        sphere_radius=np.ascontiguousarray(radius, dtype=np.float64),
+        sphere_center=np.ascontiguousarray(sp.center, dtype=dtype),
+        sphere_radius=np.ascontiguousarray(radius, dtype=dtype),
         sphere_geom=np.ascontiguousarray(sp.geom, dtype=np.int64),
-        bound_center=bound_center,
-        bound_radius=bound_radius,
+        bound_center=bound_center.astype(dtype),
+        bound_radius=bound_radius.astype(dtype),
         geom_body=np.ascontiguousarray(sp.geom_body, dtype=np.int64),
-        geom_rot=np.ascontiguousarray(sp.geom_rot, dtype=np.float64),
-        geom_center=np.ascontiguousarray(sp.geom_center, dtype=np.float64),
-        geom_half=np.ascontiguousarray(sp.geom_half, dtype=np.float64),
-        geom_disc=np.ascontiguousarray(sp.geom_disc, dtype=np.float64),
-        geom_ball=np.ascontiguousarray(sp.geom_ball + padding, dtype=np.float64),
+        geom_rot=np.ascontiguousarray(sp.geom_rot, dtype=dtype),
+        geom_center=np.ascontiguousarray(sp.geom_center, dtype=dtype),
+        geom_half=np.ascontiguousarray(sp.geom_half, dtype=dtype),
+        geom_disc=np.ascontiguousarray(sp.geom_disc, dtype=dtype),
+        geom_ball=np.ascontiguousarray(sp.geom_ball + padding, dtype=dtype),
         geom_round=np.ascontiguousarray(round_geom),
-        tray_center=np.ascontiguousarray(g.tray_center, dtype=np.float64),
-        tray_half=np.ascontiguousarray(tray_half, dtype=np.float64),
-        tray_bound=np.ascontiguousarray(tray_bound, dtype=np.float64),
+        tray_center=np.ascontiguousarray(g.tray_center, dtype=dtype),
+        tray_half=np.ascontiguousarray(tray_half, dtype=dtype),
+        tray_bound=np.ascontiguousarray(tray_bound, dtype=dtype),
         tray_fold=np.ascontiguousarray(fold),
-        tray_kept_center=np.ascontiguousarray(g.tray_center[keep], dtype=np.float64),
-        tray_kept_half=np.ascontiguousarray(tray_half[keep], dtype=np.float64),
-        floor_z=float(g.floor_z),
-        first_body_table=math.nan if first_body_table is None else float(first_body_table),
-        min_axis_length=float(min_axis_length),
+        tray_kept_center=np.ascontiguousarray(g.tray_center[keep], dtype=dtype),
+        tray_kept_half=np.ascontiguousarray(tray_half[keep], dtype=dtype),
+        floor_z=dtype(g.floor_z),
+        first_body_table=dtype(math.nan if first_body_table is None else first_body_table),
+        min_axis_length=dtype(min_axis_length),
     )
