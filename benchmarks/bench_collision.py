@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 import os
 import time
@@ -38,6 +37,7 @@ import torch
 
 from data_collector_ros.collision_judge import Verdicts, judge_cases
 from data_collector_ros.scene import GROUP_LEFT, GROUP_RIGHT, GROUP_TRAY, SceneIndex, load_model, place_obstacles
+from flow_planner_common.atomic_file import write_json
 from flow_planner_common.kinematics import CATEGORIES, TrayGrasp
 from flow_planner_common.motion import min_jerk_waypoints
 from flow_planner_common.obstacles import MAX_OBSTACLES, Box
@@ -235,8 +235,9 @@ def main() -> None:
                               "sphere_torch": lambda *a, **k: reference.clearance(*a, **k).numpy()})  # fmt: skip
     configs = len(scores["sphere"].contacts)
 
+    dtype = str(spheres.dtype).removeprefix("torch.")
     print(f"{args.candidates} x {HORIZON} configurations, {len(boxes)} boxes, {os.cpu_count()} CPUs, "
-          f"{torch.get_num_threads()} torch threads")  # fmt: skip
+          f"{torch.get_num_threads()} torch threads; checkers in {dtype}")  # fmt: skip
     header = (
         f"{'checker':14s} {'reach /s':>12s} {'carry /s':>12s} {'x MuJoCo':>9s} {'false free':>10s} {'false pos':>9s}"
     )
@@ -257,6 +258,7 @@ def main() -> None:
         result = {
             "configs_per_s": carry["sphere"],
             "backend": spheres.backend,
+            "dtype": dtype,
             "torch_configs_per_s": carry["sphere_torch"],
             "mujoco_configs_per_s": carry["mujoco"],
             "ratio": carry["sphere"] / carry["mujoco"],
@@ -276,9 +278,7 @@ def main() -> None:
         }
         if gpu is not None:
             result[f"{args.device}_configs_per_s"] = carry["sphere_" + args.device]
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=1)
-            f.write("\n")
+        write_json(args.json, result)
 
 
 if __name__ == "__main__":

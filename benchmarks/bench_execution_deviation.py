@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from data_collector_ros.scene_family import FamilyConfig, scene_for_index
 from data_collector_ros.scene_validity import StraightReach, check_scene
 from data_collector_ros.simulation import Simulation
 from data_collector_ros.task import TaskConfig
+from flow_planner_common.atomic_file import write_json
 from flow_planner_common.plan_scene import PlanScene
 from flow_planner_common.robot import DEFAULT_DT, JOINT_POSITION_LIMITS, JOINT_VELOCITY_LIMITS, PHASE_CARRY
 from flow_planner_common.scene_safety import DEFAULT_CLEARANCE_MARGIN, SceneSafety
@@ -260,7 +260,7 @@ def main() -> None:
     args.episodes = Path(args.episodes) if args.episodes else None
     out = run(args)
     if args.json:
-        args.json.write_text(json.dumps(out, indent=1))
+        write_json(args.json, out)
 
 
 if __name__ == "__main__":
