@@ -36,7 +36,7 @@ Two backends compute clearance() (`backend`): these torch ops (any device: the p
 thousands of configurations costs what one does), and on the CPU by default the same bounds compiled with numba
 (`flow_planner_common.sphere_kernel`): blocks of 128 configurations vectorised over them, skipping bodies whose
 bounding sphere cannot lower a minimum in any of them, in the checker's dtype with the same padded radii. Torch pays
-a fixed cost per op and a pass through memory per intermediate; the kernel is 4-5x faster than it on the planner's
+a fixed cost per op and a pass through memory per intermediate; the kernel is 8-10x faster than it on the planner's
 batches of a few hundred configurations and on thousands (benchmarks/bench_collision.py). The two agree to rounding
 except arm-arm, where the kernel takes the exact closest sphere pair (test_sphere_checker). forward_kinematics and
 carried_tray stay torch (SceneSafety's sweep, grip and tilt have their own compiled kernel: motion_kernel).
