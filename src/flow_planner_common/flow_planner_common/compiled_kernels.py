@@ -1,5 +1,6 @@
 """Compile (and cache) every numba kernel once: `make setup` and the Docker image run
-`python -m flow_planner_common.compiled_kernels`, so that no process pays the compilation (18 s) in its first plan.
+`python -m flow_planner_common.compiled_kernels`, so that no process pays the compilation (~50 s on this CPU) in its
+first plan.
 
 The kernels compile where they are first used: the sphere checker's (sphere_kernel) and SceneSafety's motion terms
 (motion_kernel) in their constructors, the grip follower's (grip_kernel) in its own; numba caches them in

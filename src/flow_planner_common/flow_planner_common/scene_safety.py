@@ -256,7 +256,7 @@ class SceneSafety:
         first = np.ascontiguousarray(float64_array(start).reshape(-1, NUM_JOINTS))
         if first.shape[0] not in (1, q.shape[0]):
             raise ValueError(f"{first.shape[0]} starts for {q.shape[0]} candidates")
-        offsets, turns = (np.zeros((1, 1, 3)), np.zeros((1, 1, 3, 3))) if grasp is None else kernel_grasp(grasp)
+        offsets, turns = kernel_grasp(grasp)
         sweep, grip, tilt = np.empty(q.shape[:2]), np.zeros(q.shape[:2]), np.zeros(q.shape[:2])
         geometry, reach = self.checker._kernel_geometry, self._reach_table
         self._motion.motion_terms(geometry, q, first, 0, q.shape[0], reach, grasp is not None, self._tray_reach,

@@ -44,6 +44,7 @@ carried_tray stay torch (SceneSafety's sweep, grip and tilt have their own compi
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 from collections.abc import Sequence
@@ -226,14 +227,12 @@ class SphereChecker:
             self._kernel = sphere_kernel
             #: the robot for the compiled forward kinematics of the follower and SceneSafety (float64), and for
             #: clearance() (in the checker's dtype: float32 lanes are twice as many per SIMD instruction)
-            self._kernel_geometry = sphere_kernel.kernel_geometry(g, sp, self.padding + slack, self.first_body_table,
-                                                                  MIN_AXIS_LENGTH, NO_SIZE)  # fmt: skip
+            geometry = functools.partial(sphere_kernel.kernel_geometry, g, sp, self.padding + slack,
+                                         self.first_body_table, MIN_AXIS_LENGTH, NO_SIZE)  # fmt: skip
             self._numpy_dtype = torch.empty((), dtype=dtype).numpy().dtype.type
-            self._clearance_geometry = (
-                self._kernel_geometry if self._numpy_dtype is np.float64 else
-                sphere_kernel.kernel_geometry(g, sp, self.padding + slack, self.first_body_table, MIN_AXIS_LENGTH,
-                                              NO_SIZE, self._numpy_dtype)
-            )  # fmt: skip
+            self._kernel_geometry = geometry()
+            self._clearance_geometry = (self._kernel_geometry if self._numpy_dtype is np.float64
+                                        else geometry(dtype=self._numpy_dtype))  # fmt: skip
             # compiled (or loaded from numba's cache) here, not in a caller's first timed call
             self.clearance(np.zeros((1, NUM_JOINTS)), tray_pose=[0.5, 0.0, 0.76, 1.0, 0.0, 0.0, 0.0])
 
@@ -406,19 +405,15 @@ class SphereChecker:
         q = np.ascontiguousarray(q.reshape(-1, NUM_JOINTS))
         box_rt, centre, half, used = self._kernel_boxes(obstacles, obstacle_mask)
         dtype = self._numpy_dtype
-        mode, tray_rot, tray_pos = kernel.NO_TRAY, np.eye(3), np.zeros(3)
-        offsets, turns = np.zeros((1, 1, 3)), np.zeros((1, 1, 3, 3))
-        grasps = 1
+        mode, tray_rot, tray_pos = kernel.NO_TRAY, np.eye(3, dtype=dtype), np.zeros(3, dtype=dtype)
+        offsets, turns = kernel_grasp(grasp, dtype)
         if grasp is not None:
-            offsets, turns = kernel_grasp(grasp)
-            mode, grasps = kernel.CARRIED_TRAY, offsets.shape[0]
+            mode = kernel.CARRIED_TRAY
         elif tray_pose is not None:
             pose = float64_array(tray_pose).reshape(-1)
-            mode, tray_pos = kernel.RESTING_TRAY, np.ascontiguousarray(pose[:3])
-            tray_rot = np.ascontiguousarray(quat_to_matrix(pose[3:7]))
-        groups = _scene_count(tuple(batch), used.shape[0], grasps)
-        tray_rot, tray_pos, offsets, turns = (np.ascontiguousarray(a, dtype=dtype)
-                                              for a in (tray_rot, tray_pos, offsets, turns))  # fmt: skip
+            mode, tray_pos = kernel.RESTING_TRAY, np.ascontiguousarray(pose[:3], dtype=dtype)
+            tray_rot = np.ascontiguousarray(quat_to_matrix(pose[3:7]), dtype=dtype)
+        groups = _scene_count(tuple(batch), used.shape[0], offsets.shape[0])
         n = q.shape[0]
         out = np.empty((n, len(CATEGORIES)), dtype=dtype)
         geometry, per = self._clearance_geometry, max(n // groups, 1)
@@ -707,13 +702,17 @@ def grasp_tensors(
     ]
 
 
-def kernel_grasp(grasp: TrayGrasp | Sequence[TrayGrasp]) -> tuple[np.ndarray, np.ndarray]:
+def kernel_grasp(
+    grasp: TrayGrasp | Sequence[TrayGrasp] | None, dtype: type[np.floating] = np.float64
+) -> tuple[np.ndarray, np.ndarray]:
     """grasp_tensors as the compiled kernels read them: the tray's offsets (G, P, 3) and rotations (G, P, 3, 3) in
-    each tool part's frame, float64."""
+    each tool part's frame, in `dtype`; for no grasp zeros of G = P = 1 (the kernels then read none)."""
+    if grasp is None:
+        return np.zeros((1, 1, 3), dtype=dtype), np.zeros((1, 1, 3, 3), dtype=dtype)
     grasps = _grasp_list(grasp)
     parts = [g.tool_parts() for g in grasps]
-    offsets = np.array([[offset for offset, _ in p] for p in parts], dtype=np.float64)
-    turns = np.array([[turn for _, turn in p] for p in parts], dtype=np.float64)
+    offsets = np.array([[offset for offset, _ in p] for p in parts], dtype=dtype)
+    turns = np.array([[turn for _, turn in p] for p in parts], dtype=dtype)
     return offsets, turns
 
 
